@@ -1,0 +1,73 @@
+"""rxllm: every LLM call is a cold RxPY Observable of normalized chunks.
+
+>>> import rxllm
+>>> from rxllm import ops
+>>> llm = rxllm.scripted("Reactive streams, for LLMs.")
+>>> llm.stream("Describe rxllm").pipe(ops.to_response()).run().text
+'Reactive streams, for LLMs.'
+"""
+
+from rxllm import errors, ops
+from rxllm.accumulator import Accumulator, Snapshot
+from rxllm.errors import (
+    APIConnectionError,
+    APIStatusError,
+    AuthenticationError,
+    BadRequestError,
+    LLMError,
+    NotFoundError,
+    OutputValidationError,
+    PermissionDeniedError,
+    RateLimitError,
+    RateLimitStreamError,
+    ServerError,
+    ServerStreamError,
+    StreamError,
+    StreamInterrupted,
+    StreamTimeout,
+)
+from rxllm.llm import LLM, Request
+from rxllm.models import Chunk, Response, ToolCall, ToolCallDelta, Usage
+from rxllm.providers.anthropic import anthropic_llm as anthropic
+from rxllm.providers.openai import openai_llm as openai
+from rxllm.providers.scripted import scripted
+from rxllm.sinks import acollect, aiterate, collect, iterate, write_wav
+
+__all__ = [
+    "LLM",
+    "APIConnectionError",
+    "APIStatusError",
+    "Accumulator",
+    "AuthenticationError",
+    "BadRequestError",
+    "Chunk",
+    "LLMError",
+    "NotFoundError",
+    "OutputValidationError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RateLimitStreamError",
+    "Request",
+    "Response",
+    "ServerError",
+    "ServerStreamError",
+    "Snapshot",
+    "StreamError",
+    "StreamInterrupted",
+    "StreamTimeout",
+    "ToolCall",
+    "ToolCallDelta",
+    "Usage",
+    "acollect",
+    "aiterate",
+    "anthropic",
+    "collect",
+    "errors",
+    "iterate",
+    "openai",
+    "ops",
+    "scripted",
+    "write_wav",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,325 @@
+"""The one place where a provider call becomes a cold `Observable[Chunk]`.
+
+A provider describes one call as a `Call`: a sync generator and an async generator of
+`Chunk`s, plus a mapping from its SDK's exceptions to rxllm's. This module runs it:
+
+- each subscription is one call (cold);
+- from plain synchronous code the call runs on its own daemon thread; subscribed while an
+  asyncio loop is running in the subscribing thread, it runs as a task on that loop and
+  every notification is delivered on the loop's thread;
+- disposing cancels at once, from any thread, also while no chunk is arriving: the
+  provider registers the connection's socket with `CallControl.on_cancel`, and cancelling
+  shuts that socket down so a blocked read returns immediately and the server sees the
+  close (a plain `close()` from another thread would wait for the next chunk);
+- `stall_timeout`: a watchdog fails the call with `StreamTimeout` when no chunk arrives for
+  that long (keep-alive pings never reach this module, so they do not count);
+- an exception raised by a subscriber's `on_next` stops the call and goes to `on_error`;
+- every error carries the response received so far as `partial`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, Protocol
+
+import reactivex
+from reactivex import abc
+from reactivex.disposable import Disposable
+
+from rxllm.accumulator import Accumulator
+from rxllm.errors import LLMError, StreamTimeout
+from rxllm.models import Chunk
+
+__all__ = ["Call", "CallControl", "call_observable", "shutdown_socket"]
+
+
+class CallControl:
+    """Cancellation and liveness of one running call, shared by the bridge and the provider."""
+
+    __slots__ = ("_callbacks", "_cancelled", "_lock", "last_event", "stalled")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._callbacks: list[Callable[[], None]] = []
+        self._cancelled = threading.Event()
+        self.stalled = False
+        self.last_event = time.monotonic()
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the subscription was disposed (or the call stalled)."""
+        return self._cancelled.is_set()
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep up to `timeout` seconds, waking at once on cancel. True if cancelled."""
+        return self._cancelled.wait(timeout)
+
+    def on_cancel(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Run `callback` when the call is cancelled (at once if it already is).
+
+        Returns a function that unregisters it; after that returns, the callback will not
+        run — so a pooled socket is never shut down after its response was handed back.
+        """
+        with self._lock:
+            if not self._cancelled.is_set():
+                self._callbacks.append(callback)
+                registered = True
+            else:
+                registered = False
+        if not registered:
+            callback()
+
+        def unregister() -> None:
+            with self._lock, contextlib.suppress(ValueError):
+                self._callbacks.remove(callback)
+
+        return unregister
+
+    def cancel(self) -> None:
+        """Stop the call: idempotent, thread-safe, never blocks on the network."""
+        with self._lock:
+            if self._cancelled.is_set():
+                return
+            self._cancelled.set()
+            callbacks, self._callbacks = self._callbacks, []
+            for callback in callbacks:
+                with contextlib.suppress(Exception):
+                    callback()
+
+
+def shutdown_socket(sock: socket.socket | None) -> None:
+    """Shut a connection down so that a read blocked on it in another thread returns now."""
+    if sock is None:
+        return
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class Call(Protocol):
+    """One provider call, as a provider describes it to the bridge."""
+
+    provider: str
+    stall_timeout: float | None
+
+    def iter_sync(self, control: CallControl) -> Iterator[Chunk]:
+        """Make the call with the sync SDK client and yield its chunks.
+
+        Must register the connection with `control.on_cancel` and stop when cancelled.
+        """
+        ...
+
+    def iter_async(self, control: CallControl) -> AsyncIterator[Chunk]:
+        """The same with the async SDK client, on the running loop."""
+        ...
+
+    def map_error(self, error: BaseException, *, received: int) -> LLMError:
+        """Translate an SDK/transport exception into rxllm's tree (`received` chunks so far)."""
+        ...
+
+
+def call_observable(make_call: Callable[[], Call]) -> reactivex.Observable[Chunk]:
+    """A cold observable: each subscription builds a `Call` with `make_call` and runs it."""
+
+    def subscribe(
+        observer: abc.ObserverBase[Chunk], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        control = CallControl()
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        try:
+            call = make_call()
+        except Exception as exc:  # e.g. a missing API key: report, never raise from subscribe
+            observer.on_error(exc)
+            return Disposable()
+        if loop is None:
+            runner = _Runner(call, control, observer)
+            thread = threading.Thread(target=runner.run_sync, name="rxllm-call", daemon=True)
+            thread.start()
+            return Disposable(control.cancel)
+        return _subscribe_async(call, control, observer, loop)
+
+    return reactivex.create(subscribe)
+
+
+class _Runner:
+    """Drives one call and delivers its notifications; shared by the sync and async paths."""
+
+    __slots__ = ("call", "control", "observer", "received", "subscriber_error")
+
+    def __init__(self, call: Call, control: CallControl, observer: abc.ObserverBase[Chunk]):
+        self.call = call
+        self.control = control
+        self.observer = observer
+        self.received: list[Chunk] = []
+        self.subscriber_error: BaseException | None = None
+
+    def emit(self, chunk: Chunk) -> bool:
+        """Deliver one chunk; False when the call must stop (cancelled or on_next raised)."""
+        control = self.control
+        if control.cancelled:
+            return False
+        control.last_event = time.monotonic()
+        self.received.append(chunk)
+        try:
+            self.observer.on_next(chunk)
+        except Exception as exc:
+            self.subscriber_error = exc
+            control.cancel()
+            return False
+        return not control.cancelled
+
+    def partial(self) -> Any:
+        if not self.received:
+            return None
+        acc = Accumulator()
+        acc.extend(self.received)
+        return acc.response()
+
+    def finish(self, error: BaseException | None) -> None:
+        """Send the terminal notification: error, completion, or nothing after a dispose."""
+        control = self.control
+        if self.subscriber_error is not None:
+            self.observer.on_error(self.subscriber_error)
+        elif control.stalled:
+            timeout = self.call.stall_timeout
+            stall = StreamTimeout(
+                f"no event from {self.call.provider} for {timeout} s (stall_timeout); "
+                "raise stall_timeout if the model is expected to think longer",
+                provider=self.call.provider,
+            )
+            if error is not None:
+                stall.__cause__ = error
+            self.observer.on_error(stall.with_partial(self.partial()))
+        elif control.cancelled:
+            return  # disposed: whatever the teardown raised is ours, not the subscriber's
+        elif error is not None:
+            if isinstance(error, LLMError):
+                mapped = error
+                if mapped.provider is None:
+                    mapped.provider = self.call.provider
+            else:
+                mapped = self.call.map_error(error, received=len(self.received))
+                if mapped.__cause__ is None and mapped is not error:
+                    mapped.__cause__ = error
+            self.observer.on_error(mapped.with_partial(self.partial()))
+        else:
+            self.observer.on_completed()
+
+    def run_sync(self) -> None:
+        control = self.control
+        _start_watchdog_thread(control, self.call.stall_timeout)
+        error: BaseException | None = None
+        chunks = self.call.iter_sync(control)
+        try:
+            for chunk in chunks:
+                if not self.emit(chunk):
+                    break
+        except Exception as exc:
+            error = exc
+        finally:
+            with contextlib.suppress(Exception):
+                chunks.close()  # type: ignore[attr-defined]
+        try:
+            self.finish(error)
+        finally:
+            control.cancel()  # ends the watchdog, if any; nothing is left to close
+
+    async def run_async(self) -> None:
+        control = self.control
+        error: BaseException | None = None
+        if control.cancelled:
+            return  # disposed before the task first ran
+        task = asyncio.current_task()
+        assert task is not None
+        unregister = control.on_cancel(_task_canceller(task))
+        chunks = self.call.iter_async(control)
+        watchdog = _start_watchdog_task(control, self.call.stall_timeout)
+        try:
+            async for chunk in chunks:
+                if not self.emit(chunk):
+                    break
+        except asyncio.CancelledError:
+            if not control.cancelled:
+                raise  # the loop is shutting down: not ours to swallow
+        except Exception as exc:
+            error = exc
+        finally:
+            unregister()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await chunks.aclose()  # type: ignore[attr-defined]
+        if watchdog is not None:
+            watchdog.cancel()
+        try:
+            self.finish(error)
+        finally:
+            control.cancel()
+
+
+def _subscribe_async(
+    call: Call,
+    control: CallControl,
+    observer: abc.ObserverBase[Chunk],
+    loop: asyncio.AbstractEventLoop,
+) -> abc.DisposableBase:
+    runner = _Runner(call, control, observer)
+    loop.create_task(runner.run_async())
+    return Disposable(control.cancel)
+
+
+def _task_canceller(task: asyncio.Task[Any]) -> Callable[[], None]:
+    """A callback that cancels `task` from any thread (directly on its loop's thread)."""
+    loop = task.get_loop()
+    loop_thread = threading.get_ident()
+
+    def cancel() -> None:
+        if threading.get_ident() == loop_thread:
+            task.cancel()
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop is already closed
+                loop.call_soon_threadsafe(task.cancel)
+
+    return cancel
+
+
+def _start_watchdog_thread(control: CallControl, timeout: float | None) -> threading.Thread | None:
+    if not timeout:
+        return None
+
+    def watch() -> None:
+        while True:
+            remaining = control.last_event + timeout - time.monotonic()
+            if remaining <= 0:
+                control.stalled = True
+                control.cancel()
+                return
+            if control.wait(remaining):
+                return
+
+    thread = threading.Thread(target=watch, name="rxllm-stall-watchdog", daemon=True)
+    thread.start()
+    return thread
+
+
+def _start_watchdog_task(
+    control: CallControl, timeout: float | None
+) -> asyncio.Task[None] | None:
+    if not timeout:
+        return None
+
+    async def watch() -> None:
+        while not control.cancelled:
+            remaining = control.last_event + timeout - time.monotonic()
+            if remaining <= 0:
+                control.stalled = True
+                control.cancel()
+                return
+            await asyncio.sleep(remaining)
+
+    return asyncio.get_running_loop().create_task(watch())

@@ -1,0 +1,213 @@
+"""Errors that arrive through `on_error` (and are raised by `collect` / `iterate`).
+
+Every error carries what was received before it (`partial`), the `provider`, and whether
+trying again could help (`retryable`). The SDK's own exception is kept as `__cause__`.
+
+    LLMError
+     +-- APIStatusError                 (the provider answered with an HTTP error)
+     |    +-- AuthenticationError       401, or no API key configured
+     |    +-- PermissionDeniedError     403
+     |    +-- NotFoundError             404
+     |    +-- BadRequestError           400, 422
+     |    +-- RateLimitError            429                        retryable, retry_after
+     |    +-- ServerError               5xx, overloaded            retryable
+     +-- APIConnectionError             could not connect / send   retryable
+     +-- StreamInterrupted              the connection broke mid-stream   retryable
+     +-- StreamError                    the provider sent an error event mid-stream
+     |    +-- ServerStreamError         ... of kind overloaded/server (also a ServerError)
+     |    +-- RateLimitStreamError      ... of kind rate limit (also a RateLimitError)
+     +-- StreamTimeout                  no event within the stall timeout  retryable
+     +-- OutputValidationError          structured output did not validate
+
+No message or repr ever contains an API key: messages are built from the provider's error
+text, which is scrubbed of anything that looks like a key.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rxllm.models import Response
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "AuthenticationError",
+    "BadRequestError",
+    "LLMError",
+    "NotFoundError",
+    "OutputValidationError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RateLimitStreamError",
+    "ServerError",
+    "ServerStreamError",
+    "StreamError",
+    "StreamInterrupted",
+    "StreamTimeout",
+    "scrub",
+    "stream_error_event",
+]
+
+# sk-..., sk-ant-..., and long opaque tokens after "key"/"bearer" words.
+_KEY_PATTERNS = re.compile(
+    r"(sk-[A-Za-z0-9_\-]{6,})|((?i:bearer)\s+[A-Za-z0-9_\-.]{8,})|"
+    r"((?i:api[_-]?key)[\"']?\s*[:=]\s*[\"']?)[A-Za-z0-9_\-.]{8,}"
+)
+
+
+def scrub(text: str, *secrets: str | None) -> str:
+    """Remove API keys from `text`: the given secrets and anything shaped like a key."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+
+    def hide(match: re.Match[str]) -> str:
+        prefix = match.group(3)
+        return f"{prefix}***" if prefix else "***"
+
+    return _KEY_PATTERNS.sub(hide, text)
+
+
+class LLMError(Exception):
+    """Base of every error a call can deliver.
+
+    >>> import rxllm
+    >>> llm = rxllm.scripted(["Hel", "lo"], error=rxllm.ServerError("overloaded"))
+    >>> try:
+    ...     rxllm.collect(llm.stream("hi"))
+    ... except rxllm.LLMError as error:
+    ...     print(error.retryable, repr(error.partial.text))
+    True 'Hello'
+    """
+
+    retryable_by_default = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        partial: Response | None = None,
+        provider: str | None = None,
+        retryable: bool | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.partial = partial
+        """The response as far as it was received before the error (None if nothing)."""
+        self.provider = provider
+        """The provider that failed: "openai", "anthropic", "local", "scripted"."""
+        self.retryable = self.retryable_by_default if retryable is None else retryable
+        """True when the same call may succeed if tried again."""
+        self.status_code = status_code
+        """The HTTP status, when the provider answered with one."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, provider={self.provider!r})"
+
+    def with_partial(self, partial: Response | None) -> LLMError:
+        """Attach what was received so far (kept if one is already attached)."""
+        if self.partial is None:
+            self.partial = partial
+        return self
+
+
+class APIStatusError(LLMError):
+    """The provider answered the request with an HTTP error status."""
+
+
+class AuthenticationError(APIStatusError):
+    """401, or no API key configured: the message names the environment variable to set."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """403: the key is valid but may not use this model or feature."""
+
+
+class NotFoundError(APIStatusError):
+    """404: usually an unknown model name or a wrong `base_url`."""
+
+
+class BadRequestError(APIStatusError):
+    """400/422: the provider rejected the request's content."""
+
+
+class RateLimitError(APIStatusError):
+    """429: too many requests or tokens; `retry_after` says how long to wait, if known."""
+
+    retryable_by_default = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: object) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.retry_after = retry_after
+        """Seconds the provider asked us to wait (from `retry-after` headers), or None."""
+
+
+class ServerError(APIStatusError):
+    """5xx or overloaded, before or during the stream."""
+
+    retryable_by_default = True
+
+
+class APIConnectionError(LLMError):
+    """The request could not be sent or the connection could not be made."""
+
+    retryable_by_default = True
+
+
+class StreamInterrupted(LLMError):
+    """The connection broke in the middle of the stream."""
+
+    retryable_by_default = True
+
+
+class StreamError(LLMError):
+    """The provider sent an error event in the middle of the stream."""
+
+
+class StreamTimeout(LLMError):
+    """No provider event arrived within the stall timeout (keep-alive pings do not count)."""
+
+    retryable_by_default = True
+
+
+class OutputValidationError(LLMError):
+    """Structured output (e.g. `ops.partial(Model)`) did not validate at the end."""
+
+
+class ServerStreamError(StreamError, ServerError):
+    """An overloaded/server error reported by an error event mid-stream: both kinds, retryable."""
+
+    retryable_by_default = True
+
+
+class RateLimitStreamError(StreamError, RateLimitError):
+    """A rate-limit error reported by an error event mid-stream: both kinds, retryable."""
+
+    retryable_by_default = True
+
+
+_STREAM_ERROR_KINDS: dict[str, type[StreamError]] = {
+    "overloaded_error": ServerStreamError,
+    "server_error": ServerStreamError,
+    "api_error": ServerStreamError,
+    "internal_server_error": ServerStreamError,
+    "service_unavailable": ServerStreamError,
+    "rate_limit_error": RateLimitStreamError,
+    "rate_limit_exceeded": RateLimitStreamError,
+}
+
+
+def stream_error_event(provider: str, error: object) -> StreamError:
+    """The error for an `error` event the provider sent mid-stream (its JSON `error` object)."""
+    kind = message = None
+    if isinstance(error, dict):
+        kind = error.get("type") or error.get("code")  # pyright: ignore[reportUnknownMemberType]
+        message = error.get("message")  # pyright: ignore[reportUnknownMemberType]
+    kind = str(kind) if kind else "error"
+    text = str(message) if message else "the provider reported an error mid-stream"
+    cls = _STREAM_ERROR_KINDS.get(kind, StreamError)
+    return cls(f"{provider} stream error ({kind}): {scrub(text)}", provider=provider)

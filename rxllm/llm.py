@@ -1,0 +1,281 @@
+"""`LLM`: a provider bound to a model name, turning calls into cold observables.
+
+`LLM.stream(...)` validates its arguments at once (bad input is a `ValueError` before
+anything is subscribed) and returns an `Observable[Chunk]`; each subscription is one call.
+Providers only supply `make_call(request)`; everything callers see is defined here.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ParamSpec, Protocol
+
+import reactivex
+
+from rxllm.calls import Call, call_observable
+from rxllm.models import Chunk
+
+__all__ = ["LLM", "Provider", "Request", "check_params"]
+
+P = ParamSpec("P")
+
+ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+_TOKEN_LIMITS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
+# Options of rxllm itself, not sent to the provider.
+_RXLLM_OPTIONS = ("stall_timeout", "max_retries")
+
+
+@dataclass(frozen=True)
+class Request:
+    """One call's arguments, validated and normalized; each provider maps it to its own format."""
+
+    messages: tuple[Mapping[str, Any], ...]
+    """The conversation (system messages stay where the caller put them)."""
+    system: str | None = None
+    """The `system=` argument, if any."""
+    tools: Sequence[Any] | None = None
+    """Tool definitions, in the provider's own format (or Python functions)."""
+    audio: Mapping[str, Any] | None = None
+    """Audio output options (OpenAI: voice and format)."""
+    response_format: Any = None
+    """Structured-output format: the provider's own dict, or a pydantic model class."""
+    params: Mapping[str, Any] = field(default_factory=dict[str, Any])
+    """Other request parameters (temperature, max_tokens, ...), passed through."""
+    stall_timeout: float | None = None
+    """Seconds without a provider event before the call fails with `StreamTimeout`."""
+    max_retries: int | None = None
+    """Per-call override of the SDK's retries before the stream starts."""
+
+
+class Provider(Protocol):
+    """What a provider implements: its name, its model, and how to make one call."""
+
+    name: str
+    model: str
+
+    def check(self, request: Request) -> None:
+        """Raise `ValueError` for arguments this provider cannot take (before any request)."""
+        ...
+
+    def make_call(self, request: Request) -> Call:
+        """Build the call (runs at subscription; may raise e.g. `AuthenticationError`)."""
+        ...
+
+
+class LLM:
+    """A model of one provider, with default request parameters.
+
+    >>> import rxllm
+    >>> llm = rxllm.scripted("Hi there!")
+    >>> rxllm.collect(llm.stream("Say hi")).text
+    'Hi there!'
+    """
+
+    def __init__(self, provider: Provider, **defaults: Any) -> None:
+        self._provider = provider
+        check_params(defaults)
+        self._defaults = dict(defaults)
+
+    @property
+    def provider(self) -> str:
+        """The provider's name: "openai", "anthropic", "local", "scripted"."""
+        return self._provider.name
+
+    @property
+    def model(self) -> str:
+        """The model name requests are sent with."""
+        return self._provider.model
+
+    @property
+    def defaults(self) -> Mapping[str, Any]:
+        """The request parameters merged into every call."""
+        return dict(self._defaults)
+
+    def __repr__(self) -> str:
+        return f"LLM(provider={self.provider!r}, model={self.model!r})"
+
+    def with_params(self, **params: Any) -> LLM:
+        """A copy of this LLM whose defaults are updated with `params`.
+
+        >>> import rxllm
+        >>> rxllm.scripted("x").with_params(temperature=0.2).defaults["temperature"]
+        0.2
+        """
+        return LLM(self._provider, **{**self._defaults, **params})
+
+    def stream(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        system: str | None = None,
+        tools: Sequence[Any] | None = None,
+        audio: Mapping[str, Any] | None = None,
+        response_format: Any = None,
+        **params: Any,
+    ) -> reactivex.Observable[Chunk]:
+        """The call as a cold `Observable[Chunk]`: nothing is sent until subscription.
+
+        Raises `ValueError` at once for bad arguments (no prompt and no messages, both, an
+        unknown role, a negative max_tokens, ...).
+        """
+        request = self.request(
+            prompt,
+            messages=messages,
+            system=system,
+            tools=tools,
+            audio=audio,
+            response_format=response_format,
+            **params,
+        )
+        provider = self._provider
+        return call_observable(lambda: provider.make_call(request))
+
+    def request(
+        self,
+        prompt: str | None = None,
+        *,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        system: str | None = None,
+        tools: Sequence[Any] | None = None,
+        audio: Mapping[str, Any] | None = None,
+        response_format: Any = None,
+        **params: Any,
+    ) -> Request:
+        """Validate and normalize the arguments of `stream` into a `Request`."""
+        if prompt is None and messages is None:
+            raise ValueError(
+                "stream() needs a prompt or messages: call llm.stream('your prompt') or "
+                "llm.stream(messages=[{'role': 'user', 'content': '...'}])"
+            )
+        if prompt is not None and messages is not None:
+            raise ValueError(
+                "stream() takes a prompt or messages, not both: put the prompt in messages as "
+                "{'role': 'user', 'content': prompt}"
+            )
+        if prompt is not None and not isinstance(prompt, str):
+            raise ValueError(
+                f"the prompt must be a str, not {type(prompt).__name__}; "
+                "pass a list of messages with messages=[...]"
+            )
+        if system is not None and not isinstance(system, str):
+            raise ValueError(f"system must be a str, not {type(system).__name__}")
+        if "stream" in params:
+            raise ValueError("rxllm always streams: remove the 'stream' argument")
+        merged = {**self._defaults, **params}
+        check_params(merged)
+        stall_timeout = merged.pop("stall_timeout", None)
+        max_retries = merged.pop("max_retries", None)
+        if messages is not None:
+            normalized = _check_messages(messages)
+        else:
+            normalized = ({"role": "user", "content": prompt},)
+        request = Request(
+            messages=normalized,
+            system=system,
+            tools=list(tools) if tools is not None else None,
+            audio=audio,
+            response_format=response_format,
+            params=merged,
+            stall_timeout=stall_timeout,
+            max_retries=max_retries,
+        )
+        self._provider.check(request)
+        return request
+
+    def prompt(self, fn: Callable[P, Any]) -> Callable[P, reactivex.Observable[Chunk]]:
+        """Decorate a function returning a prompt (`str`) or messages into a streaming call.
+
+        The decorated function takes exactly the original parameters (anything else is a
+        `TypeError`); per-call parameters go through `llm.with_params(...)`.
+
+        >>> import rxllm
+        >>> llm = rxllm.scripted("Paris.")
+        >>> @llm.prompt
+        ... def capital(country: str) -> str:
+        ...     return f"What is the capital of {country}?"
+        >>> rxllm.collect(capital("France")).text
+        'Paris.'
+        """
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def call(*args: P.args, **kwargs: P.kwargs) -> reactivex.Observable[Chunk]:
+            try:
+                signature.bind(*args, **kwargs)
+            except TypeError as exc:
+                raise TypeError(
+                    f"{fn.__name__}() {exc}; per-call parameters go through "
+                    "llm.with_params(...)"
+                ) from None
+            result = fn(*args, **kwargs)
+            if isinstance(result, str):
+                return self.stream(result)
+            if isinstance(result, Sequence) and not isinstance(result, bytes | bytearray):
+                return self.stream(messages=list(result))  # pyright: ignore[reportUnknownArgumentType]
+            raise TypeError(
+                f"{fn.__name__}() must return a prompt (str) or a list of messages, "
+                f"not {type(result).__name__}"
+            )
+
+        return call
+
+
+def check_params(params: Mapping[str, Any]) -> None:
+    """Raise `ValueError` for request parameters no provider could take."""
+    for name in _TOKEN_LIMITS:
+        value = params.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"{name} must be a positive int, not {value!r}")
+        if value < 1:
+            raise ValueError(f"{name} must be at least 1, not {value}: it caps the answer's tokens")
+    temperature = params.get("temperature")
+    if temperature is not None and (
+        isinstance(temperature, bool)
+        or not isinstance(temperature, int | float)
+        or not 0 <= temperature <= 2
+    ):
+        raise ValueError(f"temperature must be a number from 0 to 2, not {temperature!r}")
+    stall = params.get("stall_timeout")
+    if stall is not None and (
+        isinstance(stall, bool) or not isinstance(stall, int | float) or not stall > 0
+        or math.isnan(stall)
+    ):
+        raise ValueError(f"stall_timeout must be a positive number of seconds, not {stall!r}")
+    retries = params.get("max_retries")
+    if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int)
+                                or retries < 0):
+        raise ValueError(f"max_retries must be an int >= 0, not {retries!r}")
+
+
+def _check_messages(messages: Sequence[Mapping[str, Any]]) -> tuple[Mapping[str, Any], ...]:
+    if isinstance(messages, str | bytes) or not isinstance(messages, Sequence):
+        raise ValueError(
+            "messages must be a list of {'role': ..., 'content': ...} dicts; "
+            "for a single prompt pass it as the first argument"
+        )
+    if not messages:
+        raise ValueError("messages is empty: give at least one {'role': 'user', ...} message")
+    checked: list[Mapping[str, Any]] = []
+    for position, message in enumerate(messages):
+        if not isinstance(message, Mapping):
+            raise ValueError(
+                f"messages[{position}] must be a dict with 'role' and 'content', "
+                f"not {type(message).__name__}"
+            )
+        role = message.get("role")
+        if role not in ROLES:
+            raise ValueError(
+                f"messages[{position}] has unknown role {role!r}; use one of "
+                f"{', '.join(sorted(ROLES))}"
+            )
+        if "content" not in message and not message.get("tool_calls"):
+            raise ValueError(f"messages[{position}] ({role}) has no 'content'")
+        checked.append(message)
+    return tuple(checked)

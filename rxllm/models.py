@@ -1,0 +1,220 @@
+"""The data that flows through rxllm: normalized chunks in, materialized responses out.
+
+Every provider maps its own stream events to `Chunk`s, so operators and subscribers never
+care which provider they listen to. `Response` is what a finished (or cut-short) call
+materializes into. Both are frozen pydantic models; the provider's own objects stay
+reachable through `.raw`, which is built on first access so that the hot path never pays
+for SDK models nobody reads.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, PrivateAttr
+
+__all__ = ["Chunk", "Response", "ToolCall", "ToolCallDelta", "Usage"]
+
+_FROZEN = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+
+class Usage(BaseModel):
+    """Token counts as reported by the provider (running totals, the last one wins).
+
+    >>> Usage(input_tokens=12, output_tokens=30, total_tokens=42).total_tokens
+    42
+    """
+
+    model_config = _FROZEN
+
+    input_tokens: int = 0
+    """Tokens of the prompt (OpenAI `prompt_tokens`, Anthropic `input_tokens`)."""
+    output_tokens: int = 0
+    """Tokens generated so far (OpenAI `completion_tokens`, Anthropic `output_tokens`)."""
+    total_tokens: int = 0
+    """`input_tokens + output_tokens` unless the provider reports its own total."""
+
+    def __add__(self, other: Usage) -> Usage:
+        """Sum two usages, e.g. over the attempts of a retried call."""
+        return Usage(
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            total_tokens=self.total_tokens + other.total_tokens,
+        )
+
+
+class ToolCallDelta(BaseModel):
+    """One increment of a tool call inside a `Chunk`.
+
+    Fragments with the same `index` belong to the same call; `arguments` fragments
+    concatenate to the call's JSON arguments.
+    """
+
+    model_config = _FROZEN
+
+    index: int
+    """The call's ordinal in this response: 0, 1, ... (for Anthropic too, not its block index)."""
+    id: str | None = None
+    """The provider's id of the call; usually only on the first fragment."""
+    name: str | None = None
+    """The tool's name; usually only on the first fragment."""
+    arguments: str = ""
+    """A fragment of the JSON text of the arguments."""
+
+
+class ToolCall(BaseModel):
+    """A tool call with its arguments complete (or as far as they were received).
+
+    >>> ToolCall(id="c1", name="weather", arguments='{"city": "Oslo"}').args
+    {'city': 'Oslo'}
+    """
+
+    model_config = _FROZEN
+
+    id: str | None = None
+    """The provider's id of the call, to answer it with a tool result."""
+    name: str = ""
+    """The name of the tool the model wants to call."""
+    arguments: str = ""
+    """The arguments as JSON text, exactly as the model wrote them."""
+
+    @property
+    def args(self) -> dict[str, Any]:
+        """The arguments parsed from JSON (`{}` when the model sent none).
+
+        Raises `ValueError` naming the tool when the text is not a JSON object.
+        """
+        if not self.arguments.strip():
+            return {}
+        try:
+            value = json.loads(self.arguments)
+        except json.JSONDecodeError as exc:
+            raise ValueError(
+                f"tool call {self.name!r} has arguments that are not valid JSON: {exc}"
+            ) from exc
+        if not isinstance(value, dict):
+            raise ValueError(
+                f"tool call {self.name!r} has arguments that are JSON but not an object: "
+                f"{self.arguments[:80]!r}"
+            )
+        return value  # type: ignore[return-value]
+
+
+class _LazyRaw(BaseModel):
+    """Base for models whose `raw` provider object is built on first access."""
+
+    model_config = _FROZEN
+
+    _raw: Any = PrivateAttr(default=None)
+    _raw_factory: Callable[[], Any] | None = PrivateAttr(default=None)
+
+    def __init__(self, *, raw: Any = None, **data: Any) -> None:
+        super().__init__(**data)
+        self._raw = raw
+
+    @property
+    def raw(self) -> Any:
+        """The provider's own object (SDK type), built the first time it is read."""
+        factory = self._raw_factory
+        if factory is not None:
+            self._raw = factory()
+            self._raw_factory = None
+        return self._raw
+
+    def _with_raw_factory(self, factory: Callable[[], Any] | None) -> None:
+        self._raw_factory = factory
+
+    def __eq__(self, other: object) -> bool:
+        # Two chunks are equal when what they say is equal; where the raw event came from
+        # (and whether it was built yet) is not part of their value.
+        if not isinstance(other, type(self)):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.__dict__.values()))
+
+
+class Chunk(_LazyRaw):
+    """One normalized increment of a streamed response, whatever the provider.
+
+    >>> chunk = Chunk(content="Hel", provider="scripted")
+    >>> chunk.content, chunk.finish_reason
+    ('Hel', None)
+    """
+
+    content: str = ""
+    """Text delta, `""` when none."""
+    thinking: str = ""
+    """Reasoning/thinking text delta, `""` when none."""
+    refusal: str = ""
+    """Refusal text delta (OpenAI), `""` when none."""
+    audio: bytes = b""
+    """Raw audio delta (already base64-decoded), `b""` when none."""
+    audio_transcript: str = ""
+    """Transcript delta of the audio, `""` when none."""
+    tool_calls: tuple[ToolCallDelta, ...] = ()
+    """Tool-call deltas carried by this chunk."""
+    finish_reason: str | None = None
+    """Why generation stopped, normalized: "stop", "length", "tool_calls", "content_filter"."""
+    usage: Usage | None = None
+    """Running token totals as reported so far, when this chunk reports them."""
+    model: str | None = None
+    """The model name as reported by the provider."""
+    id: str | None = None
+    """The response id as reported by the provider."""
+    provider: str = "scripted"
+    """Which provider produced it: "openai", "anthropic", "local", "scripted"."""
+
+    @property
+    def is_empty(self) -> bool:
+        """True when the chunk carries no delta, finish reason or usage (e.g. a block stop)."""
+        return not (
+            self.content
+            or self.thinking
+            or self.refusal
+            or self.audio
+            or self.audio_transcript
+            or self.tool_calls
+            or self.finish_reason
+            or self.usage
+        )
+
+
+class Response(_LazyRaw):
+    """A materialized response: everything a call streamed, put together.
+
+    `finish_reason is None` means the stream ended without the provider saying why
+    (for instance it was stopped early with `take_until`).
+
+    >>> import rxllm
+    >>> rxllm.collect(rxllm.scripted("Hello there.").stream("hi")).text
+    'Hello there.'
+    """
+
+    text: str = ""
+    """All text content."""
+    thinking: str = ""
+    """All reasoning/thinking text."""
+    refusal: str = ""
+    """All refusal text (OpenAI)."""
+    audio: bytes = b""
+    """All audio bytes, decoded."""
+    audio_transcript: str = ""
+    """The transcript of the audio."""
+    tool_calls: tuple[ToolCall, ...] = ()
+    """The tool calls, in order."""
+    finish_reason: str | None = None
+    """Normalized finish reason; `None` when the provider did not say (stopped early)."""
+    usage: Usage | None = None
+    """The last usage the provider reported."""
+    model: str | None = None
+    """The model as reported by the provider."""
+    id: str | None = None
+    """The response id as reported by the provider."""
+    provider: str = "scripted"
+    """Which provider produced it."""
+    chunk_count: int = 0
+    """How many chunks were accumulated into it."""

@@ -1,0 +1,266 @@
+"""What the OpenAI and Anthropic providers share: reading an SDK's streamed HTTP response.
+
+The SDK makes the request (auth, headers, retries before the stream, HTTP status errors);
+its streaming-response mode then hands us the raw `httpx2` response, which we decode with
+`rxllm.sse` and `jiter` — the SDK's chunk models are built only if somebody reads `.raw`.
+Each provider supplies an `EventMapper` (pure: SSE event -> `Chunk`), so the mapping is
+testable without any network. Here also: the connection's socket is registered for
+cancellation, and every SDK/transport exception is translated into rxllm's tree.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from typing import Any, Protocol
+
+import httpx2
+import jiter
+
+from rxllm import errors
+from rxllm.calls import CallControl, shutdown_socket
+from rxllm.models import Chunk
+from rxllm.sse import SSEDecoder
+
+__all__ = ["EventMapper", "HTTPCall", "map_sdk_error", "retry_after_seconds"]
+
+
+class EventMapper(Protocol):
+    """Turns one provider's SSE events into `Chunk`s; one instance per call (it may keep state)."""
+
+    def map(self, event: str | None, data: Any) -> Chunk | None:
+        """The chunk for this event, or None for events that carry nothing (pings)."""
+        ...
+
+    def end(self) -> None:
+        """The body ended: raise `StreamInterrupted` if the provider never said it was done."""
+        ...
+
+    @property
+    def done(self) -> bool:
+        """True after the provider's terminating event (`[DONE]`, `message_stop`)."""
+        ...
+
+
+class StreamResponse(Protocol):
+    """What the SDKs' `with_streaming_response` context managers give: a raw HTTP response."""
+
+    @property
+    def http_response(self) -> httpx2.Response: ...
+
+
+class HTTPCall:
+    """A `Call` over an SDK's streaming-response mode; subclasses open the response."""
+
+    provider = "http"
+
+    def __init__(self, *, stall_timeout: float | None, secrets: tuple[str | None, ...]) -> None:
+        self.stall_timeout = stall_timeout
+        self._secrets = secrets
+
+    # --- to be provided by each provider ---------------------------------------------------
+
+    def open_sync(self) -> AbstractContextManager[StreamResponse]:
+        """Send the request with the sync client; the context closes the response."""
+        raise NotImplementedError
+
+    def open_async(self) -> AbstractAsyncContextManager[StreamResponse]:
+        """Send the request with the async client; the context closes the response."""
+        raise NotImplementedError
+
+    def mapper(self) -> EventMapper:
+        """A fresh event mapper for this call."""
+        raise NotImplementedError
+
+    # --- the shared part ---------------------------------------------------------------------
+
+    def iter_sync(self, control: CallControl) -> Iterator[Chunk]:
+        """Stream the call with the sync client, yielding chunks until done or cancelled."""
+        if control.cancelled:
+            return
+        with self.open_sync() as api_response:
+            http = api_response.http_response
+            unregister = control.on_cancel(_socket_closer(http))
+            try:
+                mapper = self.mapper()
+                decoder = SSEDecoder()
+                parse = self._parse
+                for piece in http.iter_bytes():
+                    for name, data in decoder.feed(piece):
+                        chunk = mapper.map(name, parse(data))
+                        if chunk is not None:
+                            yield chunk
+                    if mapper.done or control.cancelled:
+                        break
+                else:
+                    for name, data in decoder.flush():
+                        chunk = mapper.map(name, parse(data))
+                        if chunk is not None:
+                            yield chunk
+                if not control.cancelled:
+                    mapper.end()
+            finally:
+                unregister()
+
+    async def iter_async(self, control: CallControl) -> AsyncIterator[Chunk]:
+        """Stream the call with the async client on the running loop."""
+        async with self.open_async() as api_response:
+            http = api_response.http_response
+            mapper = self.mapper()
+            decoder = SSEDecoder()
+            parse = self._parse
+            async for piece in http.aiter_bytes():
+                for name, data in decoder.feed(piece):
+                    chunk = mapper.map(name, parse(data))
+                    if chunk is not None:
+                        yield chunk
+                if mapper.done:
+                    break
+            else:
+                for name, data in decoder.flush():
+                    chunk = mapper.map(name, parse(data))
+                    if chunk is not None:
+                        yield chunk
+            mapper.end()
+
+    def _parse(self, data: bytes) -> Any:
+        if data == b"[DONE]":
+            return data
+        try:
+            return jiter.from_json(data)
+        except ValueError as exc:
+            raise errors.StreamError(
+                f"{self.provider}: the stream sent an event that is not valid JSON ({exc}): "
+                f"{data[:80]!r}",
+                provider=self.provider,
+                retryable=True,
+            ) from exc
+
+    def map_error(self, error: BaseException, *, received: int) -> errors.LLMError:
+        """Translate an SDK or transport exception (see `map_sdk_error`)."""
+        return map_sdk_error(error, self.provider, received=received, secrets=self._secrets)
+
+
+def _socket_closer(http: httpx2.Response) -> Any:
+    """A callback that shuts down the response's socket, so a blocked read returns now."""
+    stream = http.extensions.get("network_stream")
+    sock = None
+    if stream is not None:
+        try:
+            sock = stream.get_extra_info("socket")
+        except Exception:
+            sock = None
+    return lambda: shutdown_socket(sock)
+
+
+def retry_after_seconds(headers: Any) -> float | None:
+    """Seconds to wait from `retry-after-ms` / `retry-after` (seconds or an HTTP date)."""
+    if headers is None:
+        return None
+    value = headers.get("retry-after-ms")
+    if value:
+        try:
+            return float(value) / 1000.0
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        if parsed is None:
+            return None
+        return max(0.0, parsed.timestamp() - time.time())
+
+
+_STATUS_CLASSES: dict[int, type[errors.APIStatusError]] = {
+    400: errors.BadRequestError,
+    401: errors.AuthenticationError,
+    403: errors.PermissionDeniedError,
+    404: errors.NotFoundError,
+    413: errors.BadRequestError,
+    422: errors.BadRequestError,
+    429: errors.RateLimitError,
+}
+
+
+def map_sdk_error(
+    error: BaseException,
+    provider: str,
+    *,
+    received: int,
+    secrets: tuple[str | None, ...] = (),
+) -> errors.LLMError:
+    """Translate an exception from the SDKs or `httpx2` into rxllm's error tree.
+
+    Both SDKs name their exceptions alike (`APIStatusError` with `status_code`, `response`,
+    `message`; `APIConnectionError`; `APITimeoutError`), and while we read the body
+    ourselves transport failures arrive as raw `httpx2` exceptions.
+    """
+    message = errors.scrub(str(getattr(error, "message", None) or error), *secrets)
+    status = getattr(error, "status_code", None)
+    mapped: errors.LLMError
+    if isinstance(status, int) and status >= 300:
+        cls = _STATUS_CLASSES.get(status)
+        if status == 429:
+            response = getattr(error, "response", None)
+            headers = getattr(response, "headers", None)
+            mapped = errors.RateLimitError(
+                f"{provider}: rate limited (HTTP 429): {message}",
+                retry_after=retry_after_seconds(headers),
+                provider=provider,
+                status_code=status,
+            )
+        elif cls is not None:
+            hint = _STATUS_HINTS.get(status, "")
+            mapped = cls(
+                f"{provider}: HTTP {status}: {message}{hint}", provider=provider, status_code=status
+            )
+        elif status >= 500:
+            mapped = errors.ServerError(
+                f"{provider}: server error (HTTP {status}): {message}",
+                provider=provider,
+                status_code=status,
+            )
+        else:
+            mapped = errors.APIStatusError(
+                f"{provider}: HTTP {status}: {message}",
+                provider=provider,
+                status_code=status,
+                retryable=status in (408, 409),
+            )
+    elif type(error).__name__ == "APIStatusError":
+        # Anthropic reports a mid-stream error event as APIStatusError with status 200.
+        body = getattr(error, "body", None)
+        inner = body.get("error") if isinstance(body, dict) else None  # pyright: ignore[reportUnknownMemberType]
+        mapped = errors.stream_error_event(provider, inner or {"message": message})
+    elif isinstance(error, httpx2.TimeoutException) or "Timeout" in type(error).__name__:
+        mapped = errors.StreamTimeout(
+            f"{provider}: timed out{' mid-stream' if received else ''}: {message}",
+            provider=provider,
+        )
+    elif isinstance(error, httpx2.TransportError) or type(error).__name__ == "APIConnectionError":
+        if received:
+            mapped = errors.StreamInterrupted(
+                f"{provider}: the connection broke mid-stream after {received} chunks: {message}",
+                provider=provider,
+            )
+        else:
+            mapped = errors.APIConnectionError(
+                f"{provider}: could not connect or the connection broke: {message}",
+                provider=provider,
+            )
+    else:
+        mapped = errors.LLMError(f"{provider}: {type(error).__name__}: {message}", provider=provider)
+    mapped.__cause__ = error
+    return mapped
+
+
+_STATUS_HINTS = {
+    401: " (check the API key)",
+    404: " (check the model name and base_url)",
+}

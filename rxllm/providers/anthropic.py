@@ -1,0 +1,372 @@
+"""Anthropic Messages streaming.
+
+The official SDK sends the request in its streaming-response mode; `AnthropicEvents` maps
+each event (`message_start`, `content_block_*`, `message_delta`, ...) to a `Chunk`:
+text, thinking, tool_use arguments via `input_json_delta` (indexed by the call's ordinal,
+not the content-block index), usage combined from `message_start` (input) and
+`message_delta` (output), stop reasons normalized. `Chunk.raw` is the SDK's
+`RawMessageStreamEvent`; `Response.raw` what the SDK's `accumulate_event` builds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import os
+import threading
+import weakref
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from typing import Any
+
+import anthropic
+import httpx2
+from anthropic.lib.streaming._messages import accumulate_event
+from anthropic.types import RawMessageStreamEvent
+
+from rxllm import errors
+from rxllm.accumulator import register_raw_builder
+from rxllm.llm import LLM, Request, check_params
+from rxllm.models import Chunk, ToolCallDelta, Usage
+from rxllm.providers._http import HTTPCall, StreamResponse
+from rxllm.providers.tools import tool_schema
+
+__all__ = ["STOP_REASONS", "AnthropicEvents", "AnthropicProvider", "anthropic_llm"]
+
+PROVIDER = "anthropic"
+DEFAULT_MAX_TOKENS = 4096
+STOP_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+"""Anthropic stop reasons in rxllm's words; any other is kept as Anthropic says it."""
+
+_CREATE_PARAMS = frozenset(
+    inspect.signature(anthropic.resources.messages.Messages.create).parameters
+) - {"self", "messages", "model", "stream", "system"}
+
+
+def _construct_event(data: dict[str, Any]) -> Any:
+    from anthropic._models import construct_type_unchecked
+
+    return construct_type_unchecked(value=data, type_=RawMessageStreamEvent)  # type: ignore[arg-type]
+
+
+class AnthropicEvents:
+    """Maps Messages stream events (parsed JSON) to `Chunk`s. One per call: it keeps the
+    block-index -> tool-ordinal table and the input tokens of `message_start`."""
+
+    __slots__ = ("_input_tokens", "_tools", "done", "finished", "id", "model")
+
+    def __init__(self) -> None:
+        self._tools: dict[int, int] = {}
+        self._input_tokens = 0
+        self.done = False
+        self.finished = False
+        self.model: str | None = None
+        self.id: str | None = None
+
+    def map(self, event: str | None, data: Any) -> Chunk | None:
+        """The chunk for one event (None for pings and block/message stops)."""
+        if type(data) is not dict:
+            return None
+        kind = data.get("type") or event
+        content = thinking = ""
+        tool_calls: tuple[ToolCallDelta, ...] = ()
+        finish_reason = None
+        usage = None
+        if kind == "content_block_delta":
+            delta = data.get("delta") or {}
+            delta_kind = delta.get("type")
+            if delta_kind == "text_delta":
+                content = delta.get("text") or ""
+            elif delta_kind == "thinking_delta":
+                thinking = delta.get("thinking") or ""
+            elif delta_kind == "input_json_delta":
+                ordinal = self._tools.get(data.get("index", -1))
+                if ordinal is not None:
+                    tool_calls = (
+                        ToolCallDelta(index=ordinal, arguments=delta.get("partial_json") or ""),
+                    )
+        elif kind == "content_block_start":
+            block = data.get("content_block") or {}
+            block_kind = block.get("type")
+            if block_kind == "text":
+                content = block.get("text") or ""
+            elif block_kind == "thinking":
+                thinking = block.get("thinking") or ""
+            elif block_kind == "tool_use":
+                ordinal = self._tools[data.get("index", -1)] = len(self._tools)
+                start_input = block.get("input")
+                tool_calls = (
+                    ToolCallDelta(
+                        index=ordinal,
+                        id=block.get("id"),
+                        name=block.get("name"),
+                        arguments=json.dumps(start_input) if start_input else "",
+                    ),
+                )
+        elif kind in ("ping", "content_block_stop"):
+            return None
+        elif kind == "message_start":
+            message = data.get("message") or {}
+            self.model = message.get("model")
+            self.id = message.get("id")
+            reported = message.get("usage") or {}
+            self._input_tokens = reported.get("input_tokens") or 0
+            output = reported.get("output_tokens") or 0
+            usage = Usage(
+                input_tokens=self._input_tokens,
+                output_tokens=output,
+                total_tokens=self._input_tokens + output,
+            )
+        elif kind == "message_delta":
+            reason = (data.get("delta") or {}).get("stop_reason")
+            if reason:
+                finish_reason = STOP_REASONS.get(reason, reason)
+                self.finished = True
+            reported = data.get("usage") or {}
+            if reported.get("input_tokens") is not None:
+                self._input_tokens = reported["input_tokens"]
+            output = reported.get("output_tokens") or 0
+            usage = Usage(
+                input_tokens=self._input_tokens,
+                output_tokens=output,
+                total_tokens=self._input_tokens + output,
+            )
+        elif kind == "message_stop":
+            self.done = True
+            return None
+        elif kind == "error":
+            raise errors.stream_error_event(PROVIDER, data.get("error"))
+        chunk = Chunk(
+            content=content,
+            thinking=thinking,
+            tool_calls=tool_calls,
+            finish_reason=finish_reason,
+            usage=usage,
+            model=self.model,
+            id=self.id,
+            provider=PROVIDER,
+        )
+        chunk._with_raw_factory(lambda: _construct_event(data))  # pyright: ignore[reportPrivateUsage]
+        return chunk
+
+    def end(self) -> None:
+        """Raise `StreamInterrupted` when the body ended before `message_stop`/a stop reason."""
+        if not self.done and not self.finished:
+            raise errors.StreamInterrupted(
+                "anthropic: the stream ended before message_stop", provider=PROVIDER
+            )
+
+
+def _response_raw(chunks: Sequence[Chunk]) -> Any:
+    snapshot: Any = None
+    json_buffers: dict[int, bytes] = {}
+    for chunk in chunks:
+        event = chunk.raw
+        if event is None:
+            continue
+        if snapshot is None and getattr(event, "type", None) != "message_start":
+            continue
+        snapshot = accumulate_event(event=event, current_snapshot=snapshot, json_bufs=json_buffers)
+    return snapshot
+
+
+register_raw_builder(PROVIDER, _response_raw)
+
+
+class AnthropicProvider:
+    """Configuration and SDK clients for one Anthropic model."""
+
+    name = PROVIDER
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        client: anthropic.Anthropic | None = None,
+        async_client: anthropic.AsyncAnthropic | None = None,
+        max_retries: int | None = None,
+    ) -> None:
+        if not isinstance(model, str) or not model:
+            raise ValueError(
+                "rxllm.anthropic() needs a model name, e.g. rxllm.anthropic('claude-sonnet-4-5')"
+            )
+        self.model = model
+        self._api_key = api_key
+        self._base_url = base_url
+        self._client = client
+        self._async_client = async_client
+        self._max_retries = max_retries
+        self._lock = threading.Lock()
+        self._async_clients: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, anthropic.AsyncAnthropic
+        ] = weakref.WeakKeyDictionary()
+
+    def __repr__(self) -> str:
+        return f"AnthropicProvider(model={self.model!r}, base_url={self._base_url!r})"
+
+    def _key(self) -> str:
+        key = self._api_key or os.environ.get("ANTHROPIC_API_KEY")
+        if not key:
+            raise errors.AuthenticationError(
+                "no Anthropic API key: set the ANTHROPIC_API_KEY environment variable or "
+                "pass rxllm.anthropic(..., api_key=...)",
+                provider=PROVIDER,
+            )
+        return key
+
+    def _client_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {"api_key": self._key(), "base_url": self._base_url}
+        if self._max_retries is not None:
+            options["max_retries"] = self._max_retries
+        return options
+
+    def sync_client(self) -> anthropic.Anthropic:
+        """The sync SDK client (made once, on first use)."""
+        if self._client is not None:
+            return self._client
+        with self._lock:
+            if self._client is None:
+                self._client = anthropic.Anthropic(**self._client_options())
+            return self._client
+
+    def async_client(self) -> anthropic.AsyncAnthropic:
+        """The async SDK client for the running loop (one per loop)."""
+        if self._async_client is not None:
+            return self._async_client
+        loop = asyncio.get_running_loop()
+        client = self._async_clients.get(loop)
+        if client is None:
+            client = anthropic.AsyncAnthropic(**self._client_options())
+            self._async_clients[loop] = client
+        return client
+
+    def check(self, request: Request) -> None:
+        """Reject what the Messages API cannot take, before any request."""
+        unknown = sorted(set(request.params) - _CREATE_PARAMS)
+        if unknown:
+            raise ValueError(
+                f"anthropic messages take no parameter {', '.join(map(repr, unknown))}; "
+                "send provider extensions with extra_body={...}"
+            )
+        for position, message in enumerate(request.messages):
+            if message["role"] in ("tool", "function"):
+                raise ValueError(
+                    f"messages[{position}]: Anthropic takes tool results as a 'user' message "
+                    "with content [{'type': 'tool_result', 'tool_use_id': ..., 'content': ...}]"
+                )
+        if request.audio is not None:
+            raise ValueError("anthropic does not generate audio: remove audio=...")
+
+    def arguments(self, request: Request) -> dict[str, Any]:
+        """The keyword arguments for `messages.create` (without `stream`)."""
+        system_parts = [request.system] if request.system else []
+        messages: list[Any] = []
+        for message in request.messages:
+            if message["role"] in ("system", "developer"):
+                system_parts.append(str(message["content"]))
+            else:
+                messages.append(dict(message))
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": DEFAULT_MAX_TOKENS,
+            **request.params,
+        }
+        if system_parts:
+            kwargs["system"] = "\n\n".join(system_parts)
+        if request.tools:
+            kwargs["tools"] = [tool_schema(tool, "anthropic") for tool in request.tools]
+        if request.response_format is not None:
+            kwargs["output_config"] = {
+                **kwargs.get("output_config", {}),
+                "format": _output_format(request.response_format),
+            }
+        if request.stall_timeout:
+            kwargs.setdefault("timeout", httpx2.Timeout(600.0, read=request.stall_timeout))
+        return kwargs
+
+    def make_call(self, request: Request) -> AnthropicCall:
+        """One call of this model (at subscription: may raise `AuthenticationError`)."""
+        self._key()
+        return AnthropicCall(self, request)
+
+
+def _output_format(value: Any) -> Any:
+    if inspect.isclass(value):
+        from anthropic.lib._parse._transform import transform_schema
+
+        return {"type": "json_schema", "schema": transform_schema(value)}
+    if isinstance(value, dict) and value.get("type") == "json_schema" and "json_schema" in value:
+        # An OpenAI-style response_format: take its schema.
+        return {"type": "json_schema", "schema": value["json_schema"]["schema"]}  # pyright: ignore[reportUnknownVariableType]
+    return value
+
+
+class AnthropicCall(HTTPCall):
+    """One Messages streaming call."""
+
+    provider = PROVIDER
+
+    def __init__(self, config: AnthropicProvider, request: Request) -> None:
+        super().__init__(stall_timeout=request.stall_timeout, secrets=(config._api_key,))  # pyright: ignore[reportPrivateUsage]
+        self._config = config
+        self._request = request
+        self._kwargs = config.arguments(request)
+
+    def open_sync(self) -> AbstractContextManager[StreamResponse]:
+        """Send the request with the sync client."""
+        client = self._config.sync_client()
+        if self._request.max_retries is not None:
+            client = client.with_options(max_retries=self._request.max_retries)
+        return client.messages.with_streaming_response.create(stream=True, **self._kwargs)
+
+    def open_async(self) -> AbstractAsyncContextManager[StreamResponse]:
+        """Send the request with the async client on the running loop."""
+        client = self._config.async_client()
+        if self._request.max_retries is not None:
+            client = client.with_options(max_retries=self._request.max_retries)
+        return client.messages.with_streaming_response.create(stream=True, **self._kwargs)
+
+    def mapper(self) -> AnthropicEvents:
+        """A fresh event mapper."""
+        return AnthropicEvents()
+
+
+def anthropic_llm(
+    model: str,
+    *,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    client: anthropic.Anthropic | None = None,
+    async_client: anthropic.AsyncAnthropic | None = None,
+    **defaults: Any,
+) -> LLM:
+    """An `LLM` on Anthropic Messages streaming.
+
+    `**defaults` are request parameters merged into every call (`max_tokens` defaults to
+    4096), plus `stall_timeout` and `max_retries`.
+
+    >>> import rxllm
+    >>> rxllm.anthropic("claude-sonnet-4-5", api_key="sk-ant-...").provider
+    'anthropic'
+    """
+    max_retries = defaults.pop("max_retries", None)
+    check_params({"max_retries": max_retries})
+    provider = AnthropicProvider(
+        model,
+        api_key=api_key,
+        base_url=base_url,
+        client=client,
+        async_client=async_client,
+        max_retries=max_retries,
+    )
+    return LLM(provider, **defaults)

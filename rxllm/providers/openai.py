@@ -1,0 +1,315 @@
+"""OpenAI Chat Completions streaming (and any OpenAI-compatible server via `base_url`).
+
+The official SDK sends the request (auth, retries, status errors) in its streaming-response
+mode; `OpenAIEvents` maps each `chat.completion.chunk` JSON to a `Chunk`. `Chunk.raw` is
+the SDK's `ChatCompletionChunk`, `Response.raw` what the SDK's `ChatCompletionStreamState`
+accumulates from the same chunks — both built only when read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import inspect
+import os
+import threading
+import weakref
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from typing import Any
+
+import httpx2
+import openai
+from openai.lib.streaming.chat import ChatCompletionStreamState
+from openai.types.chat import ChatCompletionChunk
+
+from rxllm import errors
+from rxllm.accumulator import register_raw_builder
+from rxllm.llm import LLM, Request, check_params
+from rxllm.models import Chunk, ToolCallDelta, Usage
+from rxllm.providers._http import HTTPCall, StreamResponse
+from rxllm.providers.tools import tool_schema
+
+__all__ = ["OpenAIEvents", "OpenAIProvider", "openai_llm"]
+
+PROVIDER = "openai"
+_CREATE_PARAMS = frozenset(
+    inspect.signature(openai.resources.chat.completions.Completions.create).parameters
+) - {"self", "messages", "model", "stream"}
+
+
+class OpenAIEvents:
+    """Maps Chat Completions stream events (parsed JSON) to `Chunk`s. Pure; one per call."""
+
+    __slots__ = ("done", "finished")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.finished = False
+
+    def map(self, event: str | None, data: Any) -> Chunk | None:
+        """The chunk for one event; raises `StreamError` for an error event."""
+        if data == b"[DONE]":
+            self.done = True
+            return None
+        if type(data) is not dict:
+            return None
+        error = data.get("error")
+        if error:
+            raise errors.stream_error_event(PROVIDER, error)
+        content = thinking = refusal = transcript = ""
+        audio = b""
+        tool_calls: tuple[ToolCallDelta, ...] = ()
+        finish_reason = None
+        choices = data.get("choices")
+        if choices:
+            choice = choices[0]
+            delta = choice.get("delta")
+            if delta:
+                content = delta.get("content") or ""
+                refusal = delta.get("refusal") or ""
+                thinking = delta.get("reasoning_content") or delta.get("reasoning") or ""
+                calls = delta.get("tool_calls")
+                if calls:
+                    tool_calls = tuple(_tool_delta(position, call) for position, call in
+                                       enumerate(calls))
+                sound = delta.get("audio")
+                if sound:
+                    encoded = sound.get("data")
+                    if encoded:
+                        audio = base64.b64decode(encoded)
+                    transcript = sound.get("transcript") or ""
+            finish_reason = choice.get("finish_reason")
+            if finish_reason is not None:
+                self.finished = True
+        usage = data.get("usage")
+        chunk = Chunk(
+            content=content,
+            thinking=thinking,
+            refusal=refusal,
+            audio=audio,
+            audio_transcript=transcript,
+            tool_calls=tool_calls,
+            finish_reason=finish_reason,
+            usage=_usage(usage) if usage else None,
+            model=data.get("model") or None,
+            id=data.get("id") or None,
+            provider=PROVIDER,
+        )
+        chunk._with_raw_factory(lambda: ChatCompletionChunk.construct(**data))  # pyright: ignore[reportPrivateUsage]
+        return chunk
+
+    def end(self) -> None:
+        """Raise `StreamInterrupted` when the body ended without `[DONE]` or a finish reason."""
+        if not self.done and not self.finished:
+            raise errors.StreamInterrupted(
+                "openai: the stream ended before the server said it was done ([DONE])",
+                provider=PROVIDER,
+            )
+
+
+def _tool_delta(position: int, call: dict[str, Any]) -> ToolCallDelta:
+    function = call.get("function") or {}
+    return ToolCallDelta(
+        index=call.get("index", position),
+        id=call.get("id") or None,
+        name=function.get("name") or None,
+        arguments=function.get("arguments") or "",
+    )
+
+
+def _usage(usage: dict[str, Any]) -> Usage:
+    prompt = usage.get("prompt_tokens") or 0
+    completion = usage.get("completion_tokens") or 0
+    return Usage(
+        input_tokens=prompt,
+        output_tokens=completion,
+        total_tokens=usage.get("total_tokens") or prompt + completion,
+    )
+
+
+def _response_raw(chunks: Sequence[Chunk]) -> Any:
+    state = ChatCompletionStreamState()
+    handled = False
+    for chunk in chunks:
+        raw = chunk.raw
+        if isinstance(raw, ChatCompletionChunk):
+            state.handle_chunk(raw)
+            handled = True
+    return state.current_completion_snapshot if handled else None
+
+
+register_raw_builder(PROVIDER, _response_raw)
+
+
+class OpenAIProvider:
+    """Configuration and SDK clients for one OpenAI model."""
+
+    name = PROVIDER
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        client: openai.OpenAI | None = None,
+        async_client: openai.AsyncOpenAI | None = None,
+        max_retries: int | None = None,
+    ) -> None:
+        if not isinstance(model, str) or not model:
+            raise ValueError("rxllm.openai() needs a model name, e.g. rxllm.openai('gpt-4o-mini')")
+        self.model = model
+        self._api_key = api_key
+        self._base_url = base_url
+        self._client = client
+        self._async_client = async_client
+        self._max_retries = max_retries
+        self._lock = threading.Lock()
+        self._async_clients: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, openai.AsyncOpenAI
+        ] = weakref.WeakKeyDictionary()
+
+    def __repr__(self) -> str:
+        return f"OpenAIProvider(model={self.model!r}, base_url={self._base_url!r})"
+
+    def _key(self) -> str:
+        key = self._api_key or os.environ.get("OPENAI_API_KEY")
+        if not key:
+            raise errors.AuthenticationError(
+                "no OpenAI API key: set the OPENAI_API_KEY environment variable or pass "
+                "rxllm.openai(..., api_key=...) (a local OpenAI-compatible server that needs "
+                "no key takes any value, e.g. api_key='unused')",
+                provider=PROVIDER,
+                status_code=None,
+            )
+        return key
+
+    def _client_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {"api_key": self._key(), "base_url": self._base_url}
+        if self._max_retries is not None:
+            options["max_retries"] = self._max_retries
+        return options
+
+    def sync_client(self) -> openai.OpenAI:
+        """The sync SDK client (made once, on first use)."""
+        if self._client is not None:
+            return self._client
+        with self._lock:
+            if self._client is None:
+                self._client = openai.OpenAI(**self._client_options())
+            return self._client
+
+    def async_client(self) -> openai.AsyncOpenAI:
+        """The async SDK client for the running loop (one per loop: connections are per loop)."""
+        if self._async_client is not None:
+            return self._async_client
+        loop = asyncio.get_running_loop()
+        client = self._async_clients.get(loop)
+        if client is None:
+            client = openai.AsyncOpenAI(**self._client_options())
+            self._async_clients[loop] = client
+        return client
+
+    def check(self, request: Request) -> None:
+        """Reject parameters the Chat Completions API does not take, before any request."""
+        unknown = sorted(set(request.params) - _CREATE_PARAMS)
+        if unknown:
+            raise ValueError(
+                f"openai chat completions take no parameter {', '.join(map(repr, unknown))}; "
+                "send provider extensions with extra_body={...}"
+            )
+
+    def arguments(self, request: Request) -> dict[str, Any]:
+        """The keyword arguments for `chat.completions.create` (without `stream`)."""
+        messages: list[Any] = []
+        if request.system is not None:
+            messages.append({"role": "system", "content": request.system})
+        messages.extend(dict(m) for m in request.messages)
+        kwargs: dict[str, Any] = {"model": self.model, "messages": messages, **request.params}
+        kwargs.setdefault("stream_options", {"include_usage": True})
+        if request.tools:
+            kwargs["tools"] = [tool_schema(tool, "openai") for tool in request.tools]
+        if request.audio is not None:
+            kwargs["audio"] = dict(request.audio)
+            kwargs.setdefault("modalities", ["text", "audio"])
+        if request.response_format is not None:
+            kwargs["response_format"] = _response_format(request.response_format)
+        if request.stall_timeout:
+            kwargs.setdefault("timeout", httpx2.Timeout(600.0, read=request.stall_timeout))
+        return kwargs
+
+    def make_call(self, request: Request) -> OpenAICall:
+        """One call of this model (at subscription: may raise `AuthenticationError`)."""
+        self._key()
+        return OpenAICall(self, request)
+
+
+def _response_format(value: Any) -> Any:
+    if inspect.isclass(value):
+        from openai.lib._parsing._completions import type_to_response_format_param
+
+        return type_to_response_format_param(value)
+    return value
+
+
+class OpenAICall(HTTPCall):
+    """One Chat Completions streaming call."""
+
+    provider = PROVIDER
+
+    def __init__(self, config: OpenAIProvider, request: Request) -> None:
+        super().__init__(stall_timeout=request.stall_timeout, secrets=(config._api_key,))  # pyright: ignore[reportPrivateUsage]
+        self._config = config
+        self._request = request
+        self._kwargs = config.arguments(request)
+
+    def open_sync(self) -> AbstractContextManager[StreamResponse]:
+        """Send the request with the sync client."""
+        client = self._config.sync_client()
+        if self._request.max_retries is not None:
+            client = client.with_options(max_retries=self._request.max_retries)
+        return client.chat.completions.with_streaming_response.create(stream=True, **self._kwargs)
+
+    def open_async(self) -> AbstractAsyncContextManager[StreamResponse]:
+        """Send the request with the async client on the running loop."""
+        client = self._config.async_client()
+        if self._request.max_retries is not None:
+            client = client.with_options(max_retries=self._request.max_retries)
+        return client.chat.completions.with_streaming_response.create(stream=True, **self._kwargs)
+
+    def mapper(self) -> OpenAIEvents:
+        """A fresh event mapper."""
+        return OpenAIEvents()
+
+
+def openai_llm(
+    model: str,
+    *,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    client: openai.OpenAI | None = None,
+    async_client: openai.AsyncOpenAI | None = None,
+    **defaults: Any,
+) -> LLM:
+    """An `LLM` on OpenAI Chat Completions streaming (or any OpenAI-compatible `base_url`).
+
+    `**defaults` are request parameters merged into every call, plus `stall_timeout` and
+    `max_retries` (given to the SDK client for failures before the stream starts).
+
+    >>> import rxllm
+    >>> llm = rxllm.openai("gpt-4o-mini", api_key="sk-...", temperature=0)
+    >>> llm.model
+    'gpt-4o-mini'
+    """
+    max_retries = defaults.pop("max_retries", None)
+    check_params({"max_retries": max_retries})
+    provider = OpenAIProvider(
+        model,
+        api_key=api_key,
+        base_url=base_url,
+        client=client,
+        async_client=async_client,
+        max_retries=max_retries,
+    )
+    return LLM(provider, **defaults)

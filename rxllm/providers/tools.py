@@ -1,0 +1,79 @@
+"""Tool definitions in each provider's own format, from dicts or plain Python functions.
+
+A tool may be given as the provider's own dict (passed through untouched), as the other
+provider's dict (translated), or as a Python function, whose JSON schema pydantic derives
+from the signature and whose docstring's first paragraph becomes the description.
+
+>>> def weather(city: str, unit: str = "C") -> str:
+...     '''Current weather in a city.'''
+...     return "sunny"
+>>> schema = tool_schema(weather, "anthropic")
+>>> schema["name"], schema["input_schema"]["required"]
+('weather', ['city'])
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+import pydantic
+
+__all__ = ["function_parameters", "tool_schema"]
+
+
+def function_parameters(fn: Callable[..., Any]) -> dict[str, Any]:
+    """The JSON schema of `fn`'s parameters, as pydantic sees their annotations."""
+    fields: dict[str, Any] = {}
+    for name, parameter in inspect.signature(fn).parameters.items():
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            continue
+        annotation = Any if parameter.annotation is parameter.empty else parameter.annotation
+        default = ... if parameter.default is parameter.empty else parameter.default
+        fields[name] = (annotation, default)
+    model = pydantic.create_model(f"{fn.__name__}_arguments", **fields)
+    schema = model.model_json_schema()
+    schema.pop("title", None)
+    for value in schema.get("properties", {}).values():
+        value.pop("title", None)
+    return schema
+
+
+def tool_schema(tool: Any, provider: Literal["openai", "anthropic"]) -> Any:
+    """`tool` in `provider`'s format (a function, an OpenAI dict or an Anthropic dict)."""
+    if callable(tool) and not isinstance(tool, Mapping):
+        name = tool.__name__
+        description = inspect.getdoc(tool) or ""
+        description = description.split("\n\n")[0].strip()
+        parameters = function_parameters(tool)
+    elif isinstance(tool, Mapping):
+        if tool.get("type") == "function" and isinstance(tool.get("function"), Mapping):
+            if provider == "openai":
+                return tool
+            function: Mapping[str, Any] = tool["function"]
+            name = function["name"]
+            description = function.get("description", "")
+            parameters = function.get("parameters") or {"type": "object", "properties": {}}
+        elif "input_schema" in tool:
+            if provider == "anthropic":
+                return tool
+            name = tool["name"]
+            description = tool.get("description", "")
+            parameters = tool["input_schema"]
+        else:
+            return tool  # a provider-specific tool (web search, computer use, ...): as given
+    else:
+        raise ValueError(
+            f"a tool must be a function or a dict in the provider's format, not "
+            f"{type(tool).__name__}"
+        )
+    if provider == "openai":
+        function_spec: dict[str, Any] = {"name": name, "parameters": parameters}
+        if description:
+            function_spec["description"] = description
+        return {"type": "function", "function": function_spec}
+    spec: dict[str, Any] = {"name": name, "input_schema": parameters}
+    if description:
+        spec["description"] = description
+    return spec

@@ -1,0 +1,309 @@
+"""Terminals: from an observable of chunks to a `Response`, an iterator, or a WAV file.
+
+`collect`/`acollect` materialize a response (from `Chunk`s or from `Snapshot`s, also a
+stream cut short by `take_until`) or raise the stream's error; `iterate`/`aiterate` are
+pull-style bridges where leaving the loop early disposes the subscription, which cancels
+the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+import wave
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import reactivex
+from reactivex import abc
+
+from rxllm.accumulator import Accumulator, Snapshot
+from rxllm.models import Chunk, Response
+
+__all__ = ["acollect", "aiterate", "collect", "iterate", "materialize", "write_wav"]
+
+T = TypeVar("T")
+
+
+class _Materializer:
+    """Builds the final `Response` from whatever a source emits: chunks or snapshots."""
+
+    __slots__ = ("_acc", "_last", "count")
+
+    def __init__(self) -> None:
+        self._acc = Accumulator()
+        self._last: Snapshot | Response | None = None
+        self.count = 0
+
+    def add(self, item: Any) -> None:
+        self.count += 1
+        if isinstance(item, Chunk):
+            self._acc.add(item)
+        elif isinstance(item, Snapshot | Response):
+            self._last = item
+        else:
+            raise TypeError(
+                f"collect/to_response take an observable of Chunk or Snapshot, got "
+                f"{type(item).__name__}; drop operators like text() before collecting"
+            )
+
+    def response(self) -> Response:
+        last = self._last
+        if isinstance(last, Snapshot):
+            return last.response()
+        if isinstance(last, Response):
+            return last
+        return self._acc.response()
+
+
+def materialize() -> Any:
+    """A fresh materializer (used by `ops.to_response`)."""
+    return _Materializer()
+
+
+def _no_loop_here(name: str, async_name: str) -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise RuntimeError(
+        f"rxllm.{name}() blocks, and an asyncio loop is running in this thread: the call "
+        f"would wait for itself. Use `await rxllm.{async_name}(...)` instead."
+    )
+
+
+def collect(source: reactivex.Observable[Any], *, timeout: float | None = None) -> Response:
+    """Block until `source` completes and return its `Response`, or raise its error.
+
+    Past `timeout` seconds the call is cancelled and the builtin `TimeoutError` raised.
+
+    >>> import rxllm
+    >>> rxllm.collect(rxllm.scripted("Hi.").stream("hello")).text
+    'Hi.'
+    """
+    _no_loop_here("collect", "acollect")
+    done = threading.Event()
+    builder = _Materializer()
+    failure: list[BaseException] = []
+
+    def on_error(error: Exception) -> None:
+        failure.append(error)
+        done.set()
+
+    subscription = source.subscribe(builder.add, on_error, done.set)
+    try:
+        if not done.wait(timeout):
+            raise TimeoutError(f"rxllm.collect: no end of stream within {timeout} s; cancelled")
+    finally:
+        subscription.dispose()
+    if failure:
+        raise failure[0]
+    return builder.response()
+
+
+async def acollect(source: reactivex.Observable[Any], *, timeout: float | None = None) -> Response:
+    """`collect` for asyncio: await the `Response` of `source` (or its error).
+
+    >>> import asyncio, rxllm
+    >>> asyncio.run(rxllm.acollect(rxllm.scripted("Hi.").stream("hello"))).text
+    'Hi.'
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Response] = loop.create_future()
+    builder = _Materializer()
+
+    def settle(result: Response | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            assert result is not None
+            future.set_result(result)
+
+    def on_next(item: Any) -> None:
+        builder.add(item)
+
+    def on_error(error: Exception) -> None:
+        _call_on_loop(loop, settle, None, error)
+
+    def on_completed() -> None:
+        try:
+            response = builder.response()
+        except Exception as error:
+            _call_on_loop(loop, settle, None, error)
+            return
+        _call_on_loop(loop, settle, response, None)
+
+    subscription = source.subscribe(on_next, on_error, on_completed)
+    try:
+        return await asyncio.wait_for(future, timeout)
+    except asyncio.TimeoutError:
+        raise TimeoutError(
+            f"rxllm.acollect: no end of stream within {timeout} s; cancelled"
+        ) from None
+    finally:
+        subscription.dispose()
+
+
+def _call_on_loop(loop: asyncio.AbstractEventLoop, fn: Any, *args: Any) -> None:
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        fn(*args)
+    else:
+        loop.call_soon_threadsafe(fn, *args)
+
+
+_END = object()
+
+
+def iterate(source: reactivex.Observable[T], *, buffer: int = 1024) -> Iterator[T]:
+    """Pull items from `source` in a for loop; leaving the loop early cancels the call.
+
+    At most `buffer` items wait unread; past that the producer waits for the loop, so a
+    slow consumer slows the stream down instead of growing memory.
+
+    >>> import rxllm
+    >>> [c.content for c in rxllm.iterate(rxllm.scripted(["a", "b"]).stream("x"))]
+    ['a', 'b']
+    """
+    _no_loop_here("iterate", "aiterate")
+    items: queue.Queue[Any] = queue.Queue(maxsize=buffer)
+    closed = threading.Event()
+
+    def put(item: Any) -> None:
+        while not closed.is_set():
+            try:
+                items.put(item, timeout=0.05)
+            except queue.Full:
+                continue
+            return
+
+    def on_error(error: Exception) -> None:
+        put(_Failure(error))
+
+    def on_completed() -> None:
+        put(_END)
+
+    return _iterate(source, items, closed, put, on_error, on_completed)
+
+
+class _Failure:
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def _iterate(
+    source: reactivex.Observable[T],
+    items: queue.Queue[Any],
+    closed: threading.Event,
+    put: Any,
+    on_error: Any,
+    on_completed: Any,
+) -> Iterator[T]:
+    subscription: abc.DisposableBase = source.subscribe(put, on_error, on_completed)
+    try:
+        while True:
+            item = items.get()
+            if item is _END:
+                return
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+    finally:
+        closed.set()
+        subscription.dispose()
+
+
+async def aiterate(source: reactivex.Observable[T]) -> AsyncIterator[T]:
+    """`iterate` for asyncio: `async for` over `source`; leaving early cancels the call.
+
+    >>> import asyncio, rxllm
+    >>> async def main():
+    ...     return [c.content async for c in rxllm.aiterate(rxllm.scripted(["a", "b"]).stream("x"))]
+    >>> asyncio.run(main())
+    ['a', 'b']
+    """
+    loop = asyncio.get_running_loop()
+    items: asyncio.Queue[Any] = asyncio.Queue()
+
+    def on_next(item: Any) -> None:
+        _call_on_loop(loop, items.put_nowait, item)
+
+    def on_error(error: Exception) -> None:
+        _call_on_loop(loop, items.put_nowait, _Failure(error))
+
+    def on_completed() -> None:
+        _call_on_loop(loop, items.put_nowait, _END)
+
+    subscription = source.subscribe(on_next, on_error, on_completed)
+    try:
+        while True:
+            item = await items.get()
+            if item is _END:
+                return
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+    finally:
+        subscription.dispose()
+
+
+def write_wav(
+    audio: reactivex.Observable[bytes], path: str | Path, *, sample_rate: int = 24000
+) -> reactivex.Observable[Path]:
+    """Write 16-bit mono PCM from `audio` to a WAV file; emits the path when done.
+
+    The file is written as the bytes arrive (cold: nothing happens until subscription).
+    An odd trailing byte (half a sample) is dropped.
+    """
+    target = Path(path)
+
+    def subscribe(
+        observer: abc.ObserverBase[Path], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        writer = wave.open(str(target), "wb")  # noqa: SIM115 - closed on every terminal path
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(sample_rate)
+        carry = bytearray()
+        finished = False
+
+        def close() -> None:
+            nonlocal finished
+            if not finished:
+                finished = True
+                writer.close()
+
+        def on_next(piece: bytes) -> None:
+            carry.extend(piece)
+            whole = len(carry) - len(carry) % 2
+            if whole:
+                writer.writeframes(bytes(carry[:whole]))
+                del carry[:whole]
+
+        def on_error(error: Exception) -> None:
+            close()
+            observer.on_error(error)
+
+        def on_completed() -> None:
+            close()
+            observer.on_next(target)
+            observer.on_completed()
+
+        subscription = audio.subscribe(on_next, on_error, on_completed, scheduler=scheduler)
+
+        def dispose() -> None:
+            subscription.dispose()
+            close()
+
+        return reactivex.disposable.Disposable(dispose)
+
+    return reactivex.create(subscribe)
