@@ -158,7 +158,7 @@ class _Runner:
         self.control = control
         self.observer = observer
         self.received: list[Chunk] = []
-        self.subscriber_error: BaseException | None = None
+        self.subscriber_error: Exception | None = None
 
     def emit(self, chunk: Chunk) -> bool:
         """Deliver one chunk; False when the call must stop (cancelled or on_next raised)."""
@@ -182,7 +182,7 @@ class _Runner:
         acc.extend(self.received)
         return acc.response()
 
-    def finish(self, error: BaseException | None) -> None:
+    def finish(self, error: Exception | None) -> None:
         """Send the terminal notification: error, completion, or nothing after a dispose."""
         control = self.control
         if self.subscriber_error is not None:
@@ -215,7 +215,7 @@ class _Runner:
     def run_sync(self) -> None:
         control = self.control
         _start_watchdog_thread(control, self.call.stall_timeout)
-        error: BaseException | None = None
+        error: Exception | None = None
         chunks = self.call.iter_sync(control)
         try:
             for chunk in chunks:
@@ -233,7 +233,7 @@ class _Runner:
 
     async def run_async(self) -> None:
         control = self.control
-        error: BaseException | None = None
+        error: Exception | None = None
         if control.cancelled:
             return  # disposed before the task first ran
         task = asyncio.current_task()
@@ -307,9 +307,7 @@ def _start_watchdog_thread(control: CallControl, timeout: float | None) -> threa
     return thread
 
 
-def _start_watchdog_task(
-    control: CallControl, timeout: float | None
-) -> asyncio.Task[None] | None:
+def _start_watchdog_task(control: CallControl, timeout: float | None) -> asyncio.Task[None] | None:
     if not timeout:
         return None
 

@@ -209,8 +209,7 @@ class LLM:
                 signature.bind(*args, **kwargs)
             except TypeError as exc:
                 raise TypeError(
-                    f"{fn.__name__}() {exc}; per-call parameters go through "
-                    "llm.with_params(...)"
+                    f"{fn.__name__}() {exc}; per-call parameters go through llm.with_params(...)"
                 ) from None
             result = fn(*args, **kwargs)
             if isinstance(result, str):
@@ -244,13 +243,16 @@ def check_params(params: Mapping[str, Any]) -> None:
         raise ValueError(f"temperature must be a number from 0 to 2, not {temperature!r}")
     stall = params.get("stall_timeout")
     if stall is not None and (
-        isinstance(stall, bool) or not isinstance(stall, int | float) or not stall > 0
+        isinstance(stall, bool)
+        or not isinstance(stall, int | float)
+        or not stall > 0
         or math.isnan(stall)
     ):
         raise ValueError(f"stall_timeout must be a positive number of seconds, not {stall!r}")
     retries = params.get("max_retries")
-    if retries is not None and (isinstance(retries, bool) or not isinstance(retries, int)
-                                or retries < 0):
+    if retries is not None and (
+        isinstance(retries, bool) or not isinstance(retries, int) or retries < 0
+    ):
         raise ValueError(f"max_retries must be an int >= 0, not {retries!r}")
 
 

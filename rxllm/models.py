@@ -99,7 +99,7 @@ class ToolCall(BaseModel):
                 f"tool call {self.name!r} has arguments that are JSON but not an object: "
                 f"{self.arguments[:80]!r}"
             )
-        return value  # type: ignore[return-value]
+        return value
 
 
 class _LazyRaw(BaseModel):

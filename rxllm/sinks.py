@@ -140,7 +140,7 @@ async def acollect(source: reactivex.Observable[Any], *, timeout: float | None =
     subscription = source.subscribe(on_next, on_error, on_completed)
     try:
         return await asyncio.wait_for(future, timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise TimeoutError(
             f"rxllm.acollect: no end of stream within {timeout} s; cancelled"
         ) from None
@@ -190,7 +190,22 @@ def iterate(source: reactivex.Observable[T], *, buffer: int = 1024) -> Iterator[
     def on_completed() -> None:
         put(_END)
 
-    return _iterate(source, items, closed, put, on_error, on_completed)
+    def pull() -> Iterator[T]:
+        # Subscribes on the first next(), like a generator should.
+        subscription: abc.DisposableBase = source.subscribe(put, on_error, on_completed)
+        try:
+            while True:
+                item = items.get()
+                if item is _END:
+                    return
+                if isinstance(item, _Failure):
+                    raise item.error
+                yield item
+        finally:
+            closed.set()
+            subscription.dispose()
+
+    return pull()
 
 
 class _Failure:
@@ -198,28 +213,6 @@ class _Failure:
 
     def __init__(self, error: BaseException) -> None:
         self.error = error
-
-
-def _iterate(
-    source: reactivex.Observable[T],
-    items: queue.Queue[Any],
-    closed: threading.Event,
-    put: Any,
-    on_error: Any,
-    on_completed: Any,
-) -> Iterator[T]:
-    subscription: abc.DisposableBase = source.subscribe(put, on_error, on_completed)
-    try:
-        while True:
-            item = items.get()
-            if item is _END:
-                return
-            if isinstance(item, _Failure):
-                raise item.error
-            yield item
-    finally:
-        closed.set()
-        subscription.dispose()
 
 
 async def aiterate(source: reactivex.Observable[T]) -> AsyncIterator[T]:

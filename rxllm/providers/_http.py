@@ -255,7 +255,9 @@ def map_sdk_error(
                 provider=provider,
             )
     else:
-        mapped = errors.LLMError(f"{provider}: {type(error).__name__}: {message}", provider=provider)
+        mapped = errors.LLMError(
+            f"{provider}: {type(error).__name__}: {message}", provider=provider
+        )
     mapped.__cause__ = error
     return mapped
 

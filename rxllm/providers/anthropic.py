@@ -304,7 +304,7 @@ def _output_format(value: Any) -> Any:
     if inspect.isclass(value):
         from anthropic.lib._parse._transform import transform_schema
 
-        return {"type": "json_schema", "schema": transform_schema(value)}
+        return {"type": "json_schema", "schema": transform_schema(value)}  # type: ignore[arg-type]
     if isinstance(value, dict) and value.get("type") == "json_schema" and "json_schema" in value:
         # An OpenAI-style response_format: take its schema.
         return {"type": "json_schema", "schema": value["json_schema"]["schema"]}  # pyright: ignore[reportUnknownVariableType]

@@ -71,8 +71,9 @@ class OpenAIEvents:
                 thinking = delta.get("reasoning_content") or delta.get("reasoning") or ""
                 calls = delta.get("tool_calls")
                 if calls:
-                    tool_calls = tuple(_tool_delta(position, call) for position, call in
-                                       enumerate(calls))
+                    tool_calls = tuple(
+                        _tool_delta(position, call) for position, call in enumerate(calls)
+                    )
                 sound = delta.get("audio")
                 if sound:
                     encoded = sound.get("data")

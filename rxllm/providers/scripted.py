@@ -61,9 +61,7 @@ class ScriptedProvider:
             item if isinstance(item, Chunk) else Chunk(content=str(item), provider=PROVIDER)
             for item in items
         ]
-        chunks = [
-            c if c.model else c.model_copy(update={"model": model}) for c in chunks
-        ]
+        chunks = [c if c.model else c.model_copy(update={"model": model}) for c in chunks]
         if error is None and chunks and not any(c.finish_reason for c in chunks):
             chunks[-1] = chunks[-1].model_copy(
                 update={"finish_reason": finish_reason, "usage": chunks[-1].usage or usage}

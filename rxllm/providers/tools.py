@@ -33,7 +33,7 @@ def function_parameters(fn: Callable[..., Any]) -> dict[str, Any]:
         default = ... if parameter.default is parameter.empty else parameter.default
         fields[name] = (annotation, default)
     model = pydantic.create_model(f"{fn.__name__}_arguments", **fields)
-    schema = model.model_json_schema()
+    schema: dict[str, Any] = model.model_json_schema()
     schema.pop("title", None)
     for value in schema.get("properties", {}).values():
         value.pop("title", None)
