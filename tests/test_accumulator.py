@@ -1,0 +1,95 @@
+"""Accumulation: exact text for any chunking, immutable snapshots, O(chunk) per add."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rxllm.accumulator import Accumulator, _Joined
+from rxllm.models import Chunk, ToolCallDelta, Usage
+
+
+@given(st.lists(st.text(max_size=8), max_size=40))
+def test_concatenation_of_deltas_is_the_text(pieces: list[str]) -> None:
+    acc = Accumulator()
+    snapshots = [acc.add(Chunk(content=p)) for p in pieces]
+    assert acc.response().text == "".join(pieces)
+    assert acc.response().chunk_count == len(pieces)
+    if snapshots:
+        assert snapshots[-1].text == "".join(pieces)
+
+
+@given(st.lists(st.text(min_size=1, max_size=5), min_size=1, max_size=20))
+def test_old_snapshots_keep_their_own_text(pieces: list[str]) -> None:
+    acc = Accumulator()
+    snapshots = [acc.add(Chunk(content=p)) for p in pieces]
+    # read newest first, then oldest: each still says what it said
+    for i in reversed(range(len(pieces))):
+        assert snapshots[i].text == "".join(pieces[: i + 1])
+    for i, snapshot in enumerate(snapshots):
+        assert snapshot.text == "".join(pieces[: i + 1])
+        assert snapshot.index == i
+        assert snapshot.delta.content == pieces[i]
+
+
+def test_declarai_style_running_text() -> None:
+    acc = Accumulator()
+    texts = [acc.add(Chunk(content=p)).text for p in ["Av", "eng", "ers"]]
+    assert texts == ["Av", "Aveng", "Avengers"]
+
+
+def test_adding_does_not_join_text(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    joins = []
+    original = _Joined.upto
+
+    def counting(self, chunks, n):  # type: ignore[no-untyped-def]
+        joins.append(n)
+        return original(self, chunks, n)
+
+    monkeypatch.setattr(_Joined, "upto", counting)
+    acc = Accumulator()
+    for i in range(1000):
+        acc.add(Chunk(content=str(i)))
+    assert joins == []  # nobody read .text, nobody paid for it
+    assert acc.response().text.startswith("0123")
+    assert joins  # reading it does
+
+
+def test_sequential_reads_join_only_the_new_part() -> None:
+    acc = Accumulator()
+    for i in range(100):
+        snapshot = acc.add(Chunk(content="x"))
+        assert snapshot.text == "x" * (i + 1)
+    joined = acc._joins["content"]
+    assert joined.count == 100
+
+
+def test_tool_calls_usage_finish_and_metadata() -> None:
+    acc = Accumulator()
+    acc.add(Chunk(id="r1", model="m", provider="openai", usage=Usage(input_tokens=5)))
+    acc.add(Chunk(tool_calls=(ToolCallDelta(index=0, id="a", name="f", arguments='{"x"'),)))
+    middle = acc.add(Chunk(tool_calls=(ToolCallDelta(index=1, id="b", name="g"),)))
+    acc.add(Chunk(tool_calls=(ToolCallDelta(index=0, arguments=": 1}"),)))
+    acc.add(Chunk(tool_calls=(ToolCallDelta(index=1, arguments="{}"),)))
+    last = acc.add(
+        Chunk(finish_reason="tool_calls", usage=Usage(input_tokens=5, output_tokens=9, total_tokens=14))
+    )
+    assert [(c.id, c.name, c.arguments) for c in middle.tool_calls] == [
+        ("a", "f", '{"x"'),
+        ("b", "g", ""),
+    ]
+    response = last.response()
+    assert [(c.name, c.args) for c in response.tool_calls] == [("f", {"x": 1}), ("g", {})]
+    assert response.finish_reason == "tool_calls"
+    assert response.usage == Usage(input_tokens=5, output_tokens=9, total_tokens=14)
+    assert (response.id, response.model, response.provider) == ("r1", "m", "openai")
+    assert middle.finish_reason is None and middle.response().finish_reason is None
+
+
+def test_thinking_refusal_audio_and_transcript() -> None:
+    acc = Accumulator()
+    acc.add(Chunk(thinking="hmm ", audio=b"\x01\x02", audio_transcript="he"))
+    acc.add(Chunk(thinking="ok", refusal="no", audio=b"\x03", audio_transcript="llo"))
+    response = acc.response()
+    assert (response.thinking, response.refusal) == ("hmm ok", "no")
+    assert (response.audio, response.audio_transcript) == (b"\x01\x02\x03", "hello")

@@ -1,0 +1,166 @@
+"""The bridge: cold, one call per subscription, cancellable from anywhere, errors with partial."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+import reactivex
+from reactivex import operators as rx_ops
+
+import rxllm
+from rxllm import ops
+from rxllm.models import Chunk
+
+
+def test_cold_each_subscription_is_one_call() -> None:
+    llm = rxllm.scripted(["a", "b"])
+    stream = llm.stream("x")
+    assert llm._provider.requests == []  # type: ignore[attr-defined]
+    rxllm.collect(stream)
+    rxllm.collect(stream)
+    assert len(llm._provider.requests) == 2  # type: ignore[attr-defined]
+
+
+def test_sync_subscription_runs_off_the_callers_thread() -> None:
+    threads: list[int] = []
+    done = threading.Event()
+    rxllm.scripted(["a"]).stream("x").subscribe(
+        lambda _: threads.append(threading.get_ident()), on_completed=done.set
+    )
+    assert done.wait(5)
+    assert threads and threads[0] != threading.get_ident()
+
+
+async def test_async_subscription_delivers_on_the_loop_thread() -> None:
+    loop_thread = threading.get_ident()
+    seen: list[int] = []
+    response = await rxllm.acollect(
+        rxllm.scripted(["a", "b"], delay=0.001).stream("x").pipe(
+            rx_ops.do_action(lambda _: seen.append(threading.get_ident()))
+        )
+    )
+    assert response.text == "ab"
+    assert set(seen) == {loop_thread}
+
+
+def test_dispose_stops_a_delayed_stream_promptly() -> None:
+    llm = rxllm.scripted(["a"] * 100, delay=0.05)
+    received: list[Chunk] = []
+    subscription = llm.stream("x").subscribe(received.append)
+    time.sleep(0.12)
+    subscription.dispose()
+    count = len(received)
+    time.sleep(0.2)
+    assert 1 <= count <= 4
+    assert len(received) == count  # nothing after the dispose
+
+
+def test_breaking_out_of_iterate_cancels() -> None:
+    finished = threading.Event()
+    llm = rxllm.scripted(["a"] * 100, delay=0.01)
+    stream = llm.stream("x").pipe(rx_ops.finally_action(finished.set))
+    for index, _chunk in enumerate(rxllm.iterate(stream)):
+        if index == 2:
+            break
+    assert finished.wait(1)
+
+
+async def test_breaking_out_of_aiterate_cancels() -> None:
+    finished = asyncio.Event()
+    stream = rxllm.scripted(["a"] * 100, delay=0.01).stream("x").pipe(
+        rx_ops.finally_action(finished.set)
+    )
+    count = 0
+    async for _chunk in rxllm.aiterate(stream):
+        count += 1
+        if count == 3:
+            break
+    await asyncio.wait_for(finished.wait(), 1)
+
+
+def test_on_next_exception_reaches_on_error_and_stops_the_call() -> None:
+    errors: list[Exception] = []
+    received: list[Chunk] = []
+    done = threading.Event()
+
+    def on_next(chunk: Chunk) -> None:
+        received.append(chunk)
+        if len(received) == 2:
+            raise KeyError("subscriber bug")
+
+    def on_error(error: Exception) -> None:
+        errors.append(error)
+        done.set()
+
+    rxllm.scripted(["a"] * 50, delay=0.001).stream("x").subscribe(on_next, on_error)
+    assert done.wait(5)
+    assert isinstance(errors[0], KeyError)
+    time.sleep(0.05)
+    assert len(received) == 2
+
+
+def test_collect_raises_a_subscriber_side_error() -> None:
+    stream = rxllm.scripted(["a", "b"]).stream("x").pipe(rx_ops.map(lambda c: 1 / 0))
+    with pytest.raises(ZeroDivisionError):
+        rxllm.collect(stream)
+
+
+def test_error_after_chunks_carries_the_partial_response() -> None:
+    llm = rxllm.scripted(["Hel", "lo"], error=rxllm.ServerError("overloaded"))
+    with pytest.raises(rxllm.ServerError) as caught:
+        rxllm.collect(llm.stream("x"))
+    assert caught.value.partial is not None
+    assert caught.value.partial.text == "Hello"
+    assert caught.value.partial.finish_reason is None
+    assert caught.value.retryable and caught.value.provider == "scripted"
+
+
+def test_a_non_rxllm_error_is_wrapped_with_its_cause() -> None:
+    llm = rxllm.scripted(["x"], error=OSError("disk"))
+    with pytest.raises(rxllm.LLMError) as caught:
+        rxllm.collect(llm.stream("x"))
+    assert isinstance(caught.value.__cause__, OSError)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_stall_timeout_fails_with_stream_timeout_and_partial(mode: str) -> None:
+    llm = rxllm.scripted(["a", "b", "c"], delay=0.3, stall_timeout=0.1)
+    if mode == "sync":
+        with pytest.raises(rxllm.StreamTimeout) as caught:
+            rxllm.collect(llm.stream("x"))
+    else:
+        with pytest.raises(rxllm.StreamTimeout) as caught:
+            asyncio.run(rxllm.acollect(llm.stream("x")))
+    assert caught.value.retryable
+    assert caught.value.partial is None  # the first chunk never came
+
+
+def test_collect_timeout_cancels_and_raises_builtin_timeout() -> None:
+    finished = threading.Event()
+    stream = rxllm.scripted(["a"] * 100, delay=0.05).stream("x").pipe(
+        rx_ops.finally_action(finished.set)
+    )
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        rxllm.collect(stream, timeout=0.1)
+    assert time.monotonic() - started < 1
+    assert finished.wait(1)
+
+
+async def test_collect_inside_a_running_loop_says_to_use_acollect() -> None:
+    with pytest.raises(RuntimeError, match="acollect"):
+        rxllm.collect(rxllm.scripted("x").stream("x"))
+
+
+def test_run_and_take_until_with_a_subject_from_another_thread() -> None:
+    stop = reactivex.subject.Subject[None]()
+    llm = rxllm.scripted(["a"] * 1000, delay=0.01)
+    threading.Timer(0.1, lambda: stop.on_next(None)).start()
+    started = time.monotonic()
+    response = llm.stream("x").pipe(ops.take_until(stop), ops.to_response()).run()
+    assert time.monotonic() - started < 1
+    assert 1 <= response.chunk_count < 100
+    assert response.finish_reason is None

@@ -1,0 +1,59 @@
+"""The SSE decoder yields the same events for any split of the body into pieces."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rxllm.sse import SSEDecoder
+
+BODY = (
+    b"event: message_start\ndata: {\"a\": 1}\n\n"
+    b": keep-alive comment\n\n"
+    b"data: {\"b\":\n"
+    b"data: 2}\n\n"
+    b"event: ping\r\ndata: {}\r\n\r\n"
+    b"data: [DONE]\n\n"
+)
+EXPECTED = [
+    ("message_start", b'{"a": 1}'),
+    (None, b'{"b":\n2}'),
+    ("ping", b"{}"),
+    (None, b"[DONE]"),
+]
+
+
+def decode(pieces: list[bytes]) -> list[tuple[str | None, bytes]]:
+    decoder = SSEDecoder()
+    events = []
+    for piece in pieces:
+        events.extend(decoder.feed(piece))
+    events.extend(decoder.flush())
+    return events
+
+
+def test_whole_body() -> None:
+    assert decode([BODY]) == EXPECTED
+
+
+def test_byte_by_byte() -> None:
+    assert decode([BODY[i : i + 1] for i in range(len(BODY))]) == EXPECTED
+
+
+@given(st.lists(st.integers(min_value=0, max_value=len(BODY)), max_size=12))
+def test_any_split(cuts: list[int]) -> None:
+    points = sorted(set(cuts))
+    pieces = [BODY[a:b] for a, b in zip([0, *points], [*points, len(BODY)], strict=True)]
+    assert decode(pieces) == EXPECTED
+
+
+def test_cr_only_line_endings_and_crlf_split_across_pieces() -> None:
+    assert decode([b"data: x\r", b"\r", b"data: y\r\n", b"\r\n"]) == [(None, b"x"), (None, b"y")]
+
+
+def test_unterminated_last_event_is_flushed() -> None:
+    assert decode([b"data: tail"]) == [(None, b"tail")]
+
+
+def test_comments_and_unknown_fields_produce_nothing() -> None:
+    assert decode([b": ping\n\nid: 3\nretry: 10\n\n"]) == []
