@@ -1,0 +1,192 @@
+"""Provider event mappers are pure: recorded-style events in, normalized chunks out."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from anthropic.types import RawMessageStreamEvent
+from openai.types.chat import ChatCompletionChunk
+
+import rxllm
+from rxllm.accumulator import Accumulator
+from rxllm.providers.anthropic import AnthropicEvents
+from rxllm.providers.openai import OpenAIEvents
+
+
+def openai_chunk(delta: dict, finish: str | None = None, **extra) -> dict:  # type: ignore[no-untyped-def, type-arg]
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "gpt-x",
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        **extra,
+    }
+
+
+OPENAI_TOOLS = [
+    openai_chunk({"role": "assistant", "content": None}),
+    openai_chunk({"tool_calls": [{"index": 0, "id": "c1", "type": "function",
+                                  "function": {"name": "weather", "arguments": ""}}]}),
+    openai_chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"city": "Os'}}]}),
+    openai_chunk({"tool_calls": [{"index": 1, "id": "c2", "type": "function",
+                                  "function": {"name": "time", "arguments": "{}"}}]}),
+    openai_chunk({"tool_calls": [{"index": 0, "function": {"arguments": 'lo"}'}}]}),
+    openai_chunk({}, "tool_calls"),
+    {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-x",
+     "choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 11, "total_tokens": 18}},
+]
+
+
+def run_openai(events: list[dict]) -> list[rxllm.Chunk]:  # type: ignore[type-arg]
+    mapper = OpenAIEvents()
+    chunks = [mapper.map(None, e) for e in events]
+    assert mapper.map(None, b"[DONE]") is None and mapper.done
+    return [c for c in chunks if c is not None]
+
+
+def test_openai_parallel_tool_calls_usage_and_finish() -> None:
+    chunks = run_openai(OPENAI_TOOLS)
+    acc = Accumulator()
+    acc.extend(chunks)
+    response = acc.response()
+    assert [(c.id, c.name, c.args) for c in response.tool_calls] == [
+        ("c1", "weather", {"city": "Oslo"}),
+        ("c2", "time", {}),
+    ]
+    assert response.finish_reason == "tool_calls"
+    assert response.usage == rxllm.Usage(input_tokens=7, output_tokens=11, total_tokens=18)
+    assert (response.id, response.model, response.provider) == ("chatcmpl-1", "gpt-x", "openai")
+    assert isinstance(chunks[0].raw, ChatCompletionChunk)
+    # Response.raw is what the SDK's own accumulator builds from the same chunks
+    raw = response.raw
+    calls = raw.choices[0].message.tool_calls
+    assert [c.function.arguments for c in calls] == ['{"city": "Oslo"}', "{}"]
+    assert raw.choices[0].finish_reason == "tool_calls"
+
+
+def test_openai_refusal_reasoning_and_audio() -> None:
+    pcm = bytes(range(10))
+    chunks = run_openai([
+        openai_chunk({"reasoning_content": "think"}),
+        openai_chunk({"refusal": "I can't"}),
+        openai_chunk({"audio": {"id": "a1", "data": base64.b64encode(pcm).decode(),
+                                "transcript": "hi"}}),
+        openai_chunk({}, "content_filter"),
+    ])
+    acc = Accumulator()
+    acc.extend(chunks)
+    response = acc.response()
+    assert (response.thinking, response.refusal) == ("think", "I can't")
+    assert (response.audio, response.audio_transcript) == (pcm, "hi")
+    assert response.finish_reason == "content_filter"
+
+
+def test_openai_error_event_raises_a_retryable_stream_error() -> None:
+    with pytest.raises(rxllm.StreamError) as caught:
+        OpenAIEvents().map(None, {"error": {"message": "boom", "type": "server_error"}})
+    assert isinstance(caught.value, rxllm.ServerError) and caught.value.retryable
+
+
+def test_openai_azure_prompt_filter_event_is_an_empty_chunk() -> None:
+    chunk = OpenAIEvents().map(None, {"id": "", "object": "", "created": 0, "model": "",
+                                      "choices": [], "prompt_filter_results": []})
+    assert chunk is not None and chunk.is_empty
+
+
+def test_openai_end_without_done_is_interrupted() -> None:
+    mapper = OpenAIEvents()
+    mapper.map(None, openai_chunk({"content": "Hi"}))
+    with pytest.raises(rxllm.StreamInterrupted):
+        mapper.end()
+
+
+ANTHROPIC = [
+    {"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant",
+     "model": "claude-x", "content": [], "stop_reason": None, "stop_sequence": None,
+     "usage": {"input_tokens": 12, "output_tokens": 1}}},
+    {"type": "content_block_start", "index": 0,
+     "content_block": {"type": "thinking", "thinking": "", "signature": ""}},
+    {"type": "content_block_delta", "index": 0,
+     "delta": {"type": "thinking_delta", "thinking": "Let me see."}},
+    {"type": "content_block_delta", "index": 0,
+     "delta": {"type": "signature_delta", "signature": "sig"}},
+    {"type": "content_block_stop", "index": 0},
+    {"type": "ping"},
+    {"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}},
+    {"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "Sure"}},
+    {"type": "content_block_stop", "index": 1},
+    {"type": "content_block_start", "index": 2,
+     "content_block": {"type": "tool_use", "id": "tu_1", "name": "weather", "input": {}}},
+    {"type": "content_block_delta", "index": 2,
+     "delta": {"type": "input_json_delta", "partial_json": '{"city":'}},
+    {"type": "content_block_delta", "index": 2,
+     "delta": {"type": "input_json_delta", "partial_json": ' "Oslo"}'}},
+    {"type": "content_block_stop", "index": 2},
+    {"type": "content_block_start", "index": 3,
+     "content_block": {"type": "tool_use", "id": "tu_2", "name": "time", "input": {}}},
+    {"type": "content_block_stop", "index": 3},
+    {"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+     "usage": {"output_tokens": 40}},
+    {"type": "message_stop"},
+]
+
+
+def test_anthropic_thinking_text_tools_usage_and_stop_reason() -> None:
+    mapper = AnthropicEvents()
+    chunks = [c for e in ANTHROPIC if (c := mapper.map(e["type"], e)) is not None]
+    assert mapper.done
+    acc = Accumulator()
+    acc.extend(chunks)
+    response = acc.response()
+    assert response.thinking == "Let me see."
+    assert response.text == "Sure"
+    # ordinals 0 and 1, not the content-block indexes 2 and 3
+    assert [(c.id, c.name, c.args) for c in response.tool_calls] == [
+        ("tu_1", "weather", {"city": "Oslo"}),
+        ("tu_2", "time", {}),
+    ]
+    assert {d.index for c in chunks for d in c.tool_calls} == {0, 1}
+    assert response.finish_reason == "tool_calls"
+    assert response.usage == rxllm.Usage(input_tokens=12, output_tokens=40, total_tokens=52)
+    assert (response.id, response.model) == ("msg_1", "claude-x")
+    assert all(c.raw is not None for c in chunks)
+    assert chunks[0].raw.type == "message_start"
+    assert isinstance(chunks[0].raw, RawMessageStreamEvent.__args__)  # type: ignore[attr-defined]
+    message = response.raw  # what anthropic's accumulate_event builds
+    assert [b.type for b in message.content] == ["thinking", "text", "tool_use", "tool_use"]
+    assert message.content[0].signature == "sig"
+    assert message.content[2].input == {"city": "Oslo"}
+    assert message.stop_reason == "tool_use"
+    assert message.usage.output_tokens == 40
+
+
+@pytest.mark.parametrize(
+    ("reason", "normalized"),
+    [("end_turn", "stop"), ("stop_sequence", "stop"), ("max_tokens", "length"),
+     ("tool_use", "tool_calls"), ("refusal", "content_filter"), ("pause_turn", "pause_turn")],
+)
+def test_anthropic_stop_reasons(reason: str, normalized: str) -> None:
+    mapper = AnthropicEvents()
+    chunk = mapper.map("message_delta", {"type": "message_delta",
+                                         "delta": {"stop_reason": reason}, "usage": {}})
+    assert chunk is not None and chunk.finish_reason == normalized
+
+
+def test_anthropic_error_event_overloaded_is_retryable() -> None:
+    with pytest.raises(rxllm.StreamError) as caught:
+        AnthropicEvents().map("error", {"type": "error", "error": {
+            "type": "overloaded_error", "message": "Overloaded"}})
+    assert caught.value.retryable and isinstance(caught.value, rxllm.ServerError)
+    with pytest.raises(rxllm.StreamError) as other:
+        AnthropicEvents().map("error", {"type": "error", "error": {
+            "type": "invalid_request_error", "message": "bad"}})
+    assert not other.value.retryable
+
+
+def test_anthropic_end_before_message_stop_is_interrupted() -> None:
+    mapper = AnthropicEvents()
+    mapper.map("message_start", ANTHROPIC[0])
+    with pytest.raises(rxllm.StreamInterrupted):
+        mapper.end()
