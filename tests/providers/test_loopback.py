@@ -1,0 +1,356 @@
+"""Both providers through the real SDKs against the loopback server: content, requests,
+every error class, and cancellation as the server records it."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+
+import anthropic as anthropic_sdk
+import openai as openai_sdk
+import pytest
+import reactivex
+from pydantic import BaseModel
+
+import rxllm
+from rxllm import ops
+from rxllm.models import Chunk, ToolCallDelta
+from rxllm.testing import Script, Server
+
+PROVIDERS = ["openai", "anthropic"]
+KEY = "sk-test-secret-key-0123456789"
+
+
+def make(provider: str, server: Server, **kw: object) -> rxllm.LLM:
+    factory: Callable[..., rxllm.LLM] = getattr(rxllm, provider)
+    kw.setdefault("max_retries", 0)
+    return factory("test-model", base_url=server.url, api_key=KEY, **kw)
+
+
+def run(stream: reactivex.Observable[Chunk], mode: str) -> rxllm.Response:
+    if mode == "sync":
+        return rxllm.collect(stream, timeout=10)
+    return asyncio.run(rxllm.acollect(stream, timeout=10))
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_text_usage_and_stop(server: Server, provider: str, mode: str) -> None:
+    server.push(Script("The quick brown fox jumps.", usage=rxllm.Usage(
+        input_tokens=9, output_tokens=5, total_tokens=14)))
+    response = run(make(provider, server).stream("Tell me"), mode)
+    assert response.text == "The quick brown fox jumps."
+    assert response.finish_reason == "stop"
+    assert response.usage == rxllm.Usage(input_tokens=9, output_tokens=5, total_tokens=14)
+    assert response.provider == provider
+    assert response.model == "test-model"
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_parallel_tool_calls(server: Server, provider: str) -> None:
+    server.push(Script([
+        "Checking.",
+        Chunk(tool_calls=(ToolCallDelta(index=0, id="call_1", name="weather"),)),
+        Chunk(tool_calls=(ToolCallDelta(index=0, arguments='{"city": '),)),
+        Chunk(tool_calls=(ToolCallDelta(index=0, arguments='"Oslo"}'),)),
+        Chunk(tool_calls=(ToolCallDelta(index=1, id="call_2", name="time",
+                                        arguments='{"tz": "CET"}'),)),
+    ]))
+    response = rxllm.collect(make(provider, server).stream("weather?"), timeout=10)
+    assert [(c.id, c.name, c.args) for c in response.tool_calls] == [
+        ("call_1", "weather", {"city": "Oslo"}),
+        ("call_2", "time", {"tz": "CET"}),
+    ]
+    assert response.finish_reason == "tool_calls"
+    assert response.text == "Checking."
+
+
+def test_openai_refusal_and_length(server: Server) -> None:
+    server.push(Script([Chunk(refusal="I can't help"), Chunk(refusal=" with that.",
+                                                            finish_reason="length")]))
+    response = rxllm.collect(make("openai", server).stream("x"), timeout=10)
+    assert response.refusal == "I can't help with that."
+    assert response.finish_reason == "length"
+
+
+def test_anthropic_thinking_and_max_tokens(server: Server) -> None:
+    server.push(Script([Chunk(thinking="Let me think. "), Chunk(thinking="Done."),
+                        Chunk(content="Answer", finish_reason="length")]))
+    response = rxllm.collect(make("anthropic", server).stream("x"), timeout=10)
+    assert response.thinking == "Let me think. Done."
+    assert response.text == "Answer"
+    assert response.finish_reason == "length"
+    assert response.raw.stop_reason == "max_tokens"
+    assert [b.type for b in response.raw.content] == ["thinking", "text"]
+
+
+def test_openai_response_raw_equals_the_sdk_accumulator(server: Server) -> None:
+    script = Script(["Hello", " world"], response_id="chatcmpl-fixed")
+    server.push(script)
+    ours = rxllm.collect(make("openai", server).stream("hi"), timeout=10).raw
+    server.push(script)
+    client = openai_sdk.OpenAI(base_url=server.url, api_key=KEY, max_retries=0)
+    with client.chat.completions.stream(model="test-model", messages=[
+            {"role": "user", "content": "hi"}], stream_options={"include_usage": True}) as s:
+        for _ in s:
+            pass
+        theirs = s.current_completion_snapshot
+    ours_dump = ours.model_dump(exclude={"created"})
+    theirs_dump = theirs.model_dump(exclude={"created"})
+    assert ours_dump == theirs_dump
+
+
+def test_anthropic_response_raw_equals_the_sdk_accumulator(server: Server) -> None:
+    script = Script([Chunk(thinking="hm"), "Hello", " world",
+                     Chunk(tool_calls=(ToolCallDelta(index=0, id="t1", name="f",
+                                                     arguments='{"a": 1}'),))],
+                    response_id="msg_fixed")
+    server.push(script)
+    ours = rxllm.collect(make("anthropic", server).stream("hi"), timeout=10).raw
+    server.push(script)
+    client = anthropic_sdk.Anthropic(base_url=server.url, api_key=KEY, max_retries=0)
+    with client.messages.stream(model="test-model", max_tokens=100,
+                                messages=[{"role": "user", "content": "hi"}]) as s:
+        theirs = s.get_final_message()
+    assert ours.model_dump() == theirs.model_dump()
+
+
+def test_openai_request_carries_everything_in_its_own_format(server: Server) -> None:
+    class City(BaseModel):
+        name: str
+
+    def weather(city: str) -> str:
+        """Current weather."""
+        return "sunny"
+
+    server.push(Script("ok"))
+    llm = make("openai", server, temperature=0.3)
+    rxllm.collect(llm.stream(
+        "hi", system="Be brief.", tools=[weather], response_format=City,
+        audio={"voice": "alloy", "format": "pcm16"}, max_tokens=50), timeout=10)
+    body = server.last.body
+    assert body["messages"] == [{"role": "system", "content": "Be brief."},
+                                {"role": "user", "content": "hi"}]
+    assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
+    assert body["temperature"] == 0.3 and body["max_tokens"] == 50
+    assert body["tools"][0]["function"]["name"] == "weather"
+    assert body["tools"][0]["function"]["parameters"]["required"] == ["city"]
+    assert body["response_format"]["type"] == "json_schema"
+    assert body["audio"] == {"voice": "alloy", "format": "pcm16"}
+    assert body["modalities"] == ["text", "audio"]
+    assert server.last.headers["authorization"] == f"Bearer {KEY}"
+
+
+def test_anthropic_request_carries_everything_in_its_own_format(server: Server) -> None:
+    server.push(Script("ok"))
+    tool = {"type": "function", "function": {"name": "f", "description": "d",
+                                             "parameters": {"type": "object"}}}
+    rxllm.collect(make("anthropic", server).stream(
+        messages=[{"role": "system", "content": "Sys."}, {"role": "user", "content": "hi"}],
+        system="Top.", tools=[tool], thinking={"type": "enabled", "budget_tokens": 1024}),
+        timeout=10)
+    body = server.last.body
+    assert body["system"] == "Top.\n\nSys."
+    assert body["messages"] == [{"role": "user", "content": "hi"}]
+    assert body["max_tokens"] == 4096
+    assert body["tools"] == [{"name": "f", "description": "d", "input_schema": {"type": "object"}}]
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": 1024}
+    headers = server.last.headers
+    assert KEY in (headers.get("x-api-key", "") + headers.get("authorization", ""))
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize(
+    ("status", "error_class", "retryable"),
+    [
+        (400, rxllm.BadRequestError, False),
+        (401, rxllm.AuthenticationError, False),
+        (403, rxllm.PermissionDeniedError, False),
+        (404, rxllm.NotFoundError, False),
+        (429, rxllm.RateLimitError, True),
+        (500, rxllm.ServerError, True),
+        (529, rxllm.ServerError, True),
+    ],
+)
+def test_http_status_errors(
+    server: Server, provider: str, status: int, error_class: type, retryable: bool
+) -> None:
+    server.push(Script("x", status=status, headers={"retry-after": "7"}))
+    with pytest.raises(error_class) as caught:
+        rxllm.collect(make(provider, server).stream("hi"), timeout=10)
+    error = caught.value
+    assert error.retryable is retryable
+    assert error.provider == provider
+    assert error.status_code == status
+    assert error.partial is None
+    assert isinstance(error.__cause__, openai_sdk.APIStatusError | anthropic_sdk.APIStatusError)
+    assert KEY not in str(error) and KEY not in repr(error)
+    if status == 429:
+        assert error.retry_after == 7.0
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_the_sdk_retries_before_the_stream_with_max_retries(server: Server, provider: str) -> None:
+    server.push(Script("x", status=500, headers={"retry-after-ms": "1"}))
+    with pytest.raises(rxllm.ServerError):
+        rxllm.collect(make(provider, server, max_retries=2).stream("hi"), timeout=20)
+    assert len(server.requests) == 3
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize(
+    ("kind", "retryable", "also"),
+    [("overloaded_error", True, rxllm.ServerError), ("rate_limit_error", True, rxllm.RateLimitError),
+     ("invalid_request_error", False, rxllm.StreamError)],
+)
+def test_error_event_mid_stream_keeps_the_partial(
+    server: Server, provider: str, kind: str, retryable: bool, also: type
+) -> None:
+    server.push(Script(["Hello", " there"], error_event=kind))
+    with pytest.raises(rxllm.StreamError) as caught:
+        rxllm.collect(make(provider, server).stream("hi"), timeout=10)
+    assert isinstance(caught.value, also)
+    assert caught.value.retryable is retryable
+    assert caught.value.partial is not None and caught.value.partial.text == "Hello there"
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_dropped_connection_is_stream_interrupted_with_partial(
+    server: Server, provider: str, mode: str
+) -> None:
+    server.push(Script(["a", "b", "c", "d"], drop_after=2))
+    with pytest.raises(rxllm.StreamInterrupted) as caught:
+        run(make(provider, server).stream("hi"), mode)
+    assert caught.value.retryable
+    assert caught.value.partial is not None and caught.value.partial.text == "ab"
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_malformed_event_is_a_stream_error_with_partial(server: Server, provider: str) -> None:
+    server.push(Script(["a", "b", "c"], malformed_after=2))
+    with pytest.raises(rxllm.StreamError, match="not valid JSON") as caught:
+        rxllm.collect(make(provider, server).stream("hi"), timeout=10)
+    assert caught.value.partial is not None and caught.value.partial.text == "ab"
+
+
+def test_connection_refused_is_api_connection_error() -> None:
+    with socket_free_port() as port:
+        llm = rxllm.openai("m", base_url=f"http://127.0.0.1:{port}", api_key=KEY, max_retries=0)
+        with pytest.raises(rxllm.APIConnectionError) as caught:
+            rxllm.collect(llm.stream("hi"), timeout=10)
+    assert caught.value.retryable
+
+
+class socket_free_port:  # noqa: N801 - a context manager used like a function
+    def __enter__(self) -> int:
+        import socket
+
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        sock.close()
+        return port
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_stall_timeout_ignores_keep_alive_pings(server: Server, provider: str, mode: str) -> None:
+    server.push(Script(["a", "b", "c"], hang_after=2, ping_every=0.05))
+    started = time.monotonic()
+    with pytest.raises(rxllm.StreamTimeout) as caught:
+        run(make(provider, server, stall_timeout=0.3).stream("hi"), mode)
+    assert time.monotonic() - started < 3
+    assert caught.value.retryable
+    assert caught.value.partial is not None and caught.value.partial.text == "ab"
+    assert server.last.wait_closed(2)  # and the connection was released
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_take_until_cancels_the_http_stream(server: Server, provider: str, mode: str) -> None:
+    server.push(Script([f"w{i} " for i in range(300)], delay=0.01))
+    stream = make(provider, server).stream("count").pipe(
+        ops.accumulate(), ops.take_until(lambda s: "w4 " in s.text))
+    response = run(stream, mode)
+    stopped = time.monotonic()
+    assert response.text == "w0 w1 w2 w3 w4 "
+    assert response.finish_reason is None
+    record = server.last
+    assert record.wait_closed(2)
+    assert record.client_closed_at is not None
+    assert record.client_closed_at - stopped < 0.05
+    assert record.chunks_after_close == 0
+    assert record.chunks_written <= 7
+    assert not record.finished
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_stop_button_closes_the_connection_while_the_model_is_silent(
+    server: Server, provider: str, mode: str
+) -> None:
+    server.push(Script(["a", "b", "c"], hang_after=2))
+    stop = reactivex.subject.Subject[None]()
+    fired: list[float] = []
+
+    def press() -> None:
+        fired.append(time.monotonic())
+        stop.on_next(None)
+
+    threading.Timer(0.3, press).start()
+    response = run(make(provider, server).stream("hi").pipe(ops.take_until(stop)), mode)
+    assert response.text == "ab"
+    record = server.last
+    assert record.wait_closed(2)
+    assert record.client_closed_at is not None and fired
+    assert record.client_closed_at - fired[0] < 0.05
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_dispose_during_first_delay_closes_before_any_chunk(server: Server, provider: str) -> None:
+    server.push(Script(["a"], first_delay=5))
+    subscription = make(provider, server).stream("hi").subscribe(lambda _: None)
+    assert server.wait_for_request(timeout=5)
+    time.sleep(0.1)
+    disposed = time.monotonic()
+    subscription.dispose()
+    record = server.last
+    assert record.wait_closed(2)
+    assert record.client_closed_at is not None
+    assert record.client_closed_at - disposed < 0.05
+    assert record.chunks_written == 0
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_ready_made_clients_are_used(server: Server, provider: str) -> None:
+    server.push(Script("ok"))
+    if provider == "openai":
+        client = openai_sdk.OpenAI(base_url=server.url, api_key="from-client", max_retries=0)
+        llm = rxllm.openai("m", client=client)
+        header = "authorization"
+    else:
+        client = anthropic_sdk.Anthropic(base_url=server.url, api_key="from-client", max_retries=0)
+        llm = rxllm.anthropic("m", client=client)
+        header = "x-api-key"
+    assert rxllm.collect(llm.stream("hi"), timeout=10).text == "ok"
+    headers = server.last.headers
+    assert "from-client" in headers.get(header, "") + headers.get("authorization", "")
+
+
+def test_threads_do_not_outlive_their_subscriptions(server: Server) -> None:
+    before = threading.active_count()
+    server.push(Script([f"w{i} " for i in range(100)], delay=0.005))
+    llm = make("openai", server)
+    for _ in range(5):
+        llm.stream("hi").pipe(ops.take(3) if hasattr(ops, "take") else
+                              ops.take_until(lambda c: "w2" in c.content)).run()
+    deadline = time.monotonic() + 2
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert threading.active_count() <= before
