@@ -15,7 +15,19 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
-__all__ = ["Chunk", "Response", "ToolCall", "ToolCallDelta", "Usage"]
+__all__ = ["Chunk", "Response", "ToolCall", "ToolCallDelta", "Usage", "register_event_builder"]
+
+_EVENT_BUILDERS: dict[str, Callable[[bytes], Any]] = {}
+
+
+def register_event_builder(provider: str, builder: Callable[[bytes], Any]) -> None:
+    """Declare how `provider` builds its SDK event object from an event's JSON bytes.
+
+    Chunks keep the bytes (which the garbage collector never has to scan) and build
+    `Chunk.raw` from them only when it is read.
+    """
+    _EVENT_BUILDERS[provider] = builder
+
 
 _FROZEN = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
@@ -109,6 +121,7 @@ class _LazyRaw(BaseModel):
 
     _raw: Any = PrivateAttr(default=None)
     _raw_factory: Callable[[], Any] | None = PrivateAttr(default=None)
+    _raw_data: bytes | None = PrivateAttr(default=None)
 
     def __init__(self, *, raw: Any = None, **data: Any) -> None:
         super().__init__(**data)
@@ -121,6 +134,11 @@ class _LazyRaw(BaseModel):
         if factory is not None:
             self._raw = factory()
             self._raw_factory = None
+        elif self._raw_data is not None:
+            builder = _EVENT_BUILDERS.get(getattr(self, "provider", ""))
+            if builder is not None:
+                self._raw = builder(self._raw_data)
+            self._raw_data = None
         return self._raw
 
     def _with_raw_factory(self, factory: Callable[[], Any] | None) -> None:
@@ -168,6 +186,57 @@ class Chunk(_LazyRaw):
     provider: str = "scripted"
     """Which provider produced it: "openai", "anthropic", "local", "scripted"."""
 
+    @classmethod
+    def unchecked(  # noqa: PLR0917 - positional on purpose: it is the hot path
+        cls,
+        content: str = "",
+        thinking: str = "",
+        refusal: str = "",
+        audio: bytes = b"",
+        audio_transcript: str = "",
+        tool_calls: tuple[ToolCallDelta, ...] = (),
+        finish_reason: str | None = None,
+        usage: Usage | None = None,
+        model: str | None = None,
+        id: str | None = None,
+        provider: str = "scripted",
+        raw_factory: Callable[[], Any] | None = None,
+        raw_data: bytes | None = None,
+    ) -> Chunk:
+        """Build a chunk without validation, for providers' hot paths (~1 µs, not ~5 µs).
+
+        The arguments must already have the field types. `.raw` is built on first access
+        by `raw_factory`, or from `raw_data` (the event's JSON bytes) by the builder the
+        provider registered with `register_event_builder`. The result is an ordinary,
+        equal `Chunk`.
+        """
+        chunk = _new(cls)
+        _set(
+            chunk,
+            "__dict__",
+            {
+                "content": content,
+                "thinking": thinking,
+                "refusal": refusal,
+                "audio": audio,
+                "audio_transcript": audio_transcript,
+                "tool_calls": tool_calls,
+                "finish_reason": finish_reason,
+                "usage": usage,
+                "model": model,
+                "id": id,
+                "provider": provider,
+            },
+        )
+        _set(chunk, "__pydantic_fields_set__", _CHUNK_FIELDS)
+        _set(chunk, "__pydantic_extra__", None)
+        _set(
+            chunk,
+            "__pydantic_private__",
+            {"_raw": None, "_raw_factory": raw_factory, "_raw_data": raw_data},
+        )
+        return chunk
+
     @property
     def is_empty(self) -> bool:
         """True when the chunk carries no delta, finish reason or usage (e.g. a block stop)."""
@@ -181,6 +250,11 @@ class Chunk(_LazyRaw):
             or self.finish_reason
             or self.usage
         )
+
+
+_new = object.__new__
+_set = object.__setattr__
+_CHUNK_FIELDS = set(Chunk.model_fields)
 
 
 class Response(_LazyRaw):

@@ -30,8 +30,11 @@ __all__ = ["EventMapper", "HTTPCall", "map_sdk_error", "retry_after_seconds"]
 class EventMapper(Protocol):
     """Turns one provider's SSE events into `Chunk`s; one instance per call (it may keep state)."""
 
-    def map(self, event: str | None, data: Any) -> Chunk | None:
-        """The chunk for this event, or None for events that carry nothing (pings)."""
+    def map(self, event: str | None, data: Any, payload: bytes | None = None) -> Chunk | None:
+        """The chunk for this event, or None for events that carry nothing (pings).
+
+        `payload` is the event's JSON text, kept to build the SDK's event object on demand.
+        """
         ...
 
     def end(self) -> None:
@@ -89,14 +92,14 @@ class HTTPCall:
                 parse = self._parse
                 for piece in http.iter_bytes():
                     for name, data in decoder.feed(piece):
-                        chunk = mapper.map(name, parse(data))
+                        chunk = mapper.map(name, parse(data), data)
                         if chunk is not None:
                             yield chunk
                     if mapper.done or control.cancelled:
                         break
                 else:
                     for name, data in decoder.flush():
-                        chunk = mapper.map(name, parse(data))
+                        chunk = mapper.map(name, parse(data), data)
                         if chunk is not None:
                             yield chunk
                 if not control.cancelled:
@@ -113,14 +116,14 @@ class HTTPCall:
             parse = self._parse
             async for piece in http.aiter_bytes():
                 for name, data in decoder.feed(piece):
-                    chunk = mapper.map(name, parse(data))
+                    chunk = mapper.map(name, parse(data), data)
                     if chunk is not None:
                         yield chunk
                 if mapper.done:
                     break
             else:
                 for name, data in decoder.flush():
-                    chunk = mapper.map(name, parse(data))
+                    chunk = mapper.map(name, parse(data), data)
                     if chunk is not None:
                         yield chunk
             mapper.end()
@@ -129,7 +132,7 @@ class HTTPCall:
         if data == b"[DONE]":
             return data
         try:
-            return jiter.from_json(data)
+            return jiter.from_json(data, cache_mode="keys")
         except ValueError as exc:
             raise errors.StreamError(
                 f"{self.provider}: the stream sent an event that is not valid JSON ({exc}): "

@@ -22,13 +22,14 @@ from typing import Any
 
 import anthropic
 import httpx2
+import jiter
 from anthropic.lib.streaming._messages import accumulate_event
 from anthropic.types import RawMessageStreamEvent
 
 from rxllm import errors
 from rxllm.accumulator import register_raw_builder
 from rxllm.llm import LLM, Request, check_params
-from rxllm.models import Chunk, ToolCallDelta, Usage
+from rxllm.models import Chunk, ToolCallDelta, Usage, register_event_builder
 from rxllm.providers._http import HTTPCall, StreamResponse
 from rxllm.providers.tools import tool_schema
 
@@ -56,6 +57,9 @@ def _construct_event(data: dict[str, Any]) -> Any:
     return construct_type_unchecked(value=data, type_=RawMessageStreamEvent)  # type: ignore[arg-type]
 
 
+register_event_builder(PROVIDER, lambda payload: _construct_event(jiter.from_json(payload)))
+
+
 class AnthropicEvents:
     """Maps Messages stream events (parsed JSON) to `Chunk`s. One per call: it keeps the
     block-index -> tool-ordinal table and the input tokens of `message_start`."""
@@ -70,7 +74,7 @@ class AnthropicEvents:
         self.model: str | None = None
         self.id: str | None = None
 
-    def map(self, event: str | None, data: Any) -> Chunk | None:
+    def map(self, event: str | None, data: Any, payload: bytes | None = None) -> Chunk | None:
         """The chunk for one event (None for pings and block/message stops)."""
         if type(data) is not dict:
             return None
@@ -143,18 +147,18 @@ class AnthropicEvents:
             return None
         elif kind == "error":
             raise errors.stream_error_event(PROVIDER, data.get("error"))
-        chunk = Chunk(
-            content=content,
-            thinking=thinking,
+        return Chunk.unchecked(
+            content,
+            thinking,
             tool_calls=tool_calls,
             finish_reason=finish_reason,
             usage=usage,
             model=self.model,
             id=self.id,
             provider=PROVIDER,
+            raw_factory=None if payload is not None else lambda: _construct_event(data),
+            raw_data=payload,
         )
-        chunk._with_raw_factory(lambda: _construct_event(data))  # pyright: ignore[reportPrivateUsage]
-        return chunk
 
     def end(self) -> None:
         """Raise `StreamInterrupted` when the body ended before `message_stop`/a stop reason."""

@@ -19,6 +19,7 @@ from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any
 
 import httpx2
+import jiter
 import openai
 from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types.chat import ChatCompletionChunk
@@ -26,7 +27,7 @@ from openai.types.chat import ChatCompletionChunk
 from rxllm import errors
 from rxllm.accumulator import register_raw_builder
 from rxllm.llm import LLM, Request, check_params
-from rxllm.models import Chunk, ToolCallDelta, Usage
+from rxllm.models import Chunk, ToolCallDelta, Usage, register_event_builder
 from rxllm.providers._http import HTTPCall, StreamResponse
 from rxllm.providers.tools import tool_schema
 
@@ -47,7 +48,7 @@ class OpenAIEvents:
         self.done = False
         self.finished = False
 
-    def map(self, event: str | None, data: Any) -> Chunk | None:
+    def map(self, event: str | None, data: Any, payload: bytes | None = None) -> Chunk | None:
         """The chunk for one event; raises `StreamError` for an error event."""
         if data == b"[DONE]":
             self.done = True
@@ -84,21 +85,21 @@ class OpenAIEvents:
             if finish_reason is not None:
                 self.finished = True
         usage = data.get("usage")
-        chunk = Chunk(
-            content=content,
-            thinking=thinking,
-            refusal=refusal,
-            audio=audio,
-            audio_transcript=transcript,
-            tool_calls=tool_calls,
-            finish_reason=finish_reason,
-            usage=_usage(usage) if usage else None,
-            model=data.get("model") or None,
-            id=data.get("id") or None,
-            provider=PROVIDER,
+        return Chunk.unchecked(
+            content,
+            thinking,
+            refusal,
+            audio,
+            transcript,
+            tool_calls,
+            finish_reason,
+            _usage(usage) if usage else None,
+            data.get("model") or None,
+            data.get("id") or None,
+            PROVIDER,
+            None if payload is not None else lambda: _construct_chunk(data),
+            payload,
         )
-        chunk._with_raw_factory(lambda: ChatCompletionChunk.construct(**data))  # pyright: ignore[reportPrivateUsage]
-        return chunk
 
     def end(self) -> None:
         """Raise `StreamInterrupted` when the body ended without `[DONE]` or a finish reason."""
@@ -107,6 +108,13 @@ class OpenAIEvents:
                 "openai: the stream ended before the server said it was done ([DONE])",
                 provider=PROVIDER,
             )
+
+
+def _construct_chunk(data: dict[str, Any]) -> ChatCompletionChunk:
+    return ChatCompletionChunk.construct(**data)
+
+
+register_event_builder(PROVIDER, lambda payload: _construct_chunk(jiter.from_json(payload)))
 
 
 def _tool_delta(position: int, call: dict[str, Any]) -> ToolCallDelta:
