@@ -1,0 +1,146 @@
+"""rxllm reads the SDKs' raw HTTP responses and parses SSE itself (the fast path).
+
+These tests feed the SAME bytes to the bare SDK and to rxllm and compare: every chunk's
+`.raw` equals the SDK's own object, and what the SDK raises rxllm raises as its own error.
+Covered: plain chunks, Azure's non-chunk events, obfuscation and unknown fields, SSE
+details (no space after `data:`, CRLF, comments, multi-line data), error events.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anthropic as anthropic_sdk
+import openai as openai_sdk
+import pytest
+
+import rxllm
+from rxllm.testing import Script, Server
+
+KEY = "sk-parity"
+
+
+def openai_event(delta: dict[str, Any] | None, finish: str | None = None, **extra: Any) -> str:
+    choices = [] if delta is None else [
+        {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
+    body = {"id": "chatcmpl-9", "object": "chat.completion.chunk", "created": 1700000000,
+            "model": "gpt-x", "system_fingerprint": "fp_1", "choices": choices, **extra}
+    return json.dumps(body)
+
+
+OPENAI_BODY = (
+    # Azure: a first event with prompt_filter_results, no choices and an empty model
+    'data: {"choices":[],"created":0,"id":"","model":"","object":"",'
+    '"prompt_filter_results":[{"prompt_index":0,"content_filter_results":{}}]}\n\n'
+    f"data: {openai_event({'role': 'assistant', 'content': ''}, obfuscation='Xy1')}\n\n"
+    ": keep-alive comment\n\n"
+    f"data:{openai_event({'content': 'Hel'}, obfuscation='abc')}\r\n\r\n"
+    f"data: {openai_event({'content': 'lo', 'future_field': {'x': 1}}, brand_new=True)}\n\n"
+    f"data: {openai_event({'tool_calls': [{'index': 0, 'id': 'c1', 'type': 'function', 'function': {'name': 'f', 'arguments': '{}'}}]})}\n\n"  # noqa: E501
+    f"data: {openai_event({}, 'tool_calls', content_filter_results={'hate': {'filtered': False}})}\n\n"  # noqa: E501
+    f"data: {openai_event(None, usage={'prompt_tokens': 3, 'completion_tokens': 4, 'total_tokens': 7, 'completion_tokens_details': {'reasoning_tokens': 0}})}\n\n"  # noqa: E501
+    "data: [DONE]\n\n"
+)
+
+
+def sdk_openai_chunks(server: Server) -> list[Any]:
+    client = openai_sdk.OpenAI(base_url=server.url, api_key=KEY, max_retries=0)
+    return list(client.chat.completions.create(
+        model="gpt-x", messages=[{"role": "user", "content": "hi"}], stream=True))
+
+
+def rx_chunks(llm: rxllm.LLM) -> list[rxllm.Chunk]:
+    return list(rxllm.iterate(llm.stream("hi")))
+
+
+def test_openai_every_chunk_raw_equals_the_sdk_chunk(server: Server) -> None:
+    server.push(Script(raw_events=OPENAI_BODY))
+    theirs = sdk_openai_chunks(server)
+    server.push(Script(raw_events=OPENAI_BODY))
+    ours = rx_chunks(rxllm.openai("gpt-x", base_url=server.url, api_key=KEY))
+    assert len(ours) == len(theirs) == 7
+    for mine, sdk in zip(ours, theirs, strict=True):
+        assert mine.raw.model_dump() == sdk.model_dump()
+        assert mine.raw.to_dict() == sdk.to_dict()  # unknown fields kept alike
+    text = "".join(c.content for c in ours)
+    sdk_text = "".join((c.choices[0].delta.content or "") for c in theirs if c.choices)
+    assert text == sdk_text == "Hello"
+    assert ours[0].model is None and ours[0].is_empty  # Azure's filter event
+    assert ours[-1].usage == rxllm.Usage(input_tokens=3, output_tokens=4, total_tokens=7)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [{"message": "The server had an error", "type": "server_error", "param": None, "code": None},
+     {"message": "bad thing", "type": "invalid_request_error", "param": None, "code": "x"}],
+)
+def test_openai_error_event_raises_where_the_sdk_raises(server: Server, error: dict[str, Any]) -> None:
+    body = f"data: {openai_event({'content': 'Hi'})}\n\ndata: {json.dumps({'error': error})}\n\n"
+    server.push(Script(raw_events=body))
+    with pytest.raises(openai_sdk.APIError) as sdk_error:
+        sdk_openai_chunks(server)
+    server.push(Script(raw_events=body))
+    with pytest.raises(rxllm.StreamError) as ours:
+        rxllm.collect(rxllm.openai("gpt-x", base_url=server.url, api_key=KEY).stream("hi"))
+    assert sdk_error.value.message == error["message"]
+    assert error["message"] in str(ours.value)
+    assert ours.value.retryable is (error["type"] == "server_error")
+    assert ours.value.partial is not None and ours.value.partial.text == "Hi"
+
+
+def anthropic_event(kind: str, **fields: Any) -> str:
+    return f"event: {kind}\ndata: {json.dumps({'type': kind, **fields})}\n\n"
+
+
+ANTHROPIC_BODY = (
+    anthropic_event("message_start", message={
+        "id": "msg_9", "type": "message", "role": "assistant", "model": "claude-x",
+        "content": [], "stop_reason": None, "stop_sequence": None,
+        "usage": {"input_tokens": 5, "output_tokens": 1, "cache_read_input_tokens": 2,
+                  "service_tier": "standard"}, "brand_new": 1})
+    + anthropic_event("ping")
+    + anthropic_event("content_block_start", index=0, content_block={"type": "text", "text": ""})
+    + anthropic_event("content_block_delta", index=0, delta={"type": "text_delta", "text": "Hi"})
+    + anthropic_event("content_block_delta", index=0,
+                      delta={"type": "citations_delta", "citation": {
+                          "type": "char_location", "cited_text": "x", "document_index": 0,
+                          "document_title": None, "start_char_index": 0, "end_char_index": 1}})
+    + anthropic_event("content_block_stop", index=0)
+    + anthropic_event("some_future_event", payload={"a": 1})
+    + anthropic_event("message_delta", delta={"stop_reason": "end_turn", "stop_sequence": None},
+                      usage={"output_tokens": 9})
+    + anthropic_event("message_stop")
+)
+
+
+def test_anthropic_every_chunk_raw_equals_the_sdk_event(server: Server) -> None:
+    server.push(Script(raw_events=ANTHROPIC_BODY))
+    client = anthropic_sdk.Anthropic(base_url=server.url, api_key=KEY, max_retries=0)
+    theirs = list(client.messages.create(model="claude-x", max_tokens=10, stream=True,
+                                         messages=[{"role": "user", "content": "hi"}]))
+    server.push(Script(raw_events=ANTHROPIC_BODY))
+    ours = rx_chunks(rxllm.anthropic("claude-x", base_url=server.url, api_key=KEY))
+    # rxllm skips pings and block/message stops (they carry nothing); the rest match 1:1
+    kept = [e for e in theirs if e.type not in ("ping", "content_block_stop", "message_stop")]
+    assert [c.raw.type for c in ours] == [e.type for e in kept]
+    for mine, sdk in zip(ours, kept, strict=True):
+        assert mine.raw.to_dict() == sdk.to_dict()
+    assert "".join(c.content for c in ours) == "Hi"
+    assert ours[-1].finish_reason == "stop"
+    assert ours[-1].usage == rxllm.Usage(input_tokens=5, output_tokens=9, total_tokens=14)
+
+
+def test_anthropic_error_event_raises_where_the_sdk_raises(server: Server) -> None:
+    body = (ANTHROPIC_BODY.split("event: content_block_stop")[0]
+            + anthropic_event("error", error={"type": "overloaded_error", "message": "Overloaded"}))
+    server.push(Script(raw_events=body))
+    client = anthropic_sdk.Anthropic(base_url=server.url, api_key=KEY, max_retries=0)
+    with pytest.raises(anthropic_sdk.APIStatusError):
+        list(client.messages.create(model="claude-x", max_tokens=10, stream=True,
+                                    messages=[{"role": "user", "content": "hi"}]))
+    server.push(Script(raw_events=body))
+    with pytest.raises(rxllm.ServerError) as ours:
+        rxllm.collect(rxllm.anthropic("claude-x", base_url=server.url, api_key=KEY).stream("hi"))
+    assert isinstance(ours.value, rxllm.StreamError) and ours.value.retryable
+    assert ours.value.partial is not None and ours.value.partial.text == "Hi"
