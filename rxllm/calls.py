@@ -35,7 +35,7 @@ from rxllm.accumulator import Accumulator
 from rxllm.errors import LLMError, StreamTimeout
 from rxllm.models import Chunk
 
-__all__ = ["Call", "CallControl", "call_observable", "shutdown_socket"]
+__all__ = ["Call", "CallControl", "call_observable", "call_subscriber", "shutdown_socket"]
 
 
 class CallControl:
@@ -124,6 +124,13 @@ class Call(Protocol):
 
 def call_observable(make_call: Callable[[], Call]) -> reactivex.Observable[Chunk]:
     """A cold observable: each subscription builds a `Call` with `make_call` and runs it."""
+    return reactivex.create(call_subscriber(make_call))
+
+
+def call_subscriber(
+    make_call: Callable[[], Call],
+) -> Callable[[abc.ObserverBase[Chunk], abc.SchedulerBase | None], abc.DisposableBase]:
+    """The subscribe function behind `call_observable` (for Observable subclasses)."""
 
     def subscribe(
         observer: abc.ObserverBase[Chunk], scheduler: abc.SchedulerBase | None = None
@@ -145,7 +152,7 @@ def call_observable(make_call: Callable[[], Call]) -> reactivex.Observable[Chunk
             return Disposable(control.cancel)
         return _subscribe_async(call, control, observer, loop)
 
-    return reactivex.create(subscribe)
+    return subscribe
 
 
 class _Runner:

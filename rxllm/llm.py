@@ -16,10 +16,10 @@ from typing import Any, ParamSpec, Protocol
 
 import reactivex
 
-from rxllm.calls import Call, call_observable
+from rxllm.calls import Call, call_subscriber
 from rxllm.models import Chunk
 
-__all__ = ["LLM", "Provider", "Request", "check_params"]
+__all__ = ["LLM", "CallStream", "Provider", "Request", "check_params"]
 
 P = ParamSpec("P")
 
@@ -64,6 +64,32 @@ class Provider(Protocol):
     def make_call(self, request: Request) -> Call:
         """Build the call (runs at subscription; may raise e.g. `AuthenticationError`)."""
         ...
+
+
+class CallStream(reactivex.Observable[Chunk]):
+    """What `LLM.stream` returns: a cold `Observable[Chunk]` that knows its own request.
+
+    It behaves as any observable; `ops.retry` uses `continue_from` to resume a call that
+    failed after some text was delivered.
+    """
+
+    def __init__(self, provider: Provider, request: Request) -> None:
+        self.provider = provider
+        """The provider that makes the call."""
+        self.request = request
+        """The validated request each subscription sends."""
+        super().__init__(call_subscriber(lambda: provider.make_call(request)))
+
+    def continue_from(self, text: str) -> CallStream | None:
+        """The same call, asked to continue after `text` was already delivered.
+
+        None when the provider cannot continue a response (then a retry must not resume).
+        """
+        continuation = getattr(self.provider, "continuation", None)
+        if continuation is None:
+            return None
+        request = continuation(self.request, text)
+        return None if request is None else CallStream(self.provider, request)
 
 
 class LLM:
@@ -117,7 +143,7 @@ class LLM:
         audio: Mapping[str, Any] | None = None,
         response_format: Any = None,
         **params: Any,
-    ) -> reactivex.Observable[Chunk]:
+    ) -> CallStream:
         """The call as a cold `Observable[Chunk]`: nothing is sent until subscription.
 
         Raises `ValueError` at once for bad arguments (no prompt and no messages, both, an
@@ -132,8 +158,7 @@ class LLM:
             response_format=response_format,
             **params,
         )
-        provider = self._provider
-        return call_observable(lambda: provider.make_call(request))
+        return CallStream(self._provider, request)
 
     def request(
         self,

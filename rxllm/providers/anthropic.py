@@ -11,6 +11,7 @@ not the content-block index), usage combined from `message_start` (input) and
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import json
 import os
@@ -303,6 +304,18 @@ class AnthropicProvider:
         if request.stall_timeout:
             kwargs.setdefault("timeout", httpx2.Timeout(600.0, read=request.stall_timeout))
         return kwargs
+
+    def continuation(self, request: Request, text: str) -> Request:
+        """The request that continues a response after `text`: an assistant prefill.
+
+        The API rejects a prefill ending in whitespace, so it is stripped; `ops.retry`
+        drops the continuation's leading whitespace when the delivered text had it.
+        """
+        prefill = text.rstrip()
+        if not prefill:
+            return request
+        messages = (*request.messages, {"role": "assistant", "content": prefill})
+        return dataclasses.replace(request, messages=messages)
 
     def make_call(self, request: Request) -> AnthropicCall:
         """One call of this model (at subscription: may raise `AuthenticationError`)."""

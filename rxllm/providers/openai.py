@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import inspect
 import os
 import threading
@@ -34,6 +35,10 @@ from rxllm.providers.tools import tool_schema
 __all__ = ["OpenAIEvents", "OpenAIProvider", "openai_llm"]
 
 PROVIDER = "openai"
+CONTINUE_INSTRUCTION = (
+    "Your previous answer was cut off. Continue it exactly where it stopped: do not repeat "
+    "anything, do not add any preamble."
+)
 _CREATE_PARAMS = frozenset(
     inspect.signature(openai.resources.chat.completions.Completions.create).parameters
 ) - {"self", "messages", "model", "stream"}
@@ -253,6 +258,15 @@ class OpenAIProvider:
         if request.stall_timeout:
             kwargs.setdefault("timeout", httpx2.Timeout(600.0, read=request.stall_timeout))
         return kwargs
+
+    def continuation(self, request: Request, text: str) -> Request:
+        """The request that continues a response after `text` (used by `ops.retry`)."""
+        messages = (
+            *request.messages,
+            {"role": "assistant", "content": text},
+            {"role": "user", "content": CONTINUE_INSTRUCTION},
+        )
+        return dataclasses.replace(request, messages=messages)
 
     def make_call(self, request: Request) -> OpenAICall:
         """One call of this model (at subscription: may raise `AuthenticationError`)."""

@@ -7,6 +7,7 @@ asyncio, `stall_timeout` and errors with `partial` behave exactly as they do the
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
@@ -77,10 +78,17 @@ class ScriptedProvider:
     def check(self, request: Request) -> None:
         """Any arguments are fine for a script."""
 
+    def continuation(self, request: Request, text: str) -> Request:
+        """Continue after `text`: the replay skips that much of the script's text."""
+        messages = (*request.messages, {"role": "assistant", "content": text})
+        return dataclasses.replace(request, messages=messages)
+
     def make_call(self, request: Request) -> ScriptedCall:
-        """One replay of the script."""
+        """One replay of the script (the rest of it, for a continuation)."""
         self.requests.append(request)
-        return ScriptedCall(self, request.stall_timeout)
+        last = request.messages[-1] if request.messages else {}
+        skip = len(last.get("content") or "") if last.get("role") == "assistant" else 0
+        return ScriptedCall(self, request.stall_timeout, skip)
 
 
 class ScriptedCall:
@@ -88,14 +96,17 @@ class ScriptedCall:
 
     provider = PROVIDER
 
-    def __init__(self, script: ScriptedProvider, stall_timeout: float | None) -> None:
+    def __init__(
+        self, script: ScriptedProvider, stall_timeout: float | None, skip: int = 0
+    ) -> None:
         self._script = script
         self.stall_timeout = stall_timeout
+        self._chunks = _skip_text(script.chunks, skip)
 
     def iter_sync(self, control: CallControl) -> Iterator[Chunk]:
         """Replay on the calling (background) thread; a cancel wakes a pending delay."""
         delay = self._script.delay
-        for chunk in self._script.chunks:
+        for chunk in self._chunks:
             if delay and control.wait(delay):
                 return
             yield chunk
@@ -104,7 +115,7 @@ class ScriptedCall:
     async def iter_async(self, control: CallControl) -> AsyncIterator[Chunk]:
         """Replay on the running loop."""
         delay = self._script.delay
-        for chunk in self._script.chunks:
+        for chunk in self._chunks:
             if delay:
                 await asyncio.sleep(delay)
             yield chunk
@@ -123,6 +134,23 @@ class ScriptedCall:
         mapped = errors.LLMError(f"scripted: {type(error).__name__}: {error}", provider=PROVIDER)
         mapped.__cause__ = error
         return mapped
+
+
+def _skip_text(chunks: Sequence[Chunk], skip: int) -> tuple[Chunk, ...]:
+    """The chunks after the first `skip` characters of text (a chunk may be cut)."""
+    if not skip:
+        return tuple(chunks)
+    rest: list[Chunk] = []
+    for chunk in chunks:
+        if skip >= len(chunk.content) and chunk.content:
+            skip -= len(chunk.content)
+            continue
+        if skip:
+            rest.append(chunk.model_copy(update={"content": chunk.content[skip:]}))
+            skip = 0
+        else:
+            rest.append(chunk)
+    return tuple(rest)
 
 
 def scripted(

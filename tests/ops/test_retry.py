@@ -1,0 +1,154 @@
+"""retry: re-issues retryable failures; resumes provider streams without duplicates."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+from reactivex import operators as rx_ops
+
+import rxllm
+from rxllm import ops
+from rxllm.models import Chunk, ToolCallDelta
+from rxllm.testing import Script, Server
+
+KEY = "sk-retry-test"
+
+
+def llm(provider: str, server: Server) -> rxllm.LLM:
+    factory = rxllm.openai if provider == "openai" else rxllm.anthropic
+    return factory("m", base_url=server.url, api_key=KEY, max_retries=0)
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_failure_before_any_chunk_is_simply_retried(server: Server, provider: str) -> None:
+    server.push(Script("x", status=503))
+    server.push(Script("All good."))
+    response = rxllm.collect(
+        llm(provider, server).stream("hi").pipe(ops.retry(attempts=3, backoff=0)), timeout=10
+    )
+    assert response.text == "All good."
+    assert len(server.requests) == 2
+    assert server.requests[0].body["messages"] == server.requests[1].body["messages"]
+
+
+def test_anthropic_resumes_with_an_assistant_prefill(server: Server) -> None:
+    server.push(
+        Script(
+            ["Hello ", "wor", "never"],
+            drop_after=2,
+            usage=rxllm.Usage(input_tokens=5, output_tokens=2, total_tokens=7),
+        )
+    )
+    server.push(
+        Script(["ld", "!"], usage=rxllm.Usage(input_tokens=8, output_tokens=2, total_tokens=10))
+    )
+    seen: list[str] = []
+    response = rxllm.collect(
+        llm("anthropic", server)
+        .stream("greet")
+        .pipe(ops.retry(attempts=2, backoff=0), rx_ops.do_action(lambda c: seen.append(c.content))),
+        timeout=10,
+    )
+    assert response.text == "Hello world!"
+    assert "".join(seen) == "Hello world!"  # no duplicates reached the subscriber
+    assert server.requests[1].body["messages"][-1] == {"role": "assistant", "content": "Hello wor"}
+    # usage is summed over attempts: the first attempt's message_start counted 5 in, 1 out
+    assert response.usage is not None
+    assert response.usage.input_tokens == 5 + 8
+    assert response.finish_reason == "stop"
+
+
+def test_openai_resumes_with_a_continue_instruction_and_drops_a_repeated_seam(
+    server: Server,
+) -> None:
+    server.push(Script(["The answer ", "is forty"], drop_after=2))
+    server.push(Script(["is forty", "-two."]))  # the model repeats the end, then continues
+    response = rxllm.collect(
+        llm("openai", server).stream("q").pipe(ops.retry(attempts=2, backoff=0)), timeout=10
+    )
+    assert response.text == "The answer is forty-two."
+    messages = server.requests[1].body["messages"]
+    assert messages[-2] == {"role": "assistant", "content": "The answer is forty"}
+    assert messages[-1]["role"] == "user" and "Continue" in messages[-1]["content"]
+
+
+def test_non_retryable_errors_are_not_retried(server: Server) -> None:
+    server.push(Script("x", status=400))
+    with pytest.raises(rxllm.BadRequestError):
+        rxllm.collect(llm("openai", server).stream("hi").pipe(ops.retry(backoff=0)), timeout=10)
+    assert len(server.requests) == 1
+
+
+def test_gives_up_after_attempts_with_everything_received_as_partial(server: Server) -> None:
+    server.push(Script(["a", "b"], error_event="overloaded_error"))
+    server.push(Script(["c"], error_event="overloaded_error"))
+    with pytest.raises(rxllm.ServerError) as caught:
+        rxllm.collect(
+            llm("anthropic", server).stream("hi").pipe(ops.retry(attempts=2, backoff=0)), timeout=10
+        )
+    assert len(server.requests) == 2
+    assert caught.value.partial is not None and caught.value.partial.text == "abc"
+
+
+def test_other_sources_raise_after_emitting_instead_of_duplicating() -> None:
+    source = (
+        rxllm.scripted(["a", "b"], error=rxllm.ServerError("boom"))
+        .stream("x")
+        .pipe(rx_ops.map(lambda c: c))
+    )  # no longer a provider stream
+    seen: list[str] = []
+    with pytest.raises(rxllm.ServerError):
+        rxllm.collect(
+            source.pipe(
+                ops.retry(attempts=3, backoff=0), rx_ops.do_action(lambda c: seen.append(c.content))
+            )
+        )
+    assert seen == ["a", "b"]
+
+
+def test_tool_calls_are_not_resumed() -> None:
+    llm_ = rxllm.scripted(
+        [Chunk(tool_calls=(ToolCallDelta(index=0, id="t", name="f"),))],
+        error=rxllm.ServerError("boom"),
+    )
+    with pytest.raises(rxllm.ServerError):
+        rxllm.collect(llm_.stream("x").pipe(ops.retry(attempts=3, backoff=0)))
+    assert len(llm_._provider.requests) == 1  # type: ignore[attr-defined]
+
+
+def test_rate_limit_retry_after_is_waited(server: Server) -> None:
+    server.push(Script("x", status=429, headers={"retry-after": "0.3"}))
+    server.push(Script("ok"))
+    started = time.monotonic()
+    rxllm.collect(llm("openai", server).stream("hi").pipe(ops.retry(backoff=0)), timeout=10)
+    assert time.monotonic() - started >= 0.3
+
+
+def test_scripted_resume_continues_the_script() -> None:
+    llm_ = rxllm.scripted(["Hel", "lo ", "there"], error=rxllm.StreamInterrupted("cut"))
+    # every replay fails at the end, so the retries replay nothing new and then give up
+    with pytest.raises(rxllm.StreamInterrupted) as caught:
+        rxllm.collect(llm_.stream("x").pipe(ops.retry(attempts=3, backoff=0)))
+    assert caught.value.partial is not None and caught.value.partial.text == "Hello there"
+    assert len(llm_._provider.requests) == 3  # type: ignore[attr-defined]
+
+
+async def test_retry_inside_asyncio_stays_on_the_loop(server: Server) -> None:
+    server.push(Script("x", status=500))
+    server.push(Script(["on ", "loop"]))
+    loop_thread = threading.get_ident()
+    threads: set[int] = set()
+    response = await rxllm.acollect(
+        llm("openai", server)
+        .stream("hi")
+        .pipe(
+            ops.retry(backoff=0.01), rx_ops.do_action(lambda _: threads.add(threading.get_ident()))
+        ),
+        timeout=10,
+    )
+    assert response.text == "on loop"
+    assert threads == {loop_thread}
+    await asyncio.sleep(0)
