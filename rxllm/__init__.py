@@ -9,6 +9,7 @@
 
 from rxllm import errors, ops
 from rxllm.accumulator import Accumulator, Snapshot
+from rxllm.batch import batch
 from rxllm.errors import (
     APIConnectionError,
     APIStatusError,
@@ -29,6 +30,7 @@ from rxllm.errors import (
 from rxllm.llm import LLM, Request
 from rxllm.models import Chunk, Response, ToolCall, ToolCallDelta, Usage
 from rxllm.providers.anthropic import anthropic_llm as anthropic
+from rxllm.providers.local import local
 from rxllm.providers.openai import openai_llm as openai
 from rxllm.providers.scripted import scripted
 from rxllm.sinks import acollect, aiterate, collect, iterate, write_wav
@@ -61,9 +63,11 @@ __all__ = [
     "acollect",
     "aiterate",
     "anthropic",
+    "batch",
     "collect",
     "errors",
     "iterate",
+    "local",
     "openai",
     "ops",
     "scripted",

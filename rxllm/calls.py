@@ -30,12 +30,21 @@ from typing import Any, Protocol
 import reactivex
 from reactivex import abc
 from reactivex.disposable import Disposable
+from reactivex.scheduler import TimeoutScheduler
+from reactivex.scheduler.eventloop import AsyncIOThreadSafeScheduler
 
 from rxllm.accumulator import Accumulator
 from rxllm.errors import LLMError, StreamTimeout
 from rxllm.models import Chunk
 
-__all__ = ["Call", "CallControl", "call_observable", "call_subscriber", "shutdown_socket"]
+__all__ = [
+    "Call",
+    "CallControl",
+    "call_observable",
+    "call_subscriber",
+    "shutdown_socket",
+    "timer_scheduler",
+]
 
 
 class CallControl:
@@ -90,6 +99,20 @@ class CallControl:
             for callback in callbacks:
                 with contextlib.suppress(Exception):
                     callback()
+
+
+def timer_scheduler() -> abc.SchedulerBase:
+    """Where to schedule a delayed (re)subscription of a call, decided at subscribe time.
+
+    Inside a running asyncio loop it must happen on the loop's thread, so that the call
+    uses the async client and delivers on the loop like the first one; elsewhere a
+    timer thread does.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return TimeoutScheduler.singleton()
+    return AsyncIOThreadSafeScheduler(loop)
 
 
 def shutdown_socket(sock: socket.socket | None) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 import threading
 from collections.abc import Callable
@@ -12,10 +11,9 @@ from typing import Any
 import reactivex
 from reactivex import abc
 from reactivex.disposable import CompositeDisposable, SerialDisposable
-from reactivex.scheduler import TimeoutScheduler
-from reactivex.scheduler.eventloop import AsyncIOThreadSafeScheduler
 
 from rxllm.accumulator import Accumulator
+from rxllm.calls import timer_scheduler
 from rxllm.errors import LLMError, RateLimitError
 from rxllm.llm import CallStream
 from rxllm.models import Chunk, Usage
@@ -82,7 +80,7 @@ def retry(
         def subscribe(
             observer: abc.ObserverBase[Chunk], scheduler_: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
-            timer = scheduler or _default_scheduler()
+            timer = scheduler or timer_scheduler()
             current = SerialDisposable()  # the attempt's subscription
             pending = SerialDisposable()  # the timer before the next attempt
             lock = threading.RLock()
@@ -158,16 +156,6 @@ def retry(
         return reactivex.create(subscribe)
 
     return operator
-
-
-def _default_scheduler() -> abc.SchedulerBase:
-    # Inside a running loop the retried call must be subscribed on the loop's thread, so
-    # that it uses the async client and delivers on the loop, like the first attempt.
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        return TimeoutScheduler.singleton()
-    return AsyncIOThreadSafeScheduler(loop)
 
 
 class _Seam:

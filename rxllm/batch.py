@@ -1,0 +1,274 @@
+"""`batch`: many calls with bounded concurrency, rate limits, progress and a checkpoint.
+
+Each input goes through `pipeline(input)` (an observable of chunks, snapshots or a
+`Response`) and comes out as `(input, Response)` — or `(input, LLMError)`: per-item
+failures are results, so one bad item never sinks the run. A JSONL checkpoint records
+every finished item; running the same batch again with it skips what already succeeded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from datetime import timedelta
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import reactivex
+from reactivex import abc
+from reactivex import operators as rx
+
+from rxllm.calls import timer_scheduler
+from rxllm.errors import LLMError
+from rxllm.models import Response
+from rxllm.sinks import materialize
+
+__all__ = ["batch"]
+
+I = TypeVar("I")  # noqa: E741 - the input type
+
+Result = tuple[Any, Response | LLMError]
+
+
+def _default_key(item: Any) -> str:
+    text = json.dumps(item, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+class _Limiter:
+    """Start times and token use over the last minute; says how long to wait to start."""
+
+    def __init__(
+        self,
+        requests_per_minute: float | None,
+        tokens_per_minute: float | None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.clock = clock
+        self.rpm = requests_per_minute
+        self.tpm = tokens_per_minute
+        self._starts: deque[float] = deque()
+        self._tokens: deque[tuple[float, int]] = deque()
+        self._lock = threading.Lock()
+
+    def reserve(self) -> float:
+        """Seconds to wait before the next call may start; the slot is taken now."""
+        with self._lock:
+            now = self.clock()
+            start = now
+            if self.rpm:
+                while self._starts and self._starts[0] <= now - 60:
+                    self._starts.popleft()
+                if len(self._starts) >= self.rpm:
+                    start = max(start, self._starts[-int(self.rpm)] + 60)
+            if self.tpm:
+                while self._tokens and self._tokens[0][0] <= now - 60:
+                    self._tokens.popleft()
+                used = sum(n for _, n in self._tokens)
+                for at, n in self._tokens:
+                    if used < self.tpm:
+                        break
+                    used -= n
+                    start = max(start, at + 60)
+            self._starts.append(start)
+            return start - now
+
+    def spent(self, response: Response) -> None:
+        if self.tpm and response.usage is not None:
+            with self._lock:
+                self._tokens.append((self.clock(), response.usage.total_tokens))
+
+
+class _Progress:
+    """A one-line progress bar on a terminal; a line every 10% elsewhere."""
+
+    def __init__(self, total: int, stream: IO[str] | None) -> None:
+        self.total = total
+        self.stream = stream
+        self.done = self.failed = 0
+        self.started = time.monotonic()
+        self._tty = bool(stream is not None and stream.isatty())
+        self._lock = threading.Lock()
+
+    def advance(self, failed: bool) -> None:
+        if self.stream is None:
+            return
+        with self._lock:
+            self.done += 1
+            self.failed += failed
+            rate = self.done / max(1e-9, time.monotonic() - self.started)
+            width = 24
+            filled = int(width * self.done / max(1, self.total))
+            line = (
+                f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total}"
+                f"  {self.failed} failed  {rate:.1f}/s"
+            )
+            if self._tty:
+                self.stream.write("\r" + line)
+                if self.done == self.total:
+                    self.stream.write("\n")
+            elif self.done == self.total or self.done % max(1, self.total // 10) == 0:
+                self.stream.write(line + "\n")
+            self.stream.flush()
+
+
+class _Checkpoint:
+    """Append-only JSONL of finished items: successes are reused, failures are retried."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.done: dict[str, Response] = {}
+        if path.exists():
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(
+                        f"checkpoint {path} line {number} is not JSON ({exc}); fix or delete "
+                        "that line to resume"
+                    ) from exc
+                if record.get("response") is not None:
+                    self.done[record["key"]] = Response.model_validate(record["response"])
+        self._lock = threading.Lock()
+
+    def write(self, key: str, outcome: Response | LLMError) -> None:
+        if isinstance(outcome, Response):
+            record: dict[str, Any] = {
+                "key": key,
+                "response": outcome.model_dump(mode="json"),
+            }
+        else:
+            record = {
+                "key": key,
+                "error": {
+                    "type": type(outcome).__name__,
+                    "message": str(outcome),
+                    "retryable": outcome.retryable,
+                },
+            }
+        with self._lock, self.path.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(record) + "\n")
+
+
+def batch(
+    inputs: Iterable[I],
+    pipeline: Callable[[I], reactivex.Observable[Any]],
+    *,
+    concurrency: int,
+    requests_per_minute: float | None = None,
+    tokens_per_minute: float | None = None,
+    checkpoint: str | Path | None = None,
+    progress: bool | IO[str] = True,
+    key: Callable[[I], str] | None = None,
+) -> reactivex.Observable[tuple[I, Response | LLMError]]:
+    """Run `pipeline` over `inputs`, at most `concurrency` calls at once.
+
+    Emits `(input, Response)` or `(input, LLMError)` in completion order. Calls start no
+    faster than `requests_per_minute`, and wait while the tokens reported in the last
+    minute exceed `tokens_per_minute`. With `checkpoint` (a JSONL path) every finished item
+    is appended, and items that already succeeded there are emitted from it without a
+    call. `progress` draws a bar on stderr (or on the given stream). `key(input)` names an
+    item in the checkpoint (default: a hash of its JSON).
+
+    >>> import rxllm
+    >>> llm = rxllm.scripted("ok")
+    >>> results = rxllm.batch(["a", "b"], llm.stream, concurrency=2, progress=False)
+    >>> sorted((item, r.text) for item, r in results.pipe(rx.to_list()).run())
+    [('a', 'ok'), ('b', 'ok')]
+    """
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+    for name, value in (
+        ("requests_per_minute", requests_per_minute),
+        ("tokens_per_minute", tokens_per_minute),
+    ):
+        if value is not None and value <= 0:
+            raise ValueError(f"{name} must be positive (or None for no limit), not {value}")
+    items = list(inputs)
+    name_of = key or _default_key
+
+    def subscribe(
+        observer: abc.ObserverBase[tuple[I, Response | LLMError]],
+        scheduler: abc.SchedulerBase | None = None,
+    ) -> abc.DisposableBase:
+        store = _Checkpoint(Path(checkpoint)) if checkpoint is not None else None
+        limiter = _Limiter(requests_per_minute, tokens_per_minute)
+        stream = sys.stderr if progress is True else (progress or None)
+        bar = _Progress(len(items), stream)
+        timer = timer_scheduler()
+
+        def finished(item: I, item_key: str, outcome: Response | LLMError) -> Result:
+            if isinstance(outcome, Response):
+                limiter.spent(outcome)
+            if store is not None:
+                store.write(item_key, outcome)
+            bar.advance(failed=isinstance(outcome, LLMError))
+            return (item, outcome)
+
+        def run(item: I) -> reactivex.Observable[Result]:
+            item_key = name_of(item)
+            if store is not None and item_key in store.done:
+                bar.advance(failed=False)
+                return reactivex.just((item, store.done[item_key]))
+
+            def call(_: Any = None) -> reactivex.Observable[Result]:
+                def done(outcome: Response | LLMError) -> Result:
+                    return finished(item, item_key, outcome)
+
+                return _one(item, pipeline).pipe(rx.map(done))
+
+            def start() -> reactivex.Observable[Result]:
+                wait = limiter.reserve()
+                if wait <= 0:
+                    return call()
+                return reactivex.timer(timedelta(seconds=wait), scheduler=timer).pipe(
+                    rx.flat_map(call)
+                )
+
+            return reactivex.defer(lambda _: start())
+
+        merged = reactivex.from_iterable(items).pipe(
+            rx.map(run), rx.merge(max_concurrent=concurrency)
+        )
+        return merged.subscribe(observer, scheduler=scheduler)
+
+    return reactivex.create(subscribe)
+
+
+def _one(
+    item: Any, pipeline: Callable[[Any], reactivex.Observable[Any]]
+) -> reactivex.Observable[Response | LLMError]:
+    """One item's outcome: its `Response`, or its `LLMError` as a value."""
+
+    def subscribe(
+        observer: abc.ObserverBase[Response | LLMError],
+        scheduler: abc.SchedulerBase | None = None,
+    ) -> abc.DisposableBase:
+        builder = materialize()
+
+        def on_error(error: Exception) -> None:
+            if isinstance(error, LLMError):
+                observer.on_next(error)
+                observer.on_completed()
+            else:
+                observer.on_error(error)
+
+        def on_completed() -> None:
+            observer.on_next(builder.response())
+            observer.on_completed()
+
+        try:
+            source = pipeline(item)
+        except Exception as error:
+            on_error(error)
+            return reactivex.disposable.Disposable()
+        return source.subscribe(builder.add, on_error, on_completed, scheduler=scheduler)
+
+    return reactivex.create(subscribe)

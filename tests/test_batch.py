@@ -1,0 +1,135 @@
+"""batch: bounded concurrency, per-item errors as results, resumable checkpoint, limits."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from pathlib import Path
+
+import pytest
+import reactivex
+from reactivex import operators as rx
+
+import rxllm
+import importlib
+
+batch_module = importlib.import_module("rxllm.batch")
+
+
+def run_batch(*args, **kwargs) -> list[tuple[object, object]]:  # type: ignore[no-untyped-def]
+    kwargs.setdefault("progress", False)
+    return rxllm.batch(*args, **kwargs).pipe(rx.to_list()).run()
+
+
+def test_every_input_comes_out_once_with_its_response() -> None:
+    llm = rxllm.scripted("done")
+    results = run_batch(range(10), lambda i: llm.stream(f"item {i}"), concurrency=3)
+    assert sorted(item for item, _ in results) == list(range(10))
+    assert all(isinstance(r, rxllm.Response) and r.text == "done" for _, r in results)
+
+
+def test_concurrency_is_bounded() -> None:
+    in_flight = 0
+    peak = 0
+    lock = threading.Lock()
+    llm = rxllm.scripted(["a", "b"], delay=0.02)
+
+    def pipeline(i: int) -> reactivex.Observable[rxllm.Chunk]:
+        def enter() -> None:
+            nonlocal in_flight, peak
+            with lock:
+                in_flight += 1
+                peak = max(peak, in_flight)
+
+        def leave() -> None:
+            nonlocal in_flight
+            with lock:
+                in_flight -= 1
+
+        return (
+            llm.stream(str(i))
+            .pipe(rx.do_action(on_completed=leave), rx.finally_action(lambda: None))
+            .pipe(lambda source: reactivex.defer(lambda _: (enter(), source)[1]))
+        )
+
+    run_batch(range(12), pipeline, concurrency=3)
+    assert peak == 3
+
+
+def test_per_item_errors_are_results() -> None:
+    good = rxllm.scripted("ok")
+    bad = rxllm.scripted(["x"], error=rxllm.ServerError("overloaded"))
+    results = dict(
+        run_batch([1, 2, 3], lambda i: (bad if i == 2 else good).stream("q"), concurrency=2)
+    )
+    assert isinstance(results[2], rxllm.ServerError)
+    assert results[2].partial is not None and results[2].partial.text == "x"
+    assert results[1].text == results[3].text == "ok"  # type: ignore[union-attr]
+
+
+def test_checkpoint_skips_successes_and_retries_failures(tmp_path: Path) -> None:
+    path = tmp_path / "run.jsonl"
+    calls: list[str] = []
+    fail = {"b"}
+
+    def pipeline(item: str) -> reactivex.Observable[rxllm.Chunk]:
+        calls.append(item)
+        if item in fail:
+            return rxllm.scripted(["-"], error=rxllm.RateLimitError("slow down")).stream(item)
+        return rxllm.scripted(f"answer {item}").stream(item)
+
+    first = dict(run_batch(["a", "b", "c"], pipeline, concurrency=1, checkpoint=path))
+    assert isinstance(first["b"], rxllm.RateLimitError)
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(lines) == 3 and sum("error" in line for line in lines) == 1
+
+    calls.clear()
+    fail.clear()
+    second = dict(run_batch(["a", "b", "c"], pipeline, concurrency=1, checkpoint=path))
+    assert calls == ["b"]  # only the failed one is called again
+    assert {k: v.text for k, v in second.items()} == {  # type: ignore[union-attr]
+        "a": "answer a",
+        "b": "answer b",
+        "c": "answer c",
+    }
+
+
+def test_a_corrupt_checkpoint_line_says_which(tmp_path: Path) -> None:
+    path = tmp_path / "run.jsonl"
+    path.write_text('{"key": "x", "response": null}\nnot json\n')
+    with pytest.raises(ValueError, match="line 2"):
+        run_batch(["a"], rxllm.scripted("x").stream, concurrency=1, checkpoint=path)
+
+
+def test_progress_writes_a_line() -> None:
+    out = io.StringIO()
+    llm = rxllm.scripted("x")
+    run_batch(range(4), lambda i: llm.stream(str(i)), concurrency=2, progress=out)
+    assert "4/4" in out.getvalue() and "0 failed" in out.getvalue()
+
+
+def test_requests_per_minute_spaces_the_starts() -> None:
+    now = [1000.0]
+    limiter = batch_module._Limiter(2, None, clock=lambda: now[0])
+    assert limiter.reserve() == 0
+    assert limiter.reserve() == 0
+    assert limiter.reserve() == pytest.approx(60)  # third start waits for the window
+    now[0] += 61
+    assert limiter.reserve() <= 0
+
+
+def test_tokens_per_minute_waits_for_the_window() -> None:
+    now = [1000.0]
+    limiter = batch_module._Limiter(None, 100, clock=lambda: now[0])
+    assert limiter.reserve() == 0
+    limiter.spent(rxllm.Response(usage=rxllm.Usage(total_tokens=150)))
+    now[0] += 10
+    assert limiter.reserve() == pytest.approx(50)  # until the 150 tokens leave the window
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="concurrency"):
+        rxllm.batch([1], rxllm.scripted("x").stream, concurrency=0)
+    with pytest.raises(ValueError, match="requests_per_minute"):
+        rxllm.batch([1], rxllm.scripted("x").stream, concurrency=1, requests_per_minute=0)
