@@ -29,6 +29,8 @@ from rxllm.errors import (
 )
 from rxllm.llm import LLM, Request
 from rxllm.models import Chunk, Response, ToolCall, ToolCallDelta, Usage
+from rxllm.ops._audio_segments import AudioSegment
+from rxllm.ops._tool_results import ToolResult
 from rxllm.providers.anthropic import anthropic_llm as anthropic
 from rxllm.providers.local import local
 from rxllm.providers.openai import openai_llm as openai
@@ -40,6 +42,7 @@ __all__ = [
     "APIConnectionError",
     "APIStatusError",
     "Accumulator",
+    "AudioSegment",
     "AuthenticationError",
     "BadRequestError",
     "Chunk",
@@ -59,6 +62,7 @@ __all__ = [
     "StreamTimeout",
     "ToolCall",
     "ToolCallDelta",
+    "ToolResult",
     "Usage",
     "acollect",
     "aiterate",

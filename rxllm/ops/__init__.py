@@ -7,9 +7,24 @@
 """
 
 from rxllm.ops._accumulate import accumulate
+from rxllm.ops._audio_segments import audio_segments
+from rxllm.ops._partial import partial, partial_type
 from rxllm.ops._retry import retry
 from rxllm.ops._take_until import take_until
 from rxllm.ops._text import text
 from rxllm.ops._to_response import to_response
+from rxllm.ops._tool_calls import tool_calls
+from rxllm.ops._tool_results import tool_results
 
-__all__ = ["accumulate", "retry", "take_until", "text", "to_response"]
+__all__ = [
+    "accumulate",
+    "audio_segments",
+    "partial",
+    "partial_type",
+    "retry",
+    "take_until",
+    "text",
+    "to_response",
+    "tool_calls",
+    "tool_results",
+]

@@ -1,0 +1,183 @@
+"""`audio_segments()`: spoken audio cut into sentences, each with its transcript and times.
+
+Alignment is by arrival: providers stream the transcript and the audio side by side, the
+transcript usually ahead of the audio it describes, and say nothing about which bytes
+speak which words. So a segment is the audio received since the previous segment up to
+the moment the transcript completed a sentence. Segments are contiguous and lose nothing
+(their audio concatenates to all the audio), but a segment's audio may end a little
+before or after its sentence does; the last segment gets whatever remains. Cuts fall on
+whole 16-bit samples. `AudioSegmenter` (`decode(chunk) -> list`, `flush() -> list`) does
+the work without Rx.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Literal
+
+import reactivex
+from pydantic import BaseModel, ConfigDict
+from reactivex import abc
+
+from rxllm.models import Chunk
+
+__all__ = ["AudioSegment", "AudioSegmenter", "audio_segments"]
+
+_BYTES_PER_SAMPLE = 2  # 16-bit PCM, mono
+_TERMINATOR_CHARS = ".!?"
+_CLOSERS = "\"')]\u2019\u201d"
+# The end of a sentence: terminators (and closing quotes/brackets) followed by whitespace.
+_SENTENCE_END = re.compile(
+    f"[{_TERMINATOR_CHARS}][{_TERMINATOR_CHARS}{re.escape(_CLOSERS)}]*(?=\\s)"
+)
+
+
+class AudioSegment(BaseModel):
+    """A stretch of spoken audio with the transcript said in it, and where it lies in time.
+
+    >>> segment = AudioSegment(audio=b"\\x00\\x00" * 12000, transcript="Hi.", start=0.0, end=0.5)
+    >>> segment.duration
+    0.5
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    audio: bytes
+    """16-bit PCM mono samples, as the provider sent them."""
+    transcript: str
+    """The text of the segment (one or more sentences, stripped of surrounding space)."""
+    start: float
+    """Where the segment starts in the response's audio, in seconds."""
+    end: float
+    """Where it ends, in seconds (`start` + its own duration)."""
+
+    @property
+    def duration(self) -> float:
+        """`end - start`, in seconds."""
+        return self.end - self.start
+
+
+class AudioSegmenter:
+    """Collects audio and transcript deltas; cuts a segment whenever a sentence completes.
+
+    >>> segmenter = AudioSegmenter(sample_rate=4)
+    >>> segmenter.decode(Chunk(audio=b"\\x01\\x00" * 2, audio_transcript="Hi. Th"))
+    [AudioSegment(audio=b'\\x01\\x00\\x01\\x00', transcript='Hi.', start=0.0, end=0.5)]
+    >>> segmenter.decode(Chunk(audio=b"\\x02\\x00", audio_transcript="ere."))
+    []
+    >>> segmenter.flush()
+    [AudioSegment(audio=b'\\x02\\x00', transcript='There.', start=0.5, end=0.75)]
+    """
+
+    __slots__ = ("_audio", "_emitted_bytes", "_sample_rate", "_transcript")
+
+    def __init__(self, sample_rate: int = 24000) -> None:
+        if sample_rate <= 0:
+            raise ValueError(f"sample_rate must be a positive number of Hz, not {sample_rate}")
+        self._sample_rate = sample_rate
+        self._audio = bytearray()
+        self._transcript = ""  # since the last cut
+        self._emitted_bytes = 0
+
+    def decode(self, chunk: Chunk) -> list[AudioSegment]:
+        """Add a chunk's audio and transcript; the segment it completed, if any."""
+        if chunk.audio:
+            self._audio += chunk.audio
+        if not chunk.audio_transcript:
+            return []
+        before = len(self._transcript)
+        self._transcript += chunk.audio_transcript
+        # A sentence end may straddle pieces ("Hi!" then " Then"): look back over it.
+        scan = before
+        while scan > 0 and self._transcript[scan - 1] in _TERMINATOR_CHARS + _CLOSERS:
+            scan -= 1
+        cut = None
+        for match in _SENTENCE_END.finditer(self._transcript, scan):
+            cut = match.end()
+        if cut is None:
+            return []
+        said, self._transcript = self._transcript[:cut], self._transcript[cut:]
+        whole_samples = len(self._audio) - len(self._audio) % _BYTES_PER_SAMPLE
+        return [self._segment(said, whole_samples)]
+
+    def flush(self) -> list[AudioSegment]:
+        """What remains (audio, transcript or both) as a last segment; `[]` if nothing."""
+        said, self._transcript = self._transcript, ""
+        if not self._audio and not said.strip():
+            return []
+        return [self._segment(said, len(self._audio))]
+
+    def _segment(self, said: str, size: int) -> AudioSegment:
+        audio = bytes(self._audio[:size])
+        del self._audio[:size]
+        start = self._emitted_bytes
+        self._emitted_bytes += size
+        per_second = _BYTES_PER_SAMPLE * self._sample_rate
+        return AudioSegment(
+            audio=audio,
+            transcript=said.strip(),
+            start=start / per_second,
+            end=self._emitted_bytes / per_second,
+        )
+
+
+def audio_segments(
+    *, sample_rate: int = 24000, by: Literal["sentence"] = "sentence"
+) -> Callable[[reactivex.Observable[Chunk]], reactivex.Observable[AudioSegment]]:
+    """Audio aligned with its transcript: one `AudioSegment` per completed sentence.
+
+    A sentence completes when the transcript has a terminator (`.`, `!`, `?`, with closing
+    quotes or brackets) followed by whitespace; sentences completed by the same chunk
+    share one segment. Each segment holds the audio received since the previous one
+    (16-bit PCM mono at `sample_rate` Hz; `start`/`end` in seconds are computed from byte
+    counts). On completion the rest is flushed as a last segment. Alignment is by arrival
+    (see the module docstring): good for captions and per-sentence playback, not
+    word-exact. On an error from the source the unfinished segment is dropped.
+
+        chunks:  -a1 "Hi."--a2 " Bye"--a3-|
+        audio_segments()
+        output:  -----------S(a1 a2, "Hi.")----S(a3, "Bye")|
+
+    >>> import rxllm
+    >>> from rxllm import Chunk, ops
+    >>> half_a_second = b"\\x00\\x00" * 12000
+    >>> llm = rxllm.scripted([
+    ...     Chunk(audio=half_a_second, audio_transcript="Hello there."),
+    ...     Chunk(audio=half_a_second, audio_transcript=" How"),
+    ...     Chunk(audio=half_a_second * 2, audio_transcript=" are you?"),
+    ... ])
+    >>> for s in rxllm.iterate(llm.stream("hi").pipe(ops.audio_segments())):
+    ...     print(s.transcript, s.start, s.end)
+    Hello there. 0.0 1.0
+    How are you? 1.0 2.0
+    """
+    if by != "sentence":
+        raise ValueError(f"audio_segments(by=...) supports 'sentence', not {by!r}")
+    AudioSegmenter(sample_rate)  # a bad sample_rate fails here, at the call
+
+    def operator(source: reactivex.Observable[Chunk]) -> reactivex.Observable[AudioSegment]:
+        def subscribe(
+            observer: abc.ObserverBase[AudioSegment], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            segmenter = AudioSegmenter(sample_rate)
+
+            def on_next(chunk: Chunk) -> None:
+                if not isinstance(chunk, Chunk):
+                    observer.on_error(
+                        TypeError(f"audio_segments() takes Chunks, got {type(chunk).__name__}")
+                    )
+                    return
+                for segment in segmenter.decode(chunk):
+                    observer.on_next(segment)
+
+            def on_completed() -> None:
+                for segment in segmenter.flush():
+                    observer.on_next(segment)
+                observer.on_completed()
+
+            return source.subscribe(on_next, observer.on_error, on_completed, scheduler=scheduler)
+
+        return reactivex.create(subscribe)
+
+    return operator

@@ -1,0 +1,151 @@
+"""`tool_calls()`: each tool call once, as soon as its arguments are complete.
+
+Providers stream a call's arguments in fragments tagged with the call's `index`, one call
+after the other. So a call is complete when a later call starts, when a finish reason
+arrives, or when the stream completes. `ToolCallDecoder` (`decode(chunk) -> list`,
+`flush() -> list`) does the bookkeeping without Rx.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import reactivex
+from reactivex import abc
+
+from rxllm.models import Chunk, ToolCall
+
+__all__ = ["ToolCallDecoder", "tool_calls"]
+
+
+class _Building:
+    __slots__ = ("id", "name", "parts")
+
+    def __init__(self) -> None:
+        self.id: str | None = None
+        self.name = ""
+        self.parts: list[str] = []
+
+
+class ToolCallDecoder:
+    """Puts tool-call fragments together; hands each call out once it is complete.
+
+    >>> from rxllm.models import ToolCallDelta
+    >>> decoder = ToolCallDecoder()
+    >>> decoder.decode(Chunk(tool_calls=(ToolCallDelta(index=0, id="c1", name="f"),)))
+    []
+    >>> decoder.decode(Chunk(tool_calls=(ToolCallDelta(index=0, arguments='{"x": 1}'),)))
+    []
+    >>> decoder.decode(Chunk(tool_calls=(ToolCallDelta(index=1, id="c2", name="g"),)))
+    [ToolCall(id='c1', name='f', arguments='{"x": 1}')]
+    >>> decoder.flush()
+    [ToolCall(id='c2', name='g', arguments='')]
+    """
+
+    __slots__ = ("_done", "_pending")
+
+    def __init__(self) -> None:
+        self._pending: dict[int, _Building] = {}
+        self._done: set[int] = set()
+
+    def decode(self, chunk: Chunk) -> list[ToolCall]:
+        """Add a chunk's fragments; the calls this chunk completed, in index order.
+
+        Raises `ValueError` for a fragment of a call that was already complete (a provider
+        that interleaves calls): handing out a call with arguments missing would be worse.
+        """
+        complete: list[ToolCall] = []
+        for delta in chunk.tool_calls:
+            index = delta.index
+            if index in self._done:
+                if not (delta.id or delta.name or delta.arguments):
+                    continue
+                raise ValueError(
+                    f"tool call {index} received a fragment after it was complete (a later "
+                    "call had started): this provider interleaves tool calls, which "
+                    "tool_calls() does not support; use accumulate() and read "
+                    "snapshot.tool_calls at the end instead"
+                )
+            complete += self._release(before=index)
+            call = self._pending.get(index)
+            if call is None:
+                call = self._pending[index] = _Building()
+            if delta.id:
+                call.id = delta.id
+            if delta.name:
+                call.name = delta.name
+            if delta.arguments:
+                call.parts.append(delta.arguments)
+        if chunk.finish_reason is not None:
+            complete += self.flush()
+        return complete
+
+    def flush(self) -> list[ToolCall]:
+        """Every call not handed out yet (the stream ended), in index order."""
+        return self._release()
+
+    def _release(self, before: int | None = None) -> list[ToolCall]:
+        pending = self._pending
+        indexes = sorted(i for i in pending if before is None or i < before)
+        released: list[ToolCall] = []
+        for index in indexes:
+            call = pending.pop(index)
+            self._done.add(index)
+            released.append(ToolCall(id=call.id, name=call.name, arguments="".join(call.parts)))
+        return released
+
+
+def tool_calls() -> Callable[[reactivex.Observable[Chunk]], reactivex.Observable[ToolCall]]:
+    """Each tool call once its arguments are complete, in index order.
+
+    A call is complete when a call with a higher index starts, when a chunk carries a
+    finish reason, or when the source completes. `arguments` is the concatenation of the
+    call's fragments; `id` and `name` come from whichever fragments carried them. On an
+    error from the source, calls not yet complete are dropped and the error passes
+    through. A fragment for a call already emitted (calls interleaved) fails the stream
+    with `ValueError`.
+
+        chunks:  -[0:"f" '{"a"']--[0:': 1}']--[1:"g" '{}']---|
+        tool_calls()
+        output:  -------------------f({"a": 1})--------------g({})|
+
+    >>> import rxllm
+    >>> from rxllm import Chunk, ToolCallDelta, ops
+    >>> llm = rxllm.scripted([
+    ...     Chunk(tool_calls=(ToolCallDelta(index=0, id="c1", name="weather", arguments='{"ci'),)),
+    ...     Chunk(tool_calls=(ToolCallDelta(index=0, arguments='ty": "Oslo"}'),)),
+    ... ])
+    >>> [(c.name, c.args) for c in rxllm.iterate(llm.stream("hi").pipe(ops.tool_calls()))]
+    [('weather', {'city': 'Oslo'})]
+    """
+
+    def operator(source: reactivex.Observable[Chunk]) -> reactivex.Observable[ToolCall]:
+        def subscribe(
+            observer: abc.ObserverBase[ToolCall], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            decoder = ToolCallDecoder()
+
+            def on_next(chunk: Chunk) -> None:
+                if not isinstance(chunk, Chunk):
+                    observer.on_error(
+                        TypeError(f"tool_calls() takes Chunks, got {type(chunk).__name__}")
+                    )
+                    return
+                try:
+                    complete = decoder.decode(chunk)
+                except ValueError as error:
+                    observer.on_error(error)
+                    return
+                for call in complete:
+                    observer.on_next(call)
+
+            def on_completed() -> None:
+                for call in decoder.flush():
+                    observer.on_next(call)
+                observer.on_completed()
+
+            return source.subscribe(on_next, observer.on_error, on_completed, scheduler=scheduler)
+
+        return reactivex.create(subscribe)
+
+    return operator

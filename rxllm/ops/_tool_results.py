@@ -1,0 +1,367 @@
+"""`tool_results(registry)`: run the Python functions the model called; their results out.
+
+A tool's failure is part of the conversation, not of the stream: arguments that are not
+JSON, that do not fit the function's signature, an unknown tool name, or an exception
+raised by the tool all become a `ToolResult` whose `error` says what went wrong, so the
+model can read it and try again. Only the source's own errors fail the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, Literal
+
+import pydantic
+import pydantic_core
+import reactivex
+from pydantic import BaseModel, ConfigDict
+from reactivex import abc
+from reactivex.disposable import CompositeDisposable, Disposable
+
+from rxllm.models import ToolCall
+
+__all__ = ["ToolResult", "tool_results"]
+
+Provider = Literal["openai", "anthropic"]
+Registry = Mapping[str, Callable[..., Any]] | Sequence[Callable[..., Any]]
+
+
+class ToolResult(BaseModel):
+    """The outcome of running one tool call: what the function returned, or why it failed.
+
+    >>> call = ToolCall(id="call_1", name="add", arguments='{"a": 1, "b": 2}')
+    >>> result = ToolResult(call=call, output={"sum": 3})
+    >>> result.content
+    '{"sum":3}'
+    >>> result.message("openai")
+    {'role': 'tool', 'tool_call_id': 'call_1', 'content': '{"sum":3}'}
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    call: ToolCall
+    """The call that was run."""
+    output: Any = None
+    """What the function returned (`None` when it failed)."""
+    error: str | None = None
+    """Why the call failed, for the model to read; `None` when it succeeded."""
+
+    @pydantic.computed_field  # type: ignore[prop-decorator]
+    @property
+    def content(self) -> str:
+        """The result as text for the model: `output` if a str, else its JSON; or the error."""
+        if self.error is not None:
+            return f"Error: {self.error}"
+        if isinstance(self.output, str):
+            return self.output
+        return pydantic_core.to_json(self.output, fallback=str).decode()
+
+    @property
+    def is_error(self) -> bool:
+        """True when the call failed (`error` is set)."""
+        return self.error is not None
+
+    def message(self, provider: Provider = "openai") -> dict[str, Any]:
+        """The tool-result message to send back, in `provider`'s format.
+
+        Anthropic wants all results of one assistant turn in a single user message: use
+        `ToolResult.messages(results, "anthropic")` for that.
+        """
+        if provider == "openai":
+            return {"role": "tool", "tool_call_id": self.call.id, "content": self.content}
+        if provider == "anthropic":
+            return {"role": "user", "content": [self._anthropic_block()]}
+        raise ValueError(f"provider must be 'openai' or 'anthropic', not {provider!r}")
+
+    @staticmethod
+    def messages(
+        results: Iterable[ToolResult], provider: Provider = "openai"
+    ) -> list[dict[str, Any]]:
+        """The messages that answer several calls: one per result (OpenAI) or one in all.
+
+        >>> calls = [ToolCall(id=f"t{i}", name="f") for i in range(2)]
+        >>> results = [ToolResult(call=c, output=i) for i, c in enumerate(calls)]
+        >>> [len(m["content"]) for m in ToolResult.messages(results, "anthropic")]
+        [2]
+        """
+        results = list(results)
+        if provider == "anthropic":
+            blocks = [result._anthropic_block() for result in results]
+            return [{"role": "user", "content": blocks}] if blocks else []
+        return [result.message(provider) for result in results]
+
+    def _anthropic_block(self) -> dict[str, Any]:
+        return {
+            "type": "tool_result",
+            "tool_use_id": self.call.id,
+            "content": self.content,
+            "is_error": self.is_error,
+        }
+
+
+def tool_results(
+    registry: Registry,
+) -> Callable[[reactivex.Observable[ToolCall]], reactivex.Observable[ToolResult]]:
+    """Run each tool call's Python function and emit its `ToolResult`, in order.
+
+    `registry` maps tool names to functions, or is a sequence of functions named by their
+    `__name__`. The call's JSON arguments are validated and coerced against the function's
+    signature by `pydantic.validate_call` (callable objects: their `__call__`; builtins are
+    called as they are). Tools run one at a time, in the order of the calls.
+
+    A failure is a result, not an error: `error` is set (and `content` says it) when the
+    arguments are not a JSON object or do not fit the signature, when the tool is unknown
+    ("unknown tool 'x'; known: a, b"), or when the function raises. Errors of the source
+    pass through (calls not yet run are dropped).
+
+    Sync functions run on the thread that delivers the call. Async functions (or any
+    function returning an awaitable): subscribed inside a running asyncio loop, every tool
+    runs in a task on that loop (sync ones too, so they stay in order; a slow sync tool
+    blocks the loop as it would anywhere) and results are delivered on the loop's thread;
+    disposing cancels the running tool. Subscribed outside a loop, an async tool runs to
+    completion with `asyncio.run` on the delivering thread.
+
+        calls:    -weather(Oslo)------nope()-----|
+        tool_results([weather])
+        output:   -R(output="sunny")--R(error="unknown tool 'nope'; known: weather")-|
+
+    >>> import rxllm
+    >>> from rxllm import Chunk, ToolCallDelta, ops
+    >>> def add(a: int, b: int) -> int:
+    ...     return a + b
+    >>> call = ToolCallDelta(index=0, id="c1", name="add", arguments='{"a": 1, "b": "2"}')
+    >>> llm = rxllm.scripted([Chunk(tool_calls=(call,))])
+    >>> results = llm.stream("1+2?").pipe(ops.tool_calls(), ops.tool_results([add]))
+    >>> [r.output for r in rxllm.iterate(results)]
+    [3]
+    """
+    tools = _registry(registry)
+
+    def operator(calls: reactivex.Observable[ToolCall]) -> reactivex.Observable[ToolResult]:
+        def subscribe(
+            observer: abc.ObserverBase[ToolResult], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return _run_blocking(tools, calls, observer, scheduler)
+            return _run_on_loop(tools, calls, observer, scheduler, loop)
+
+        return reactivex.create(subscribe)
+
+    return operator
+
+
+class _Tool:
+    """One registered function, with its arguments validated against its signature."""
+
+    __slots__ = ("function", "name")
+
+    def __init__(self, name: str, function: Callable[..., Any]) -> None:
+        self.name = name
+        self.function = _validated(function)
+
+
+def _validated(function: Callable[..., Any]) -> Callable[..., Any]:
+    for candidate in (function, getattr(function, "__call__", None)):  # noqa: B004 - a callable object's method
+        if candidate is None:
+            continue
+        try:
+            return pydantic.validate_call(candidate)
+        except pydantic.PydanticUserError:
+            continue
+    return function  # a builtin: pydantic cannot read its signature
+
+
+def _registry(registry: Registry) -> dict[str, _Tool]:
+    if isinstance(registry, Mapping):
+        named = list(registry.items())
+    elif isinstance(registry, Sequence) and not isinstance(registry, str):
+        named = []
+        for function in registry:
+            name = getattr(function, "__name__", None)
+            if not isinstance(name, str) or name == "<lambda>":
+                raise ValueError(
+                    f"tool {function!r} has no usable __name__: pass a mapping "
+                    "{'name': function} instead of a list"
+                )
+            named.append((name, function))
+    else:
+        raise TypeError(
+            "tool_results() takes a mapping of name -> function or a list of functions, "
+            f"not {type(registry).__name__}"
+        )
+    tools: dict[str, _Tool] = {}
+    for name, function in named:
+        if not callable(function):
+            raise TypeError(f"tool {name!r} is not callable: {function!r}")
+        if name in tools:
+            raise ValueError(f"two tools are named {name!r}: pass a mapping to rename one")
+        tools[name] = _Tool(name, function)
+    return tools
+
+
+def _start(tools: Mapping[str, _Tool], call: ToolCall) -> ToolResult | Awaitable[ToolResult]:
+    """Run `call`: its result, or an awaitable of it when the tool is async."""
+    tool = tools.get(call.name)
+    if tool is None:
+        known = ", ".join(tools) or "(none)"
+        return ToolResult(call=call, error=f"unknown tool {call.name!r}; known: {known}")
+    try:
+        output = tool.function(**call.args)
+    except Exception as error:
+        return ToolResult(call=call, error=_describe(call, error))
+    if inspect.isawaitable(output):
+        return _finish(call, output)
+    return ToolResult(call=call, output=output)
+
+
+async def _finish(call: ToolCall, output: Awaitable[Any]) -> ToolResult:
+    try:
+        value = await output
+    except Exception as error:
+        return ToolResult(call=call, error=_describe(call, error))
+    return ToolResult(call=call, output=value)
+
+
+def _describe(call: ToolCall, error: Exception) -> str:
+    if isinstance(error, pydantic.ValidationError):
+        problems = "; ".join(
+            ".".join(str(part) for part in e["loc"]) + ": " + e["msg"]
+            for e in error.errors(include_url=False)
+        )
+        return f"invalid arguments for {call.name}: {problems}"
+    if isinstance(error, ValueError) and str(error).startswith(f"tool call {call.name!r}"):
+        return str(error)  # ToolCall.args: the arguments are not a JSON object
+    return f"{type(error).__name__}: {error}"
+
+
+def _run_blocking(
+    tools: Mapping[str, _Tool],
+    calls: reactivex.Observable[ToolCall],
+    observer: abc.ObserverBase[ToolResult],
+    scheduler: abc.SchedulerBase | None,
+) -> abc.DisposableBase:
+    def on_next(call: ToolCall) -> None:
+        if not isinstance(call, ToolCall):
+            observer.on_error(_not_a_call(call))
+            return
+        outcome = _start(tools, call)
+        if not isinstance(outcome, ToolResult):
+            outcome = _await_here(call, outcome)
+        observer.on_next(outcome)
+
+    return calls.subscribe(on_next, observer.on_error, observer.on_completed, scheduler=scheduler)
+
+
+def _await_here(call: ToolCall, outcome: Awaitable[ToolResult]) -> ToolResult:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(_awaited(outcome))
+    if inspect.iscoroutine(outcome):
+        outcome.close()
+    return ToolResult(
+        call=call,
+        error=(
+            f"async tool {call.name!r} cannot run here: the call arrived on a thread running "
+            "an asyncio loop, but tool_results() was subscribed outside it"
+        ),
+    )
+
+
+async def _awaited(outcome: Awaitable[ToolResult]) -> ToolResult:
+    return await outcome
+
+
+def _run_on_loop(
+    tools: Mapping[str, _Tool],
+    calls: reactivex.Observable[ToolCall],
+    observer: abc.ObserverBase[ToolResult],
+    scheduler: abc.SchedulerBase | None,
+    loop: asyncio.AbstractEventLoop,
+) -> abc.DisposableBase:
+    queue: deque[ToolCall] = deque()
+    task: asyncio.Task[None] | None = None
+    upstream_done = False
+    stopped = False
+
+    def on_loop(action: Callable[[], None]) -> None:
+        try:
+            here = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            here = False
+        if here:
+            action()
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(action)
+
+    async def drain() -> None:
+        nonlocal task, stopped
+        try:
+            while queue and not stopped:
+                outcome = _start(tools, queue.popleft())
+                result = outcome if isinstance(outcome, ToolResult) else await outcome
+                if stopped:
+                    return
+                observer.on_next(result)
+            if upstream_done and not stopped:
+                stopped = True
+                observer.on_completed()
+        except Exception as error:  # a subscriber's on_next raised: it goes to on_error
+            if not stopped:
+                stopped = True
+                queue.clear()
+                observer.on_error(error)
+        finally:
+            task = None
+
+    def enqueue(call: ToolCall) -> None:
+        nonlocal task, stopped
+        if stopped:
+            return
+        if not isinstance(call, ToolCall):
+            fail(_not_a_call(call))
+            return
+        queue.append(call)
+        if task is None:
+            task = loop.create_task(drain())
+
+    def fail(error: Exception) -> None:
+        nonlocal stopped
+        if stopped:
+            return
+        stop()
+        observer.on_error(error)
+
+    def complete() -> None:
+        nonlocal upstream_done, stopped
+        upstream_done = True
+        if task is None and not stopped:
+            stopped = True
+            observer.on_completed()
+
+    def stop() -> None:
+        nonlocal stopped
+        stopped = True
+        queue.clear()
+        if task is not None:
+            task.cancel()
+
+    upstream = calls.subscribe(
+        lambda call: on_loop(lambda: enqueue(call)),
+        lambda error: on_loop(lambda: fail(error)),
+        lambda: on_loop(complete),
+        scheduler=scheduler,
+    )
+    return CompositeDisposable(upstream, Disposable(lambda: on_loop(stop)))
+
+
+def _not_a_call(item: object) -> TypeError:
+    return TypeError(
+        f"tool_results() takes an observable of ToolCall, got {type(item).__name__}; "
+        "put ops.tool_calls() before it"
+    )
