@@ -214,9 +214,7 @@ class _OpenAIEvents:
 
     def finish(self, reason: str, usage: Usage) -> list[str]:
         delta = '{"role":"assistant"}' if self._role() else "{}"
-        events = [
-            f'{self._prefix}{delta},"logprobs":null,"finish_reason":{_json(reason)}}}]}}\n\n'
-        ]
+        events = [f'{self._prefix}{delta},"logprobs":null,"finish_reason":{_json(reason)}}}]}}\n\n']
         if self._include_usage:
             counts = {
                 "prompt_tokens": usage.input_tokens,
@@ -248,9 +246,7 @@ class _AnthropicEvents:
     malformed = "event: content_block_delta\ndata: {not json\n\n"
     ping = 'event: ping\ndata: {"type": "ping"}\n\n'
 
-    def __init__(
-        self, script: Script, input_tokens: int, response_id: str | None
-    ) -> None:
+    def __init__(self, script: Script, input_tokens: int, response_id: str | None) -> None:
         self._id = response_id or f"msg_{uuid.uuid4().hex[:24]}"
         self._model = script.model
         self._input_tokens = input_tokens
@@ -260,7 +256,7 @@ class _AnthropicEvents:
         self._text_prefix = ""
 
     def start(self) -> list[str]:
-        message = {
+        message: dict[str, Any] = {
             "id": self._id,
             "type": "message",
             "role": "assistant",
@@ -307,7 +303,9 @@ class _AnthropicEvents:
             return
         if self._block[0] == "thinking":
             events.append(self._delta({"type": "signature_delta", "signature": "c2NyaXB0ZWQ="}))
-        events.append(_event("content_block_stop", {"type": "content_block_stop", "index": self._index}))
+        events.append(
+            _event("content_block_stop", {"type": "content_block_stop", "index": self._index})
+        )
         self._block = None
 
     def _delta(self, delta: dict[str, str]) -> str:
@@ -335,7 +333,9 @@ class _AnthropicEvents:
         for call in item.tool_calls:
             self._enter(("tool_use", call.index), events, call)
             if call.arguments:
-                events.append(self._delta({"type": "input_json_delta", "partial_json": call.arguments}))
+                events.append(
+                    self._delta({"type": "input_json_delta", "partial_json": call.arguments})
+                )
         return events
 
     def finish(self, reason: str, usage: Usage) -> list[str]:
@@ -346,7 +346,11 @@ class _AnthropicEvents:
         events.append(
             _event(
                 "message_delta",
-                {"type": "message_delta", "delta": delta, "usage": {"output_tokens": usage.output_tokens}},
+                {
+                    "type": "message_delta",
+                    "delta": delta,
+                    "usage": {"output_tokens": usage.output_tokens},
+                },
             )
         )
         events.append(_event("message_stop", {"type": "message_stop"}))
@@ -380,14 +384,11 @@ def _usage(script: Script, body: Mapping[str, Any], chunks: int) -> Usage:
     usage = script.usage
     if usage is None:
         words = sum(
-            len(_WORD.findall(text))
-            for text in _texts([body.get("system"), body.get("messages")])
+            len(_WORD.findall(text)) for text in _texts([body.get("system"), body.get("messages")])
         )
         usage = Usage(input_tokens=max(words, 1), output_tokens=chunks)
     if not usage.total_tokens:
-        usage = usage.model_copy(
-            update={"total_tokens": usage.input_tokens + usage.output_tokens}
-        )
+        usage = usage.model_copy(update={"total_tokens": usage.input_tokens + usage.output_tokens})
     return usage
 
 
@@ -404,6 +405,32 @@ def _interruption(script: Script, chunks: int) -> tuple[int, str] | None:
     return min(cuts, key=lambda cut: cut[0]) if cuts else None
 
 
+def _check_anthropic(items: Sequence[str | Chunk]) -> None:
+    # A tool_use block is closed for good when the next block starts, so the fragments of
+    # one call must be contiguous, as the real API sends them.
+    current: int | None = None
+    closed: set[int] = set()
+    for item in items:
+        if isinstance(item, str) or item.thinking or item.content or item.refusal:
+            if current is not None:
+                closed.add(current)
+                current = None
+            if isinstance(item, str):
+                continue
+        for call in item.tool_calls:
+            if call.index == current:
+                continue
+            if call.index in closed:
+                raise ValueError(
+                    f"this script cannot be streamed as Anthropic events: the deltas of tool "
+                    f"call {call.index} are not contiguous (Anthropic streams each call as one "
+                    "content block, so script all of a call's fragments before the next)"
+                )
+            if current is not None:
+                closed.add(current)
+            current = call.index
+
+
 def plan(
     script: Script,
     protocol: Protocol,
@@ -412,6 +439,8 @@ def plan(
     response_id: str | None = None,
 ) -> Plan:
     """Encode `script` as the response to a request of `protocol` with JSON `body`.
+
+    Raises `ValueError` for a script the protocol cannot express.
 
     >>> p = plan(Script("Hi", drop_after=0), "anthropic", {"messages": []})
     >>> [frame.events for frame in p.frames], p.ending
@@ -425,6 +454,8 @@ def plan(
     if protocol == "openai":
         events = _OpenAIEvents(script, body, response_id or script.response_id)
     else:
+        if script.raw_events is None:
+            _check_anthropic(script.content)
         events = _AnthropicEvents(script, usage.input_tokens, response_id or script.response_id)
 
     raw = script.raw_events

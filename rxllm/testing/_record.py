@@ -72,9 +72,11 @@ class RecordedRequest:
     def wait_closed(self, timeout: float = 5.0) -> bool:
         """Block until the client has left or the server is done; return whether it left.
 
-        >>> recorded = RecordedRequest("openai", "/chat/completions", {}, {})
-        >>> recorded._end()
-        >>> recorded.wait_closed(timeout=0.1)
+        >>> import httpx2
+        >>> from rxllm.testing import Script, Server
+        >>> with Server(Script("Hi.")) as server:  # a client that reads the whole stream
+        ...     body = httpx2.post(f"{server.url}/v1/messages", json={"stream": True}).text
+        ...     server.last.wait_closed()
         False
         """
         with self._changed:
@@ -89,9 +91,12 @@ class RecordedRequest:
 
         Done means the script was written to its end, the client left, or the server closed.
 
-        >>> recorded = RecordedRequest("openai", "/chat/completions", {}, {})
-        >>> recorded.wait_done(timeout=0.01)
-        False
+        >>> import httpx2
+        >>> from rxllm.testing import Script, Server
+        >>> with Server(Script("Hi.")) as server:
+        ...     body = httpx2.post(f"{server.url}/chat/completions", json={"stream": True}).text
+        ...     server.last.wait_done(), server.last.completed_normally
+        (True, True)
         """
         with self._changed:
             return self._changed.wait_for(lambda: self._done, timeout)
@@ -100,12 +105,19 @@ class RecordedRequest:
 
     def _wrote(self, chunks: int, events: int, *, client_gone: bool) -> None:
         with self._changed:
-            if self.first_byte_at is None:
+            if self.first_byte_at is None and events > 0:
                 self.first_byte_at = time.monotonic()
             self.chunks_written += chunks
             self.events_written += events
             if client_gone:
                 self.chunks_after_close += chunks
+            self._changed.notify_all()
+
+    def _answered(self, status: int) -> None:
+        with self._changed:
+            self.status = status
+            self.first_byte_at = time.monotonic()
+            self.finished = True
             self._changed.notify_all()
 
     def _pinged(self) -> None:
@@ -123,6 +135,11 @@ class RecordedRequest:
             self.finished = True
             self.completed_normally = normally
             self._changed.notify_all()
+
+    def _unfinish(self) -> None:
+        with self._changed:
+            self.finished = False
+            self.completed_normally = False
 
     def _end(self) -> None:
         with self._changed:

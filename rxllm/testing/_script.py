@@ -35,7 +35,9 @@ def _carries_content(chunk: Chunk) -> bool:
 
 def _seconds(name: str, value: float) -> float:
     if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"Script({name}=...) must be a finite number of seconds >= 0, not {value!r}")
+        raise ValueError(
+            f"Script({name}=...) must be a finite number of seconds >= 0, not {value!r}"
+        )
     return float(value)
 
 
@@ -63,7 +65,10 @@ class Script:
     seconds while waiting), an HTTP error `status` instead of a stream, an `error_event`
     after the chunks, a malformed event / a dropped connection / a hang after `k` chunks
     (the earliest of the three wins; a `k` beyond the script never triggers). `raw_events`
-    replays a recorded stream verbatim instead of chunks.
+    replays a recorded stream verbatim instead of chunks (each event counts as a chunk).
+
+    Anthropic streams have no refusal or audio deltas: refusal text is sent as text and
+    audio is left out; the fragments of one tool call must be contiguous there.
 
     >>> from rxllm.models import Chunk, ToolCallDelta
     >>> Script("Hello there, world.").chunks
@@ -90,11 +95,13 @@ class Script:
     error_event: str | Mapping[str, Any] | None
     """An error event sent after the chunks: an error type, or the provider's error object."""
     malformed_after: int | None
-    """After this many chunks, send one event that is not JSON and end the stream."""
+    """After this many chunks, send one event whose data is not JSON and end the stream."""
     drop_after: int | None
     """After this many chunks, close the connection in the middle of the response body."""
     hang_after: int | None
-    """After this many chunks, send nothing more (but pings) until the client leaves."""
+    """After this many chunks, send nothing more (but pings) until the client leaves.
+
+    The server gives up after 60 seconds and drops the connection."""
     ping_every: float | None
     """Seconds between keep-alives while waiting (delays and hangs)."""
     usage: Usage | None
@@ -138,9 +145,13 @@ class Script:
                         f"{item!r}"
                     )
         if status is not None and not 400 <= status <= 599:
-            raise ValueError(f"Script(status=...) must be an HTTP error status (400-599), not {status}")
+            raise ValueError(
+                f"Script(status=...) must be an HTTP error status (400-599), not {status}"
+            )
         if ping_every is not None and not (math.isfinite(ping_every) and ping_every > 0):
-            raise ValueError(f"Script(ping_every=...) must be a number of seconds > 0, not {ping_every!r}")
+            raise ValueError(
+                f"Script(ping_every=...) must be a number of seconds > 0, not {ping_every!r}"
+            )
         raw: tuple[dict[str, Any], ...] | bytes | None
         if raw_events is None:
             raw = None
@@ -151,9 +162,7 @@ class Script:
         if raw is not None and items:
             raise ValueError("Script takes either chunks or raw_events, not both")
 
-        content = tuple(
-            item for item in items if isinstance(item, str) or _carries_content(item)
-        )
+        content = tuple(item for item in items if isinstance(item, str) or _carries_content(item))
         finish: str | None = None
         scripted_usage: Usage | None = None
         for item in items:
@@ -204,6 +213,6 @@ class Script:
                 continue
             if name == "model" and value == "test-model":
                 continue
-            if value is not None and value != {} and value != 0.0:
+            if value is not None and value not in ({}, 0.0):
                 shown.append(f"{name}={value!r}")
         return f"Script({', '.join(shown)})"
