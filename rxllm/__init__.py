@@ -35,7 +35,9 @@ from rxllm.providers.anthropic import anthropic_llm as anthropic
 from rxllm.providers.local import local
 from rxllm.providers.openai import openai_llm as openai
 from rxllm.providers.scripted import scripted
+from rxllm.race import race
 from rxllm.sinks import acollect, aiterate, collect, iterate, write_wav
+from rxllm.tee import AudioSplit, audio_split, tee
 
 __all__ = [
     "LLM",
@@ -43,6 +45,7 @@ __all__ = [
     "APIStatusError",
     "Accumulator",
     "AudioSegment",
+    "AudioSplit",
     "AuthenticationError",
     "BadRequestError",
     "Chunk",
@@ -67,6 +70,7 @@ __all__ = [
     "acollect",
     "aiterate",
     "anthropic",
+    "audio_split",
     "batch",
     "collect",
     "errors",
@@ -74,7 +78,9 @@ __all__ = [
     "local",
     "openai",
     "ops",
+    "race",
     "scripted",
+    "tee",
     "write_wav",
 ]
 

@@ -10,6 +10,8 @@ from rxllm.ops._accumulate import accumulate
 from rxllm.ops._audio_segments import audio_segments
 from rxllm.ops._partial import partial, partial_type
 from rxllm.ops._retry import retry
+from rxllm.ops._sentences import sentences
+from rxllm.ops._smooth import smooth
 from rxllm.ops._take_until import take_until
 from rxllm.ops._text import text
 from rxllm.ops._to_response import to_response
@@ -22,6 +24,8 @@ __all__ = [
     "partial",
     "partial_type",
     "retry",
+    "sentences",
+    "smooth",
     "take_until",
     "text",
     "to_response",

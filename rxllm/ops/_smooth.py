@@ -1,0 +1,274 @@
+"""`smooth()`: re-chunk text for even UI output, like the Vercel AI SDK's `smoothStream`.
+
+Providers deliver text in bursts: a few words, a pause, a paragraph at once. `smooth()`
+buffers the text, cuts it into pieces (a word with its trailing whitespace, a line, or a
+match of a pattern) and emits one piece per `delay`, so the text appears at an even pace.
+The cutting is a plain object, `PieceDecoder`, testable without Rx.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Literal
+
+import reactivex
+from reactivex import abc
+from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposable
+from reactivex.scheduler import TimeoutScheduler
+from reactivex.scheduler.eventloop import AsyncIOThreadSafeScheduler
+
+from rxllm.models import Chunk
+
+__all__ = ["PieceDecoder", "smooth"]
+
+# Scripts written without spaces between words (CJK, kana, Thai, Lao, Khmer, full-width
+# forms): there every character is a word.
+_UNSPACED = (
+    "\u0e00-\u0eff\u1780-\u17ff\u3000-\u30ff\u3400-\u4dbf\u4e00-\u9fff"
+    "\uf900-\ufaff\uff00-\uffef\U00020000-\U0002fa1f"
+)
+_WORD = re.compile(rf"\s*(?:[{_UNSPACED}]\s*|[^\s{_UNSPACED}]+(?:\s+|(?=[{_UNSPACED}])))")
+_LINE = re.compile(r"\n+")
+
+
+class PieceDecoder:
+    """Cuts incrementally arriving text into pieces that concatenate back to it exactly.
+
+    A piece is the text up to the end of the first match of `pattern` in what is pending
+    (Vercel's rule), so `by="word"` gives a word with the whitespace before and after it,
+    `by="line"` a line with its newlines.
+
+    >>> decoder = PieceDecoder("word")
+    >>> decoder.decode("Hello wor"), decoder.decode("ld, 你好"), decoder.flush()
+    (['Hello '], ['world, ', '你', '好'], [])
+    """
+
+    __slots__ = ("_pattern", "_pending")
+
+    def __init__(self, by: Literal["word", "line"] | str | re.Pattern[str] = "word") -> None:
+        if by == "word":
+            self._pattern = _WORD
+        elif by == "line":
+            self._pattern = _LINE
+        elif isinstance(by, re.Pattern):
+            self._pattern = by
+        elif isinstance(by, str):
+            self._pattern = re.compile(by)
+        else:
+            raise TypeError(
+                f'smooth(by=...) takes "word", "line" or a regex pattern, not {type(by).__name__}'
+            )
+        self._pending = ""
+
+    def decode(self, text: str) -> list[str]:
+        """Add `text`; return the pieces now complete."""
+        pending = self._pending + text
+        pieces: list[str] = []
+        position = 0
+        search = self._pattern.search
+        while position < len(pending):
+            match = search(pending, position)
+            if match is not None and match.end() <= position:  # an empty match: look further
+                match = search(pending, position + 1)
+            if match is None:
+                break
+            pieces.append(pending[position : match.end()])
+            position = match.end()
+        self._pending = pending[position:]
+        return pieces
+
+    def flush(self) -> list[str]:
+        """The end of the text: what is pending becomes the last piece."""
+        rest, self._pending = self._pending, ""
+        return [rest] if rest else []
+
+
+def smooth(
+    *,
+    by: Literal["word", "line"] | str | re.Pattern[str] = "word",
+    delay: float | None = 0.01,
+    scheduler: abc.SchedulerBase | None = None,
+) -> Callable[[reactivex.Observable[Chunk]], reactivex.Observable[Chunk]]:
+    """Re-chunk the text of a stream into even pieces, one per `delay` seconds.
+
+    `by`: `"word"` (a word with its trailing whitespace; in scripts without spaces such as
+    Chinese or Japanese, one character), `"line"`, or a regex (a `str` or compiled): a
+    piece is the text up to the end of the pattern's next match. Text that does not yet
+    make a whole piece waits for more.
+
+    Pacing: the first piece is emitted at once, each next one `delay` after the previous
+    one (immediately if it arrives later than that). Chunks without text (tool calls,
+    thinking, finish reason, usage, ...) keep their place: the text before them is emitted
+    first — an unfinished word as a piece of its own — and they follow without a delay. A
+    chunk with both text and other fields is split into its text and the rest. On
+    completion or error the remaining text is still emitted at the same pace, so the UI
+    does not jump, then the completion or the error. `delay=0` or `None` only re-chunks.
+    Each output chunk has the `provider`, `model` and `id` of the chunk that brought its
+    last character; the concatenated output text equals the input text exactly.
+
+    Disposing cancels the pending pieces and the upstream call. The timer runs on
+    `scheduler`, else the subscription's scheduler, else the running asyncio loop (when
+    subscribed inside one, so notifications stay on the loop's thread), else a
+    `TimeoutScheduler`.
+
+        chunks:  -"Hello big wo"------"rld"-(stop)|
+        smooth(delay=d)
+        output:  -"Hello "-d-"big "---"world"-(stop)|
+
+    >>> import rxllm
+    >>> from rxllm import ops
+    >>> llm = rxllm.scripted(["Hello big wo", "rld. ", "你好"])
+    >>> chunks = rxllm.iterate(llm.stream("hi").pipe(ops.smooth(delay=0.001)))
+    >>> [(chunk.content, chunk.finish_reason) for chunk in chunks]  # doctest: +NORMALIZE_WHITESPACE
+    [('Hello ', None), ('big ', None), ('world. ', None), ('你', None), ('好', None),
+     ('', 'stop')]
+    """
+    PieceDecoder(by)  # a bad `by` is a TypeError or re.error here, not at subscription
+    if delay is not None and delay < 0:
+        raise ValueError(f"smooth(delay=...) must be >= 0 seconds (or None), not {delay}")
+    pace = delay or 0.0
+
+    def operator(source: reactivex.Observable[Chunk]) -> reactivex.Observable[Chunk]:
+        def subscribe(
+            observer: abc.ObserverBase[Chunk], subscribe_scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            timer_scheduler = _resolve(scheduler, subscribe_scheduler) if pace else None
+            decoder = PieceDecoder(by)
+            lock = threading.RLock()
+            queue: deque[Chunk] = deque()
+            timer = SerialDisposable()
+            upstream = SerialDisposable()
+            last_text: Chunk | None = None  # where the pending text's last character came from
+            ended = False  # the upstream terminated: with `failure`, or completed
+            failure: Exception | None = None
+            cooling = False  # a piece went out less than `delay` ago
+            done = False
+
+            def stop() -> None:
+                nonlocal done
+                done = True
+                queue.clear()
+                timer.dispose()
+                upstream.dispose()
+
+            def drain() -> None:
+                nonlocal cooling, done
+                try:
+                    while queue and not done:
+                        if cooling and queue[0].content:
+                            return
+                        chunk = queue.popleft()
+                        observer.on_next(chunk)
+                        if chunk.content and timer_scheduler is not None:
+                            cooling = True
+                            timer.disposable = timer_scheduler.schedule_relative(pace, tick)
+                except Exception as error:  # the subscriber's on_next raised: stop, report
+                    if not done:
+                        stop()
+                        observer.on_error(error)
+                    return
+                if ended and not queue and not done:
+                    done = True
+                    if failure is None:
+                        observer.on_completed()
+                    else:
+                        observer.on_error(failure)
+
+            def tick(_: abc.SchedulerBase, __: Any = None) -> None:
+                nonlocal cooling
+                with lock:
+                    cooling = False
+                    drain()
+
+            def add_text(pieces: list[str], origin: Chunk) -> None:
+                queue.extend(
+                    Chunk(content=piece, provider=origin.provider, model=origin.model, id=origin.id)
+                    for piece in pieces
+                )
+
+            def close_text() -> None:
+                if last_text is not None:
+                    add_text(decoder.flush(), last_text)
+
+            def on_next(chunk: Chunk) -> None:
+                nonlocal last_text
+                with lock:
+                    if done:
+                        return
+                    if not isinstance(chunk, Chunk):
+                        stop()
+                        observer.on_error(
+                            TypeError(f"smooth() takes Chunk items, got {type(chunk).__name__}")
+                        )
+                        return
+                    rest: Chunk | None = chunk
+                    if chunk.content:
+                        last_text = chunk
+                        add_text(decoder.decode(chunk.content), chunk)
+                        rest = chunk.model_copy(update={"content": ""}) if _more(chunk) else None
+                    if rest is not None:
+                        close_text()
+                        queue.append(rest)
+                    drain()
+
+            def finish(error: Exception | None) -> None:
+                nonlocal ended, failure
+                with lock:
+                    if done or ended:
+                        return
+                    close_text()
+                    ended, failure = True, error
+                    drain()
+
+            def on_error(error: Exception) -> None:
+                finish(error)
+
+            def on_completed() -> None:
+                finish(None)
+
+            def dispose() -> None:
+                nonlocal done
+                done = True  # no lock: a piece being emitted on another thread may finish
+                timer.dispose()
+                upstream.dispose()
+
+            upstream.disposable = source.subscribe(
+                on_next, on_error, on_completed, scheduler=subscribe_scheduler
+            )
+            return CompositeDisposable(Disposable(dispose), timer, upstream)
+
+        return reactivex.create(subscribe)
+
+    return operator
+
+
+def _more(chunk: Chunk) -> bool:
+    """Whether the chunk carries anything besides text (and the provider's ids)."""
+    return bool(
+        chunk.thinking
+        or chunk.refusal
+        or chunk.audio
+        or chunk.audio_transcript
+        or chunk.tool_calls
+        or chunk.finish_reason
+        or chunk.usage
+    )
+
+
+def _resolve(
+    chosen: abc.SchedulerBase | None, subscribed: abc.SchedulerBase | None
+) -> abc.SchedulerBase:
+    """The scheduler for the pacing timer, decided at subscription."""
+    if chosen is not None:
+        return chosen
+    if subscribed is not None:
+        return subscribed
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return TimeoutScheduler.singleton()
+    return AsyncIOThreadSafeScheduler(loop)
