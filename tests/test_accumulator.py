@@ -72,7 +72,10 @@ def test_tool_calls_usage_finish_and_metadata() -> None:
     acc.add(Chunk(tool_calls=(ToolCallDelta(index=0, arguments=": 1}"),)))
     acc.add(Chunk(tool_calls=(ToolCallDelta(index=1, arguments="{}"),)))
     last = acc.add(
-        Chunk(finish_reason="tool_calls", usage=Usage(input_tokens=5, output_tokens=9, total_tokens=14))
+        Chunk(
+            finish_reason="tool_calls",
+            usage=Usage(input_tokens=5, output_tokens=9, total_tokens=14),
+        )
     )
     assert [(c.id, c.name, c.arguments) for c in middle.tool_calls] == [
         ("a", "f", '{"x"'),

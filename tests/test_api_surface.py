@@ -10,18 +10,48 @@ import rxllm
 from rxllm import ops
 
 API_FUNCTIONS = [
-    "openai", "anthropic", "local", "scripted", "tee", "audio_split", "race", "batch",
-    "collect", "acollect", "iterate", "aiterate", "write_wav",
+    "openai",
+    "anthropic",
+    "local",
+    "scripted",
+    "tee",
+    "audio_split",
+    "race",
+    "batch",
+    "collect",
+    "acollect",
+    "iterate",
+    "aiterate",
+    "write_wav",
 ]
 API_TYPES = ["LLM", "Chunk", "ToolCallDelta", "ToolCall", "Usage", "Response", "Snapshot"]
 API_OPS = [
-    "accumulate", "take_until", "to_response", "text", "sentences", "partial", "tool_calls",
-    "smooth", "audio_segments", "tool_results", "retry",
+    "accumulate",
+    "take_until",
+    "to_response",
+    "text",
+    "sentences",
+    "partial",
+    "tool_calls",
+    "smooth",
+    "audio_segments",
+    "tool_results",
+    "retry",
 ]
 API_ERRORS = [
-    "LLMError", "APIStatusError", "AuthenticationError", "PermissionDeniedError",
-    "NotFoundError", "BadRequestError", "RateLimitError", "ServerError", "APIConnectionError",
-    "StreamInterrupted", "StreamError", "StreamTimeout", "OutputValidationError",
+    "LLMError",
+    "APIStatusError",
+    "AuthenticationError",
+    "PermissionDeniedError",
+    "NotFoundError",
+    "BadRequestError",
+    "RateLimitError",
+    "ServerError",
+    "APIConnectionError",
+    "StreamInterrupted",
+    "StreamError",
+    "StreamTimeout",
+    "OutputValidationError",
 ]
 
 
@@ -43,11 +73,23 @@ def test_errors_are_reexported_from_rxllm_errors(name: str) -> None:
 
 
 def test_error_tree() -> None:
-    for name in ("AuthenticationError", "PermissionDeniedError", "NotFoundError",
-                 "BadRequestError", "RateLimitError", "ServerError"):
+    for name in (
+        "AuthenticationError",
+        "PermissionDeniedError",
+        "NotFoundError",
+        "BadRequestError",
+        "RateLimitError",
+        "ServerError",
+    ):
         assert issubclass(getattr(rxllm, name), rxllm.APIStatusError)
-    for name in ("APIStatusError", "APIConnectionError", "StreamInterrupted", "StreamError",
-                 "StreamTimeout", "OutputValidationError"):
+    for name in (
+        "APIStatusError",
+        "APIConnectionError",
+        "StreamInterrupted",
+        "StreamError",
+        "StreamTimeout",
+        "OutputValidationError",
+    ):
         assert issubclass(getattr(rxllm, name), rxllm.LLMError)
 
 
@@ -61,11 +103,34 @@ def test_everything_exported_is_documented() -> None:
 
 
 def test_chunk_and_response_fields() -> None:
-    chunk_fields = {"content", "thinking", "refusal", "audio", "audio_transcript", "tool_calls",
-                    "finish_reason", "usage", "model", "id", "provider"}
+    chunk_fields = {
+        "content",
+        "thinking",
+        "refusal",
+        "audio",
+        "audio_transcript",
+        "tool_calls",
+        "finish_reason",
+        "usage",
+        "model",
+        "id",
+        "provider",
+    }
     assert chunk_fields <= set(rxllm.Chunk.model_fields)
-    response_fields = {"text", "thinking", "refusal", "audio", "audio_transcript", "tool_calls",
-                       "finish_reason", "usage", "model", "id", "provider", "chunk_count"}
+    response_fields = {
+        "text",
+        "thinking",
+        "refusal",
+        "audio",
+        "audio_transcript",
+        "tool_calls",
+        "finish_reason",
+        "usage",
+        "model",
+        "id",
+        "provider",
+        "chunk_count",
+    }
     assert response_fields <= set(rxllm.Response.model_fields)
     assert rxllm.Chunk(content="x").raw is None and rxllm.Response().raw is None
     with pytest.raises(Exception):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import threading
@@ -12,7 +13,6 @@ import reactivex
 from reactivex import operators as rx
 
 import rxllm
-import importlib
 
 batch_module = importlib.import_module("rxllm.batch")
 

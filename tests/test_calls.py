@@ -38,9 +38,9 @@ async def test_async_subscription_delivers_on_the_loop_thread() -> None:
     loop_thread = threading.get_ident()
     seen: list[int] = []
     response = await rxllm.acollect(
-        rxllm.scripted(["a", "b"], delay=0.001).stream("x").pipe(
-            rx_ops.do_action(lambda _: seen.append(threading.get_ident()))
-        )
+        rxllm.scripted(["a", "b"], delay=0.001)
+        .stream("x")
+        .pipe(rx_ops.do_action(lambda _: seen.append(threading.get_ident())))
     )
     assert response.text == "ab"
     assert set(seen) == {loop_thread}
@@ -70,8 +70,10 @@ def test_breaking_out_of_iterate_cancels() -> None:
 
 async def test_breaking_out_of_aiterate_cancels() -> None:
     finished = asyncio.Event()
-    stream = rxllm.scripted(["a"] * 100, delay=0.01).stream("x").pipe(
-        rx_ops.finally_action(finished.set)
+    stream = (
+        rxllm.scripted(["a"] * 100, delay=0.01)
+        .stream("x")
+        .pipe(rx_ops.finally_action(finished.set))
     )
     count = 0
     async for _chunk in rxllm.aiterate(stream):
@@ -140,8 +142,10 @@ def test_stall_timeout_fails_with_stream_timeout_and_partial(mode: str) -> None:
 
 def test_collect_timeout_cancels_and_raises_builtin_timeout() -> None:
     finished = threading.Event()
-    stream = rxllm.scripted(["a"] * 100, delay=0.05).stream("x").pipe(
-        rx_ops.finally_action(finished.set)
+    stream = (
+        rxllm.scripted(["a"] * 100, delay=0.05)
+        .stream("x")
+        .pipe(rx_ops.finally_action(finished.set))
     )
     started = time.monotonic()
     with pytest.raises(TimeoutError):

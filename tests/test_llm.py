@@ -44,7 +44,7 @@ def test_bad_defaults_raise_at_creation() -> None:
 
 def test_openai_rejects_unknown_parameters_before_any_request(no_keys: None) -> None:
     llm = rxllm.openai("gpt-x", api_key="k")
-    with pytest.raises(ValueError, match="no parameter 'temprature'.*extra_body"):
+    with pytest.raises(ValueError, match=r"no parameter 'temprature'.*extra_body"):
         llm.stream("hi", temprature=0.5)
 
 
@@ -59,7 +59,9 @@ def test_anthropic_rejects_tool_role_with_a_hint() -> None:
     [(rxllm.openai, "OPENAI_API_KEY"), (rxllm.anthropic, "ANTHROPIC_API_KEY")],
 )
 def test_missing_api_key_is_an_authentication_error_naming_the_variable(
-    no_keys: None, factory, variable: str  # type: ignore[no-untyped-def]
+    no_keys: None,
+    factory,
+    variable: str,  # type: ignore[no-untyped-def]
 ) -> None:
     llm = factory("some-model", base_url="http://127.0.0.1:9")  # nothing listens there
     stream = llm.stream("hi")  # creating the stream is fine: it is cold

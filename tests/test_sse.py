@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 from rxllm.sse import SSEDecoder
 
 BODY = (
-    b"event: message_start\ndata: {\"a\": 1}\n\n"
+    b'event: message_start\ndata: {"a": 1}\n\n'
     b": keep-alive comment\n\n"
-    b"data: {\"b\":\n"
+    b'data: {"b":\n'
     b"data: 2}\n\n"
     b"event: ping\r\ndata: {}\r\n\r\n"
     b"data: [DONE]\n\n"

@@ -22,10 +22,20 @@ KEY = "sk-parity"
 
 
 def openai_event(delta: dict[str, Any] | None, finish: str | None = None, **extra: Any) -> str:
-    choices = [] if delta is None else [
-        {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
-    body = {"id": "chatcmpl-9", "object": "chat.completion.chunk", "created": 1700000000,
-            "model": "gpt-x", "system_fingerprint": "fp_1", "choices": choices, **extra}
+    choices = (
+        []
+        if delta is None
+        else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
+    )
+    body = {
+        "id": "chatcmpl-9",
+        "object": "chat.completion.chunk",
+        "created": 1700000000,
+        "model": "gpt-x",
+        "system_fingerprint": "fp_1",
+        "choices": choices,
+        **extra,
+    }
     return json.dumps(body)
 
 
@@ -46,8 +56,11 @@ OPENAI_BODY = (
 
 def sdk_openai_chunks(server: Server) -> list[Any]:
     client = openai_sdk.OpenAI(base_url=server.url, api_key=KEY, max_retries=0)
-    return list(client.chat.completions.create(
-        model="gpt-x", messages=[{"role": "user", "content": "hi"}], stream=True))
+    return list(
+        client.chat.completions.create(
+            model="gpt-x", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+    )
 
 
 def rx_chunks(llm: rxllm.LLM) -> list[rxllm.Chunk]:
@@ -72,10 +85,14 @@ def test_openai_every_chunk_raw_equals_the_sdk_chunk(server: Server) -> None:
 
 @pytest.mark.parametrize(
     "error",
-    [{"message": "The server had an error", "type": "server_error", "param": None, "code": None},
-     {"message": "bad thing", "type": "invalid_request_error", "param": None, "code": "x"}],
+    [
+        {"message": "The server had an error", "type": "server_error", "param": None, "code": None},
+        {"message": "bad thing", "type": "invalid_request_error", "param": None, "code": "x"},
+    ],
 )
-def test_openai_error_event_raises_where_the_sdk_raises(server: Server, error: dict[str, Any]) -> None:
+def test_openai_error_event_raises_where_the_sdk_raises(
+    server: Server, error: dict[str, Any]
+) -> None:
     body = f"data: {openai_event({'content': 'Hi'})}\n\ndata: {json.dumps({'error': error})}\n\n"
     server.push(Script(raw_events=body))
     with pytest.raises(openai_sdk.APIError) as sdk_error:
@@ -94,22 +111,50 @@ def anthropic_event(kind: str, **fields: Any) -> str:
 
 
 ANTHROPIC_BODY = (
-    anthropic_event("message_start", message={
-        "id": "msg_9", "type": "message", "role": "assistant", "model": "claude-x",
-        "content": [], "stop_reason": None, "stop_sequence": None,
-        "usage": {"input_tokens": 5, "output_tokens": 1, "cache_read_input_tokens": 2,
-                  "service_tier": "standard"}, "brand_new": 1})
+    anthropic_event(
+        "message_start",
+        message={
+            "id": "msg_9",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-x",
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": 5,
+                "output_tokens": 1,
+                "cache_read_input_tokens": 2,
+                "service_tier": "standard",
+            },
+            "brand_new": 1,
+        },
+    )
     + anthropic_event("ping")
     + anthropic_event("content_block_start", index=0, content_block={"type": "text", "text": ""})
     + anthropic_event("content_block_delta", index=0, delta={"type": "text_delta", "text": "Hi"})
-    + anthropic_event("content_block_delta", index=0,
-                      delta={"type": "citations_delta", "citation": {
-                          "type": "char_location", "cited_text": "x", "document_index": 0,
-                          "document_title": None, "start_char_index": 0, "end_char_index": 1}})
+    + anthropic_event(
+        "content_block_delta",
+        index=0,
+        delta={
+            "type": "citations_delta",
+            "citation": {
+                "type": "char_location",
+                "cited_text": "x",
+                "document_index": 0,
+                "document_title": None,
+                "start_char_index": 0,
+                "end_char_index": 1,
+            },
+        },
+    )
     + anthropic_event("content_block_stop", index=0)
     + anthropic_event("some_future_event", payload={"a": 1})
-    + anthropic_event("message_delta", delta={"stop_reason": "end_turn", "stop_sequence": None},
-                      usage={"output_tokens": 9})
+    + anthropic_event(
+        "message_delta",
+        delta={"stop_reason": "end_turn", "stop_sequence": None},
+        usage={"output_tokens": 9},
+    )
     + anthropic_event("message_stop")
 )
 
@@ -117,8 +162,14 @@ ANTHROPIC_BODY = (
 def test_anthropic_every_chunk_raw_equals_the_sdk_event(server: Server) -> None:
     server.push(Script(raw_events=ANTHROPIC_BODY))
     client = anthropic_sdk.Anthropic(base_url=server.url, api_key=KEY, max_retries=0)
-    theirs = list(client.messages.create(model="claude-x", max_tokens=10, stream=True,
-                                         messages=[{"role": "user", "content": "hi"}]))
+    theirs = list(
+        client.messages.create(
+            model="claude-x",
+            max_tokens=10,
+            stream=True,
+            messages=[{"role": "user", "content": "hi"}],
+        )
+    )
     server.push(Script(raw_events=ANTHROPIC_BODY))
     ours = rx_chunks(rxllm.anthropic("claude-x", base_url=server.url, api_key=KEY))
     # rxllm skips pings and block/message stops (they carry nothing); the rest match 1:1
@@ -132,13 +183,20 @@ def test_anthropic_every_chunk_raw_equals_the_sdk_event(server: Server) -> None:
 
 
 def test_anthropic_error_event_raises_where_the_sdk_raises(server: Server) -> None:
-    body = (ANTHROPIC_BODY.split("event: content_block_stop")[0]
-            + anthropic_event("error", error={"type": "overloaded_error", "message": "Overloaded"}))
+    body = ANTHROPIC_BODY.split("event: content_block_stop")[0] + anthropic_event(
+        "error", error={"type": "overloaded_error", "message": "Overloaded"}
+    )
     server.push(Script(raw_events=body))
     client = anthropic_sdk.Anthropic(base_url=server.url, api_key=KEY, max_retries=0)
     with pytest.raises(anthropic_sdk.APIStatusError):
-        list(client.messages.create(model="claude-x", max_tokens=10, stream=True,
-                                    messages=[{"role": "user", "content": "hi"}]))
+        list(
+            client.messages.create(
+                model="claude-x",
+                max_tokens=10,
+                stream=True,
+                messages=[{"role": "user", "content": "hi"}],
+            )
+        )
     server.push(Script(raw_events=body))
     with pytest.raises(rxllm.ServerError) as ours:
         rxllm.collect(rxllm.anthropic("claude-x", base_url=server.url, api_key=KEY).stream("hi"))

@@ -38,8 +38,12 @@ def run(stream: reactivex.Observable[Chunk], mode: str) -> rxllm.Response:
 @pytest.mark.parametrize("mode", ["sync", "async"])
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_text_usage_and_stop(server: Server, provider: str, mode: str) -> None:
-    server.push(Script("The quick brown fox jumps.", usage=rxllm.Usage(
-        input_tokens=9, output_tokens=5, total_tokens=14)))
+    server.push(
+        Script(
+            "The quick brown fox jumps.",
+            usage=rxllm.Usage(input_tokens=9, output_tokens=5, total_tokens=14),
+        )
+    )
     response = run(make(provider, server).stream("Tell me"), mode)
     assert response.text == "The quick brown fox jumps."
     assert response.finish_reason == "stop"
@@ -50,14 +54,21 @@ def test_text_usage_and_stop(server: Server, provider: str, mode: str) -> None:
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_parallel_tool_calls(server: Server, provider: str) -> None:
-    server.push(Script([
-        "Checking.",
-        Chunk(tool_calls=(ToolCallDelta(index=0, id="call_1", name="weather"),)),
-        Chunk(tool_calls=(ToolCallDelta(index=0, arguments='{"city": '),)),
-        Chunk(tool_calls=(ToolCallDelta(index=0, arguments='"Oslo"}'),)),
-        Chunk(tool_calls=(ToolCallDelta(index=1, id="call_2", name="time",
-                                        arguments='{"tz": "CET"}'),)),
-    ]))
+    server.push(
+        Script(
+            [
+                "Checking.",
+                Chunk(tool_calls=(ToolCallDelta(index=0, id="call_1", name="weather"),)),
+                Chunk(tool_calls=(ToolCallDelta(index=0, arguments='{"city": '),)),
+                Chunk(tool_calls=(ToolCallDelta(index=0, arguments='"Oslo"}'),)),
+                Chunk(
+                    tool_calls=(
+                        ToolCallDelta(index=1, id="call_2", name="time", arguments='{"tz": "CET"}'),
+                    )
+                ),
+            ]
+        )
+    )
     response = rxllm.collect(make(provider, server).stream("weather?"), timeout=10)
     assert [(c.id, c.name, c.args) for c in response.tool_calls] == [
         ("call_1", "weather", {"city": "Oslo"}),
@@ -68,16 +79,26 @@ def test_parallel_tool_calls(server: Server, provider: str) -> None:
 
 
 def test_openai_refusal_and_length(server: Server) -> None:
-    server.push(Script([Chunk(refusal="I can't help"), Chunk(refusal=" with that.",
-                                                            finish_reason="length")]))
+    server.push(
+        Script(
+            [Chunk(refusal="I can't help"), Chunk(refusal=" with that.", finish_reason="length")]
+        )
+    )
     response = rxllm.collect(make("openai", server).stream("x"), timeout=10)
     assert response.refusal == "I can't help with that."
     assert response.finish_reason == "length"
 
 
 def test_anthropic_thinking_and_max_tokens(server: Server) -> None:
-    server.push(Script([Chunk(thinking="Let me think. "), Chunk(thinking="Done."),
-                        Chunk(content="Answer", finish_reason="length")]))
+    server.push(
+        Script(
+            [
+                Chunk(thinking="Let me think. "),
+                Chunk(thinking="Done."),
+                Chunk(content="Answer", finish_reason="length"),
+            ]
+        )
+    )
     response = rxllm.collect(make("anthropic", server).stream("x"), timeout=10)
     assert response.thinking == "Let me think. Done."
     assert response.text == "Answer"
@@ -92,8 +113,11 @@ def test_openai_response_raw_equals_the_sdk_accumulator(server: Server) -> None:
     ours = rxllm.collect(make("openai", server).stream("hi"), timeout=10).raw
     server.push(script)
     client = openai_sdk.OpenAI(base_url=server.url, api_key=KEY, max_retries=0)
-    with client.chat.completions.stream(model="test-model", messages=[
-            {"role": "user", "content": "hi"}], stream_options={"include_usage": True}) as s:
+    with client.chat.completions.stream(
+        model="test-model",
+        messages=[{"role": "user", "content": "hi"}],
+        stream_options={"include_usage": True},
+    ) as s:
         for _ in s:
             pass
         theirs = s.current_completion_snapshot
@@ -103,16 +127,22 @@ def test_openai_response_raw_equals_the_sdk_accumulator(server: Server) -> None:
 
 
 def test_anthropic_response_raw_equals_the_sdk_accumulator(server: Server) -> None:
-    script = Script([Chunk(thinking="hm"), "Hello", " world",
-                     Chunk(tool_calls=(ToolCallDelta(index=0, id="t1", name="f",
-                                                     arguments='{"a": 1}'),))],
-                    response_id="msg_fixed")
+    script = Script(
+        [
+            Chunk(thinking="hm"),
+            "Hello",
+            " world",
+            Chunk(tool_calls=(ToolCallDelta(index=0, id="t1", name="f", arguments='{"a": 1}'),)),
+        ],
+        response_id="msg_fixed",
+    )
     server.push(script)
     ours = rxllm.collect(make("anthropic", server).stream("hi"), timeout=10).raw
     server.push(script)
     client = anthropic_sdk.Anthropic(base_url=server.url, api_key=KEY, max_retries=0)
-    with client.messages.stream(model="test-model", max_tokens=100,
-                                messages=[{"role": "user", "content": "hi"}]) as s:
+    with client.messages.stream(
+        model="test-model", max_tokens=100, messages=[{"role": "user", "content": "hi"}]
+    ) as s:
         theirs = s.get_final_message()
     assert ours.model_dump() == theirs.model_dump()
 
@@ -127,12 +157,22 @@ def test_openai_request_carries_everything_in_its_own_format(server: Server) -> 
 
     server.push(Script("ok"))
     llm = make("openai", server, temperature=0.3)
-    rxllm.collect(llm.stream(
-        "hi", system="Be brief.", tools=[weather], response_format=City,
-        audio={"voice": "alloy", "format": "pcm16"}, max_tokens=50), timeout=10)
+    rxllm.collect(
+        llm.stream(
+            "hi",
+            system="Be brief.",
+            tools=[weather],
+            response_format=City,
+            audio={"voice": "alloy", "format": "pcm16"},
+            max_tokens=50,
+        ),
+        timeout=10,
+    )
     body = server.last.body
-    assert body["messages"] == [{"role": "system", "content": "Be brief."},
-                                {"role": "user", "content": "hi"}]
+    assert body["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "hi"},
+    ]
     assert body["stream"] is True and body["stream_options"] == {"include_usage": True}
     assert body["temperature"] == 0.3 and body["max_tokens"] == 50
     assert body["tools"][0]["function"]["name"] == "weather"
@@ -145,12 +185,19 @@ def test_openai_request_carries_everything_in_its_own_format(server: Server) -> 
 
 def test_anthropic_request_carries_everything_in_its_own_format(server: Server) -> None:
     server.push(Script("ok"))
-    tool = {"type": "function", "function": {"name": "f", "description": "d",
-                                             "parameters": {"type": "object"}}}
-    rxllm.collect(make("anthropic", server).stream(
-        messages=[{"role": "system", "content": "Sys."}, {"role": "user", "content": "hi"}],
-        system="Top.", tools=[tool], thinking={"type": "enabled", "budget_tokens": 1024}),
-        timeout=10)
+    tool = {
+        "type": "function",
+        "function": {"name": "f", "description": "d", "parameters": {"type": "object"}},
+    }
+    rxllm.collect(
+        make("anthropic", server).stream(
+            messages=[{"role": "system", "content": "Sys."}, {"role": "user", "content": "hi"}],
+            system="Top.",
+            tools=[tool],
+            thinking={"type": "enabled", "budget_tokens": 1024},
+        ),
+        timeout=10,
+    )
     body = server.last.body
     assert body["system"] == "Top.\n\nSys."
     assert body["messages"] == [{"role": "user", "content": "hi"}]
@@ -202,8 +249,11 @@ def test_the_sdk_retries_before_the_stream_with_max_retries(server: Server, prov
 @pytest.mark.parametrize("provider", PROVIDERS)
 @pytest.mark.parametrize(
     ("kind", "retryable", "also"),
-    [("overloaded_error", True, rxllm.ServerError), ("rate_limit_error", True, rxllm.RateLimitError),
-     ("invalid_request_error", False, rxllm.StreamError)],
+    [
+        ("overloaded_error", True, rxllm.ServerError),
+        ("rate_limit_error", True, rxllm.RateLimitError),
+        ("invalid_request_error", False, rxllm.StreamError),
+    ],
 )
 def test_error_event_mid_stream_keeps_the_partial(
     server: Server, provider: str, kind: str, retryable: bool, also: type
@@ -275,8 +325,11 @@ def test_stall_timeout_ignores_keep_alive_pings(server: Server, provider: str, m
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_take_until_cancels_the_http_stream(server: Server, provider: str, mode: str) -> None:
     server.push(Script([f"w{i} " for i in range(300)], delay=0.01))
-    stream = make(provider, server).stream("count").pipe(
-        ops.accumulate(), ops.take_until(lambda s: "w4 " in s.text))
+    stream = (
+        make(provider, server)
+        .stream("count")
+        .pipe(ops.accumulate(), ops.take_until(lambda s: "w4 " in s.text))
+    )
     response = run(stream, mode)
     stopped = time.monotonic()
     assert response.text == "w0 w1 w2 w3 w4 "
@@ -348,8 +401,9 @@ def test_threads_do_not_outlive_their_subscriptions(server: Server) -> None:
     server.push(Script([f"w{i} " for i in range(100)], delay=0.005))
     llm = make("openai", server)
     for _ in range(5):
-        llm.stream("hi").pipe(ops.take(3) if hasattr(ops, "take") else
-                              ops.take_until(lambda c: "w2" in c.content)).run()
+        llm.stream("hi").pipe(
+            ops.take(3) if hasattr(ops, "take") else ops.take_until(lambda c: "w2" in c.content)
+        ).run()
     deadline = time.monotonic() + 2
     while threading.active_count() > before and time.monotonic() < deadline:
         time.sleep(0.01)

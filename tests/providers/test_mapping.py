@@ -27,15 +27,41 @@ def openai_chunk(delta: dict, finish: str | None = None, **extra) -> dict:  # ty
 
 OPENAI_TOOLS = [
     openai_chunk({"role": "assistant", "content": None}),
-    openai_chunk({"tool_calls": [{"index": 0, "id": "c1", "type": "function",
-                                  "function": {"name": "weather", "arguments": ""}}]}),
+    openai_chunk(
+        {
+            "tool_calls": [
+                {
+                    "index": 0,
+                    "id": "c1",
+                    "type": "function",
+                    "function": {"name": "weather", "arguments": ""},
+                }
+            ]
+        }
+    ),
     openai_chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"city": "Os'}}]}),
-    openai_chunk({"tool_calls": [{"index": 1, "id": "c2", "type": "function",
-                                  "function": {"name": "time", "arguments": "{}"}}]}),
+    openai_chunk(
+        {
+            "tool_calls": [
+                {
+                    "index": 1,
+                    "id": "c2",
+                    "type": "function",
+                    "function": {"name": "time", "arguments": "{}"},
+                }
+            ]
+        }
+    ),
     openai_chunk({"tool_calls": [{"index": 0, "function": {"arguments": 'lo"}'}}]}),
     openai_chunk({}, "tool_calls"),
-    {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "gpt-x",
-     "choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 11, "total_tokens": 18}},
+    {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "gpt-x",
+        "choices": [],
+        "usage": {"prompt_tokens": 7, "completion_tokens": 11, "total_tokens": 18},
+    },
 ]
 
 
@@ -68,13 +94,16 @@ def test_openai_parallel_tool_calls_usage_and_finish() -> None:
 
 def test_openai_refusal_reasoning_and_audio() -> None:
     pcm = bytes(range(10))
-    chunks = run_openai([
-        openai_chunk({"reasoning_content": "think"}),
-        openai_chunk({"refusal": "I can't"}),
-        openai_chunk({"audio": {"id": "a1", "data": base64.b64encode(pcm).decode(),
-                                "transcript": "hi"}}),
-        openai_chunk({}, "content_filter"),
-    ])
+    chunks = run_openai(
+        [
+            openai_chunk({"reasoning_content": "think"}),
+            openai_chunk({"refusal": "I can't"}),
+            openai_chunk(
+                {"audio": {"id": "a1", "data": base64.b64encode(pcm).decode(), "transcript": "hi"}}
+            ),
+            openai_chunk({}, "content_filter"),
+        ]
+    )
     acc = Accumulator()
     acc.extend(chunks)
     response = acc.response()
@@ -90,8 +119,17 @@ def test_openai_error_event_raises_a_retryable_stream_error() -> None:
 
 
 def test_openai_azure_prompt_filter_event_is_an_empty_chunk() -> None:
-    chunk = OpenAIEvents().map(None, {"id": "", "object": "", "created": 0, "model": "",
-                                      "choices": [], "prompt_filter_results": []})
+    chunk = OpenAIEvents().map(
+        None,
+        {
+            "id": "",
+            "object": "",
+            "created": 0,
+            "model": "",
+            "choices": [],
+            "prompt_filter_results": [],
+        },
+    )
     assert chunk is not None and chunk.is_empty
 
 
@@ -103,32 +141,66 @@ def test_openai_end_without_done_is_interrupted() -> None:
 
 
 ANTHROPIC = [
-    {"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant",
-     "model": "claude-x", "content": [], "stop_reason": None, "stop_sequence": None,
-     "usage": {"input_tokens": 12, "output_tokens": 1}}},
-    {"type": "content_block_start", "index": 0,
-     "content_block": {"type": "thinking", "thinking": "", "signature": ""}},
-    {"type": "content_block_delta", "index": 0,
-     "delta": {"type": "thinking_delta", "thinking": "Let me see."}},
-    {"type": "content_block_delta", "index": 0,
-     "delta": {"type": "signature_delta", "signature": "sig"}},
+    {
+        "type": "message_start",
+        "message": {
+            "id": "msg_1",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-x",
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": 12, "output_tokens": 1},
+        },
+    },
+    {
+        "type": "content_block_start",
+        "index": 0,
+        "content_block": {"type": "thinking", "thinking": "", "signature": ""},
+    },
+    {
+        "type": "content_block_delta",
+        "index": 0,
+        "delta": {"type": "thinking_delta", "thinking": "Let me see."},
+    },
+    {
+        "type": "content_block_delta",
+        "index": 0,
+        "delta": {"type": "signature_delta", "signature": "sig"},
+    },
     {"type": "content_block_stop", "index": 0},
     {"type": "ping"},
     {"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}},
     {"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": "Sure"}},
     {"type": "content_block_stop", "index": 1},
-    {"type": "content_block_start", "index": 2,
-     "content_block": {"type": "tool_use", "id": "tu_1", "name": "weather", "input": {}}},
-    {"type": "content_block_delta", "index": 2,
-     "delta": {"type": "input_json_delta", "partial_json": '{"city":'}},
-    {"type": "content_block_delta", "index": 2,
-     "delta": {"type": "input_json_delta", "partial_json": ' "Oslo"}'}},
+    {
+        "type": "content_block_start",
+        "index": 2,
+        "content_block": {"type": "tool_use", "id": "tu_1", "name": "weather", "input": {}},
+    },
+    {
+        "type": "content_block_delta",
+        "index": 2,
+        "delta": {"type": "input_json_delta", "partial_json": '{"city":'},
+    },
+    {
+        "type": "content_block_delta",
+        "index": 2,
+        "delta": {"type": "input_json_delta", "partial_json": ' "Oslo"}'},
+    },
     {"type": "content_block_stop", "index": 2},
-    {"type": "content_block_start", "index": 3,
-     "content_block": {"type": "tool_use", "id": "tu_2", "name": "time", "input": {}}},
+    {
+        "type": "content_block_start",
+        "index": 3,
+        "content_block": {"type": "tool_use", "id": "tu_2", "name": "time", "input": {}},
+    },
     {"type": "content_block_stop", "index": 3},
-    {"type": "message_delta", "delta": {"stop_reason": "tool_use", "stop_sequence": None},
-     "usage": {"output_tokens": 40}},
+    {
+        "type": "message_delta",
+        "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+        "usage": {"output_tokens": 40},
+    },
     {"type": "message_stop"},
 ]
 
@@ -164,24 +236,34 @@ def test_anthropic_thinking_text_tools_usage_and_stop_reason() -> None:
 
 @pytest.mark.parametrize(
     ("reason", "normalized"),
-    [("end_turn", "stop"), ("stop_sequence", "stop"), ("max_tokens", "length"),
-     ("tool_use", "tool_calls"), ("refusal", "content_filter"), ("pause_turn", "pause_turn")],
+    [
+        ("end_turn", "stop"),
+        ("stop_sequence", "stop"),
+        ("max_tokens", "length"),
+        ("tool_use", "tool_calls"),
+        ("refusal", "content_filter"),
+        ("pause_turn", "pause_turn"),
+    ],
 )
 def test_anthropic_stop_reasons(reason: str, normalized: str) -> None:
     mapper = AnthropicEvents()
-    chunk = mapper.map("message_delta", {"type": "message_delta",
-                                         "delta": {"stop_reason": reason}, "usage": {}})
+    chunk = mapper.map(
+        "message_delta", {"type": "message_delta", "delta": {"stop_reason": reason}, "usage": {}}
+    )
     assert chunk is not None and chunk.finish_reason == normalized
 
 
 def test_anthropic_error_event_overloaded_is_retryable() -> None:
     with pytest.raises(rxllm.StreamError) as caught:
-        AnthropicEvents().map("error", {"type": "error", "error": {
-            "type": "overloaded_error", "message": "Overloaded"}})
+        AnthropicEvents().map(
+            "error",
+            {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
+        )
     assert caught.value.retryable and isinstance(caught.value, rxllm.ServerError)
     with pytest.raises(rxllm.StreamError) as other:
-        AnthropicEvents().map("error", {"type": "error", "error": {
-            "type": "invalid_request_error", "message": "bad"}})
+        AnthropicEvents().map(
+            "error", {"type": "error", "error": {"type": "invalid_request_error", "message": "bad"}}
+        )
     assert not other.value.retryable
 
 
