@@ -19,14 +19,17 @@ particular here:
   generator is closed and nothing more is computed;
 - the async path runs the same generation on a worker thread and hands the chunks to the
   event loop with `call_soon_threadsafe`, so the loop never blocks on the model;
-- llama's stream reports no usage, so the last chunk carries one computed here: the prompt's
-  tokens (the GGUF's own chat template, tokenized by the model) and one completion token per
-  generated text delta.
+- llama's stream reports no usage, so every chunk carries running totals computed here: the
+  prompt's tokens (the GGUF's own chat template, tokenized by the model) and one completion
+  token per generated text delta — a call cut short by `take_until` still says what it cost;
+- `LocalModel.close()` frees a model once no generation can touch it, and runs at exit so
+  llama's own finalizer never runs against a half-torn-down interpreter.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import importlib.util
 import os
@@ -145,8 +148,11 @@ class _Turn:
         self._changed = threading.Condition()
         self._busy = False
 
-    def acquire(self, control: CallControl) -> bool:
-        """Wait for the model; False (without it) when `control` is cancelled first."""
+    def acquire(self, control: CallControl, timeout: float | None = None) -> bool:
+        """Wait for the model; False (without it) when `control` is cancelled first.
+
+        With `timeout`, also False when the model is still busy after that many seconds.
+        """
 
         def wake() -> None:
             with self._changed:
@@ -155,8 +161,10 @@ class _Turn:
         unregister = control.on_cancel(wake)
         try:
             with self._changed:
-                while self._busy:
-                    self._changed.wait()
+                if not self._changed.wait_for(lambda: not self._busy or control.cancelled, timeout):
+                    return False
+                if control.cancelled:
+                    return False
                 self._busy = True
                 return True
         finally:
@@ -191,6 +199,8 @@ class LocalModel:
         """How long loading took (None until it is loaded)."""
         self.turn = _Turn()
         """Serializes generation: a llama.cpp context is not thread-safe."""
+        self.active: CallControl | None = None
+        """The control of the call generating now (set while it holds the turn)."""
         self._load_lock = threading.Lock()
         self._llama: Any = None
         self._formatter: Any = None
@@ -230,12 +240,42 @@ class LocalModel:
                 self.load_seconds = time.perf_counter() - started
             return self._llama
 
+    def close(self, timeout: float = 2.0) -> bool:
+        """Free the model's memory; the next call loads it again.
+
+        The call generating now is cancelled first and, since freeing memory a generation
+        still reads would crash the process, nothing is freed unless the model is idle
+        within `timeout` seconds. True when it was freed (or was not loaded).
+        """
+        active = self.active
+        if active is not None:
+            active.cancel()
+        closer = CallControl()
+        if not self.turn.acquire(closer, timeout):
+            return False
+        try:
+            with self._load_lock:
+                llama, self._llama, self._formatter = self._llama, None, None
+                if llama is not None:
+                    llama.close()
+            return True
+        finally:
+            self.turn.release()
+
     def prompt_tokens(self, messages: Sequence[Mapping[str, Any]]) -> int:
         """How many tokens `messages` take once put in the model's chat template.
 
-        Call it holding the model's turn: it uses the model's tokenizer.
+        >>> shared_model(default_model_path()).prompt_tokens([{"role": "user", "content": "Hi"}])
+        31
         """
-        llama = self.load()
+        control = CallControl()
+        self.turn.acquire(control)
+        try:
+            return self._prompt_tokens(self.load(), messages)
+        finally:
+            self.turn.release()
+
+    def _prompt_tokens(self, llama: Any, messages: Sequence[Mapping[str, Any]]) -> int:
         formatter = self._chat_formatter(llama)
         if formatter is None:  # no template in the file: llama falls back to its own format
             text = "\n".join(str(m.get("content") or "") for m in messages)
@@ -269,6 +309,16 @@ class LocalModel:
 
 _MODELS: dict[Path, LocalModel] = {}
 _MODELS_LOCK = threading.Lock()
+
+
+@atexit.register
+def _close_models() -> None:
+    # Free the models while llama_cpp is still whole: left to the garbage collector at
+    # interpreter shutdown, `Llama.__del__` finds the library's functions already gone.
+    with _MODELS_LOCK:
+        models = list(_MODELS.values())
+    for model in models:
+        model.close()
 
 
 def shared_model(path: str | os.PathLike[str]) -> LocalModel:
@@ -419,22 +469,26 @@ class LocalCall:
     def iter_sync(self, control: CallControl) -> Generator[Chunk, None, None]:
         """Generate on the calling (background) thread, in the model's turn.
 
-        Each `next()` computes at most one token; closing this generator closes llama's and
-        hands the model to the next call.
+        Each `next()` computes only what the next chunk needs (one token, or a few when a
+        character spans tokens); closing this generator closes llama's and hands the model
+        to the next call.
         """
         model = self._model
-        llama = model.load()
         if not model.turn.acquire(control):
             return
+        model.active = control
         try:
-            yield from self._generate(llama, control)
+            yield from self._generate(model.load(), control)
         finally:
+            model.active = None
             model.turn.release()
 
     def _generate(self, llama: Any, control: CallControl) -> Generator[Chunk, None, None]:
         model = self._model
         arguments = self._arguments
-        prompt_tokens = model.prompt_tokens(arguments["messages"])
+        prompt_tokens = model._prompt_tokens(llama, arguments["messages"])
+        if control.cancelled:  # e.g. disposed while the model was loading
+            return
         events = llama.create_chat_completion(**arguments, stream=True)
         completion_tokens = 0
         try:
@@ -448,13 +502,12 @@ class LocalCall:
                     completion_tokens += 1
                 elif finish_reason is None:
                     continue  # the opening {"role": "assistant"} event says nothing new
-                usage = None
-                if finish_reason is not None:
-                    usage = Usage(
-                        input_tokens=prompt_tokens,
-                        output_tokens=completion_tokens,
-                        total_tokens=prompt_tokens + completion_tokens,
-                    )
+                # Running totals on every chunk: a call cut short still says what it cost.
+                usage = Usage(
+                    input_tokens=prompt_tokens,
+                    output_tokens=completion_tokens,
+                    total_tokens=prompt_tokens + completion_tokens,
+                )
                 chunk = Chunk(
                     content=content,
                     finish_reason=finish_reason,

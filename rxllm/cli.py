@@ -1,0 +1,409 @@
+"""The `rxllm` command: stream an answer to the terminal, or run the showcase pipeline.
+
+Why it exists: the README's first command has to show rxllm doing real work on a fresh
+machine — no key, no network — so `rxllm demo` runs a reactive pipeline on the local model,
+and `rxllm "prompt"` is the quickest way to watch any provider stream.
+
+    rxllm "Why is the sky blue?"                       # the local model, streamed live
+    rxllm --until '\\.' "Tell me a story"              # stop (and cancel) at the first "."
+    rxllm --json --max-tokens 50 "Say hi"              # the final Response as JSON
+    rxllm --provider openai --model gpt-4o-mini "Hi"   # keys come from the environment
+    rxllm demo                                         # one call, three consumers (tee)
+
+Exit codes: 0 done, 1 the call failed (e.g. no API key: the provider's
+`AuthenticationError` names the variable to set), 2 a usage error (bad arguments, or the
+`local` extra missing), 130 interrupted. Errors are one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from reactivex import Observable
+from reactivex import operators as rx_ops
+from reactivex.subject import Subject
+
+import rxllm
+from rxllm import ops
+from rxllm.accumulator import Snapshot
+from rxllm.models import Chunk, Response
+
+__all__ = ["DEFAULT_MODELS", "main", "response_json"]
+
+DEFAULT_MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5"}
+"""The model `--provider` uses when `--model` is not given."""
+
+DEMO_PROMPT = "Explain in a few short sentences why the sky is blue."
+EXIT_CALL_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class UsageError(Exception):
+    """A problem with how rxllm was invoked or set up: exit code 2."""
+
+
+def response_json(response: Response) -> dict[str, Any]:
+    """The `Response` as JSON-ready data: every field, audio as base64 (`raw` is not a field).
+
+    >>> import rxllm
+    >>> response_json(rxllm.collect(rxllm.scripted("Hi.").stream("x")))["text"]
+    'Hi.'
+    """
+    data = response.model_dump(mode="json", exclude={"audio"})
+    data["audio"] = base64.b64encode(response.audio).decode("ascii")
+    return {name: data[name] for name in type(response).model_fields}
+
+
+# --------------------------------------------------------------------------- arguments
+
+
+def _regex(value: str) -> re.Pattern[str]:
+    try:
+        return re.compile(value)
+    except re.error as exc:
+        raise argparse.ArgumentTypeError(f"not a regular expression: {exc}") from None
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number
+
+
+def _add_model_options(parser: argparse.ArgumentParser, *, providers: bool) -> None:
+    if providers:
+        parser.add_argument(
+            "--provider",
+            choices=("local", "openai", "anthropic"),
+            default="local",
+            help="who answers (default: local, the SmolLM2-135M model in this process; "
+            "openai/anthropic read OPENAI_API_KEY/ANTHROPIC_API_KEY)",
+        )
+        parser.add_argument(
+            "--model",
+            metavar="NAME",
+            help="the model: for openai/anthropic its name (default "
+            f"{DEFAULT_MODELS['openai']} / {DEFAULT_MODELS['anthropic']}); for local the path "
+            "of a GGUF file (default: SmolLM2-135M-Instruct)",
+        )
+        parser.add_argument(
+            "--base-url",
+            metavar="URL",
+            help="an OpenAI- or Anthropic-compatible server (vLLM, Ollama, a proxy)",
+        )
+    else:
+        parser.add_argument(
+            "--model", metavar="PATH", help="a GGUF file (default: SmolLM2-135M-Instruct)"
+        )
+    parser.add_argument("--system", metavar="TEXT", help="a system prompt")
+    parser.add_argument(
+        "--max-tokens", metavar="N", type=_positive_int, help="cap the answer's length"
+    )
+    parser.add_argument("--temperature", metavar="T", type=float, help="sampling temperature")
+    parser.add_argument("--seed", metavar="N", type=int, help="sampling seed (local, openai)")
+
+
+def _prompt_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rxllm",
+        description="Stream an LLM's answer to the terminal as it is generated. "
+        "`rxllm demo` runs a showcase pipeline on the local model.",
+        epilog="exit codes: 0 done, 1 the call failed, 2 usage error, 130 interrupted",
+    )
+    parser.add_argument(
+        "prompt",
+        nargs="*",
+        help="the prompt (several words are joined; read from stdin when absent and piped)",
+    )
+    _add_model_options(parser, providers=True)
+    parser.add_argument(
+        "--until",
+        metavar="REGEX",
+        type=_regex,
+        help="stop as soon as the text so far matches REGEX (the call is cancelled)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the final Response as JSON instead of streaming the text",
+    )
+    parser.add_argument(
+        "--status",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a status line with tokens/s on stderr (default: when stdout is a terminal)",
+    )
+    parser.add_argument("--version", action="version", version=f"rxllm {rxllm.__version__}")
+    return parser
+
+
+def _demo_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rxllm demo",
+        description="One call on the local model, shared by three consumers with rxllm.tee: "
+        "a live printer, a sentence counter (ops.sentences) and a stop predicate "
+        "(ops.take_until) that cancels the call after --sentences sentences.",
+    )
+    parser.add_argument("--prompt", default=DEMO_PROMPT, help=f"default: {DEMO_PROMPT!r}")
+    parser.add_argument(
+        "--sentences",
+        metavar="N",
+        type=_positive_int,
+        default=2,
+        help="stop the call once N sentences are complete (default 2)",
+    )
+    _add_model_options(parser, providers=False)
+    return parser
+
+
+def _params(args: argparse.Namespace) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for name in ("max_tokens", "temperature", "seed"):
+        value = getattr(args, name)
+        if value is not None:
+            params[name] = value
+    return params
+
+
+def _make_llm(provider: str, model: str | None, base_url: str | None) -> rxllm.LLM:
+    """The LLM for the command line's choice; `UsageError` for what cannot work."""
+    try:
+        if provider == "local":
+            if base_url is not None:
+                raise UsageError("--base-url is for openai/anthropic, not the local model")
+            return rxllm.local(model)
+        name = model or DEFAULT_MODELS[provider]
+        if provider == "openai":
+            return rxllm.openai(name, base_url=base_url)
+        return rxllm.anthropic(name, base_url=base_url)
+    except (ImportError, ValueError, OSError) as exc:  # missing extra, bad model path
+        raise UsageError(str(exc)) from exc
+
+
+# --------------------------------------------------------------------------- output
+
+
+class _Clock:
+    """When the call started, when its first text arrived, and when it ended."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.first: float | None = None
+        self.ended: float | None = None
+
+    def saw(self, chunk: Chunk) -> None:
+        if self.first is None and chunk.content:
+            self.first = time.perf_counter()
+
+    def end(self) -> None:
+        self.ended = time.perf_counter()
+
+    def rate(self, tokens: int) -> float | None:
+        """Tokens per second of generation, from the first text to the end."""
+        if self.first is None or self.ended is None or tokens < 2:
+            return None
+        seconds = self.ended - self.first
+        return (tokens - 1) / seconds if seconds > 0 else None
+
+
+def _tokens(response: Response) -> int:
+    """Generated tokens: as reported, else one per chunk (what most providers send)."""
+    if response.usage is not None and response.usage.output_tokens:
+        return response.usage.output_tokens
+    return response.chunk_count
+
+
+def _status_line(response: Response, clock: _Clock) -> str:
+    tokens = _tokens(response)
+    parts = [f"{response.provider} {response.model or ''}".strip(), f"{tokens} tokens"]
+    rate = clock.rate(tokens)
+    if rate is not None:
+        parts.append(f"{rate:.1f} tokens/s")
+    if clock.first is not None:
+        parts.append(f"first token {clock.first - clock.started:.2f} s")
+    parts.append(f"finish {response.finish_reason or 'cut short'}")
+    return "[" + " · ".join(parts) + "]"
+
+
+def _write(stream: TextIO, text: str) -> None:
+    stream.write(text)
+    stream.flush()
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _read_prompt(words: Sequence[str], parser: argparse.ArgumentParser) -> str:
+    if words:
+        return " ".join(words)
+    if not sys.stdin.isatty():
+        text = sys.stdin.read().strip()
+        if text:
+            return text
+    parser.print_usage(sys.stderr)
+    raise UsageError('give a prompt, e.g. rxllm "Why is the sky blue?" (or try: rxllm demo)')
+
+
+def _ask(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    prompt = _read_prompt(args.prompt, parser)
+    llm = _make_llm(args.provider, args.model, args.base_url)
+    try:
+        source = llm.stream(prompt, system=args.system, **_params(args))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    clock = _Clock()
+    snapshots = source.pipe(rx_ops.do_action(clock.saw), ops.accumulate())
+    if args.until is not None:
+        pattern: re.Pattern[str] = args.until
+
+        def matched(snapshot: Snapshot) -> bool:  # the whole text: a match may span chunks
+            return pattern.search(snapshot.text) is not None
+
+        snapshots = snapshots.pipe(ops.take_until(matched))
+    show_status = sys.stdout.isatty() if args.status is None else args.status
+    live = not args.json
+    last: Snapshot | None = None
+    try:
+        for snapshot in rxllm.iterate(snapshots):
+            last = snapshot
+            if live and snapshot.delta.content:
+                _write(sys.stdout, snapshot.delta.content)
+    except rxllm.LLMError as error:
+        clock.end()
+        if live and last is not None:
+            _write(sys.stdout, "\n")
+        _error(f"{type(error).__name__}: {error}")
+        return EXIT_CALL_FAILED
+    clock.end()
+    response = last.response() if last is not None else Response(provider=llm.provider)
+    if args.json:
+        _write(sys.stdout, json.dumps(response_json(response), ensure_ascii=False) + "\n")
+    elif response.text and not response.text.endswith("\n"):
+        _write(sys.stdout, "\n")
+    if show_status:
+        _write(sys.stderr, _status_line(response, clock) + "\n")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """One call, three consumers: print it, count its sentences, and stop it at N."""
+    from rxllm.providers.local import default_model_path, shared_model
+
+    llm = _make_llm("local", args.model, None)
+    model = shared_model(args.model or default_model_path())
+    params = {"temperature": 0.0, **_params(args)}
+    source = llm.stream(args.prompt, system=args.system, **params)
+    printer, counter, stopper = rxllm.tee(source, 3)
+    stop: Subject[bool] = Subject()
+    clock = _Clock()
+    sentences: list[str] = []
+    wanted: int = args.sentences
+
+    def print_chunk(chunk: Chunk) -> None:
+        clock.saw(chunk)
+        _write(sys.stdout, chunk.content)
+
+    def enough(_: Snapshot) -> bool:
+        return len(sentences) >= wanted
+
+    _write(sys.stdout, f"» {args.prompt}\n\n")
+    # tee hands each chunk to the branches in order, so the counter has seen a chunk before
+    # the stop predicate looks at it; when the predicate matches, `stop` ends the other two
+    # branches, and with no branch left listening the call is cancelled.
+    completed: Observable[str] = ops.sentences()(counter)
+    subscriptions = [
+        printer.pipe(ops.take_until(stop)).subscribe(on_next=print_chunk),
+        completed.pipe(ops.take_until(stop)).subscribe(on_next=sentences.append),
+    ]
+    until_enough: Observable[Snapshot] = stopper.pipe(ops.accumulate(), ops.take_until(enough))
+    snapshots = until_enough.pipe(rx_ops.do_action(on_completed=lambda: stop.on_next(True)))
+    try:
+        response = rxllm.collect(snapshots)
+    except rxllm.LLMError as error:
+        _write(sys.stdout, "\n")
+        _error(f"{type(error).__name__}: {error}")
+        return EXIT_CALL_FAILED
+    finally:
+        clock.end()
+        stop.on_next(True)
+        for subscription in subscriptions:
+            subscription.dispose()
+    summary = _demo_summary(response, clock, len(sentences), wanted, model.load_seconds)
+    _write(sys.stdout, "\n\n" + summary + "\n")
+    return 0
+
+
+def _demo_summary(
+    response: Response, clock: _Clock, sentences: int, wanted: int, load_seconds: float | None
+) -> str:
+    tokens = _tokens(response)
+    rate = clock.rate(tokens)
+    counted = f"{sentences} sentence{'' if sentences == 1 else 's'}"
+    if response.finish_reason is None:
+        how = f"stopped by take_until after {counted} (the call was cancelled)"
+    else:
+        how = f"finished by the model ({response.finish_reason}) after {counted}"
+    usage = response.usage
+    if usage is not None:
+        used = (
+            f"{usage.input_tokens} prompt + {usage.output_tokens} generated = "
+            f"{usage.total_tokens} tokens"
+        )
+    else:
+        used = "not reported"
+    speed = f"{rate:.1f} tokens/s" if rate is not None else "n/a"
+    if clock.first is not None:
+        speed += f", first token after {clock.first - clock.started:.2f} s"
+    lines = [
+        "── one call, three consumers (rxllm.tee): printer · ops.sentences() · "
+        f"ops.take_until({wanted} sentence{'' if wanted == 1 else 's'})",
+        f"   model        {response.provider} {response.model}",
+        f"   finish       {how}",
+        f"   text         {len(response.text)} characters in {response.chunk_count} chunks",
+        f"   usage        {used}",
+        f"   speed        {speed}",
+    ]
+    if load_seconds is not None:
+        lines.append(f"   model load   {load_seconds:.2f} s (once per process)")
+    return "\n".join(lines)
+
+
+def _error(message: str) -> None:
+    _write(sys.stderr, f"rxllm: {message}\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `rxllm` command line; returns the exit code.
+
+    >>> main(["--base-url", "http://localhost:8000/v1", "Hi"])  # the message goes to stderr
+    2
+    """
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    demo = bool(arguments) and arguments[0] == "demo"
+    parser = _demo_parser() if demo else _prompt_parser()
+    args = parser.parse_args(arguments[1:] if demo else arguments)
+    try:
+        return _demo(args) if demo else _ask(args, parser)
+    except UsageError as exc:
+        _error(str(exc))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _write(sys.stderr, "\n")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # e.g. `rxllm demo | head -3`: the reader left
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_CALL_FAILED
