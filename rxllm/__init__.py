@@ -7,6 +7,9 @@
 'Reactive streams, for LLMs.'
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from rxllm import errors, ops
 from rxllm.accumulator import Accumulator, Snapshot
 from rxllm.batch import batch
@@ -31,9 +34,7 @@ from rxllm.llm import LLM, Request
 from rxllm.models import Chunk, Response, ToolCall, ToolCallDelta, Usage
 from rxllm.ops._audio_segments import AudioSegment
 from rxllm.ops._tool_results import ToolResult
-from rxllm.providers.anthropic import anthropic_llm as anthropic
 from rxllm.providers.local import local
-from rxllm.providers.openai import openai_llm as openai
 from rxllm.providers.scripted import scripted
 from rxllm.race import race
 from rxllm.sinks import acollect, aiterate, collect, iterate, write_wav
@@ -85,3 +86,27 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from rxllm.providers.anthropic import anthropic_llm as anthropic
+    from rxllm.providers.openai import openai_llm as openai
+
+# The SDKs take over a second to import (anthropic alone ~1.4 s); load them when a provider
+# is first asked for, so `rxllm.local()` and the CLI start quickly.
+_LAZY = {
+    "openai": ("rxllm.providers.openai", "openai_llm"),
+    "anthropic": ("rxllm.providers.anthropic", "anthropic_llm"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module_name, attribute = _LAZY[name]
+        value = getattr(importlib.import_module(module_name), attribute)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'rxllm' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
