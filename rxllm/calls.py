@@ -37,6 +37,8 @@ from rxllm.accumulator import Accumulator
 from rxllm.errors import LLMError, StreamTimeout
 from rxllm.models import Chunk
 
+_monotonic = time.monotonic
+
 __all__ = [
     "Call",
     "CallControl",
@@ -50,12 +52,14 @@ __all__ = [
 class CallControl:
     """Cancellation and liveness of one running call, shared by the bridge and the provider."""
 
-    __slots__ = ("_callbacks", "_cancelled", "_lock", "last_event", "stalled")
+    __slots__ = ("_callbacks", "_cancelled", "_lock", "is_cancelled", "last_event", "stalled")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._callbacks: list[Callable[[], None]] = []
         self._cancelled = threading.Event()
+        self.is_cancelled = False
+        """The same as `cancelled`, as a plain attribute for the per-chunk check."""
         self.stalled = False
         self.last_event = time.monotonic()
 
@@ -94,6 +98,7 @@ class CallControl:
         with self._lock:
             if self._cancelled.is_set():
                 return
+            self.is_cancelled = True
             self._cancelled.set()
             callbacks, self._callbacks = self._callbacks, []
             for callback in callbacks:
@@ -193,9 +198,9 @@ class _Runner:
     def emit(self, chunk: Chunk) -> bool:
         """Deliver one chunk; False when the call must stop (cancelled or on_next raised)."""
         control = self.control
-        if control.cancelled:
+        if control.is_cancelled:
             return False
-        control.last_event = time.monotonic()
+        control.last_event = _monotonic()
         self.received.append(chunk)
         try:
             self.observer.on_next(chunk)
@@ -203,7 +208,7 @@ class _Runner:
             self.subscriber_error = exc
             control.cancel()
             return False
-        return not control.cancelled
+        return not control.is_cancelled
 
     def partial(self) -> Any:
         if not self.received:

@@ -90,7 +90,7 @@ class HTTPCall:
                 mapper = self.mapper()
                 decoder = SSEDecoder()
                 parse = self._parse
-                for piece in http.iter_bytes():
+                for piece in _sync_body(http):
                     for name, data in decoder.feed(piece):
                         chunk = mapper.map(name, parse(data), data)
                         if chunk is not None:
@@ -114,7 +114,7 @@ class HTTPCall:
             mapper = self.mapper()
             decoder = SSEDecoder()
             parse = self._parse
-            async for piece in http.aiter_bytes():
+            async for piece in _async_body(http):
                 for name, data in decoder.feed(piece):
                     chunk = mapper.map(name, parse(data), data)
                     if chunk is not None:
@@ -144,6 +144,20 @@ class HTTPCall:
     def map_error(self, error: BaseException, *, received: int) -> errors.LLMError:
         """Translate an SDK or transport exception (see `map_sdk_error`)."""
         return map_sdk_error(error, self.provider, received=received, secrets=self._secrets)
+
+
+def _identity(http: httpx2.Response) -> bool:
+    return http.headers.get("content-encoding", "identity").strip().lower() == "identity"
+
+
+def _sync_body(http: httpx2.Response) -> Iterator[bytes]:
+    # Undecoded bytes skip httpx's decoder layers; SSE is rarely compressed, and when it is,
+    # the decoding iterator is used.
+    return http.iter_raw() if _identity(http) else http.iter_bytes()
+
+
+def _async_body(http: httpx2.Response) -> AsyncIterator[bytes]:
+    return http.aiter_raw() if _identity(http) else http.aiter_bytes()
 
 
 def _socket_closer(http: httpx2.Response) -> Any:

@@ -71,7 +71,9 @@ class OpenAIEvents:
         if choices:
             choice = choices[0]
             delta = choice.get("delta")
-            if delta:
+            if delta and len(delta) == 1 and "content" in delta:
+                content = delta["content"] or ""  # the common case: a text delta alone
+            elif delta:
                 content = delta.get("content") or ""
                 refusal = delta.get("refusal") or ""
                 thinking = delta.get("reasoning_content") or delta.get("reasoning") or ""

@@ -202,3 +202,19 @@ def test_anthropic_error_event_raises_where_the_sdk_raises(server: Server) -> No
         rxllm.collect(rxllm.anthropic("claude-x", base_url=server.url, api_key=KEY).stream("hi"))
     assert isinstance(ours.value, rxllm.StreamError) and ours.value.retryable
     assert ours.value.partial is not None and ours.value.partial.text == "Hi"
+
+
+def test_a_compressed_body_is_decoded_and_a_plain_one_read_raw() -> None:
+    import gzip
+
+    import httpx2
+
+    from rxllm.providers._http import _sync_body
+
+    body = b'data: {"a": 1}\n\n'
+    compressed = httpx2.Response(
+        200, headers={"content-encoding": "gzip"}, stream=httpx2.ByteStream(gzip.compress(body))
+    )
+    assert b"".join(_sync_body(compressed)) == body
+    plain = httpx2.Response(200, stream=httpx2.ByteStream(body))
+    assert b"".join(_sync_body(plain)) == body
