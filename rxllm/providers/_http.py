@@ -10,11 +10,15 @@ cancellation, and every SDK/transport exception is translated into rxllm's tree.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
+import os
+import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import httpx2
 import jiter
@@ -24,7 +28,10 @@ from rxllm.calls import CallControl, shutdown_socket
 from rxllm.models import Chunk
 from rxllm.sse import SSEDecoder
 
-__all__ = ["EventMapper", "HTTPCall", "map_sdk_error", "retry_after_seconds"]
+if TYPE_CHECKING:
+    from rxllm.llm import Request
+
+__all__ = ["EventMapper", "HTTPCall", "SDKProvider", "map_sdk_error", "retry_after_seconds"]
 
 
 class EventMapper(Protocol):
@@ -54,28 +61,154 @@ class StreamResponse(Protocol):
     def http_response(self) -> httpx2.Response: ...
 
 
-class HTTPCall:
-    """A `Call` over an SDK's streaming-response mode; subclasses open the response."""
+class SDKProvider:
+    """Configuration and SDK clients of one model, shared by the OpenAI and Anthropic providers.
 
-    provider = "http"
+    Subclasses name their SDK (`sync_sdk`, `async_sdk`), the environment variable of the
+    key, how to open a streamed request on a client, and their event mapper.
+    """
 
-    def __init__(self, *, stall_timeout: float | None, secrets: tuple[str | None, ...]) -> None:
-        self.stall_timeout = stall_timeout
-        self._secrets = secrets
+    name = "http"
+    env_var = ""
+    key_hint = ""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        client: Any = None,
+        async_client: Any = None,
+        max_retries: int | None = None,
+    ) -> None:
+        if not isinstance(model, str) or not model:
+            raise ValueError(f"rxllm.{self.name}() needs a model name as its first argument")
+        self.model = model
+        self.api_key = api_key
+        self.base_url = base_url
+        self._client = client
+        self._async_client = async_client
+        self._max_retries = max_retries
+        self._lock = threading.Lock()
+        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(model={self.model!r}, base_url={self.base_url!r})"
 
     # --- to be provided by each provider ---------------------------------------------------
 
-    def open_sync(self) -> AbstractContextManager[StreamResponse]:
-        """Send the request with the sync client; the context closes the response."""
+    def new_client(self, options: dict[str, Any], *, asynchronous: bool) -> Any:
+        """A new SDK client (`asynchronous` selects the async one)."""
         raise NotImplementedError
 
-    def open_async(self) -> AbstractAsyncContextManager[StreamResponse]:
-        """Send the request with the async client; the context closes the response."""
+    def open_stream(self, client: Any, kwargs: dict[str, Any]) -> Any:
+        """The SDK's streaming-response context manager for one request on `client`."""
+        raise NotImplementedError
+
+    def arguments(self, request: Request) -> dict[str, Any]:
+        """The SDK keyword arguments for `request` (without `stream`)."""
         raise NotImplementedError
 
     def mapper(self) -> EventMapper:
-        """A fresh event mapper for this call."""
+        """A fresh event mapper for one call."""
         raise NotImplementedError
+
+    # --- shared ------------------------------------------------------------------------------
+
+    def key(self) -> str:
+        """The API key to use; `AuthenticationError` naming the variable when there is none."""
+        key = (
+            self.api_key
+            or os.environ.get(self.env_var)
+            # a ready-made client brings its own credentials
+            or getattr(self._client, "api_key", None)
+            or getattr(self._async_client, "api_key", None)
+        )
+        if not key:
+            raise errors.AuthenticationError(
+                f"no {self.name} API key: set the {self.env_var} environment variable or pass "
+                f"rxllm.{self.name}(..., api_key=...){self.key_hint}",
+                provider=self.name,
+            )
+        return key
+
+    def _options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {"api_key": self.key(), "base_url": self.base_url}
+        if self._max_retries is not None:
+            options["max_retries"] = self._max_retries
+        return options
+
+    def sync_client(self) -> Any:
+        """The sync SDK client (made once, on first use)."""
+        if self._client is not None:
+            return self._client
+        with self._lock:
+            if self._client is None:
+                self._client = self.new_client(self._options(), asynchronous=False)
+            return self._client
+
+    def async_client(self) -> Any:
+        """The async SDK client for the running loop (one per loop: connections are per loop)."""
+        if self._async_client is not None:
+            return self._async_client
+        loop = asyncio.get_running_loop()
+        client = self._async_clients.get(loop)
+        if client is None:
+            client = self.new_client(self._options(), asynchronous=True)
+            self._async_clients[loop] = client
+        return client
+
+    def check_params(self, request: Request, allowed: frozenset[str], api: str) -> None:
+        """Reject parameters the SDK's `create` does not take, before any request."""
+        unknown = sorted(set(request.params) - allowed)
+        if unknown:
+            raise ValueError(
+                f"{api} take no parameter {', '.join(map(repr, unknown))}; "
+                "send provider extensions with extra_body={...}"
+            )
+
+    def make_call(self, request: Request) -> HTTPCall:
+        """One call of this model (at subscription: may raise `AuthenticationError`)."""
+        self.key()
+        return HTTPCall(self, request)
+
+
+class HTTPCall:
+    """A `Call` over an SDK's streaming-response mode."""
+
+    def __init__(self, config: SDKProvider, request: Request) -> None:
+        self.provider = config.name
+        self.stall_timeout = request.stall_timeout
+        self._config = config
+        self._retries = request.max_retries
+        self._kwargs = config.arguments(request)
+        self._secrets = (config.api_key,)
+
+    def open_sync(self) -> AbstractContextManager[StreamResponse]:
+        """Send the request with the sync client; the context closes the response."""
+        client = self._config.sync_client()
+        if self._retries is not None:
+            client = client.with_options(max_retries=self._retries)
+        return cast(
+            AbstractContextManager[StreamResponse], self._config.open_stream(client, self._kwargs)
+        )
+
+    def open_async(self) -> AbstractAsyncContextManager[StreamResponse]:
+        """Send the request with the async client on the running loop."""
+        client = self._config.async_client()
+        if self._retries is not None:
+            client = client.with_options(max_retries=self._retries)
+        return cast(
+            AbstractAsyncContextManager[StreamResponse],
+            self._config.open_stream(client, self._kwargs),
+        )
+
+    def mapper(self) -> EventMapper:
+        """A fresh event mapper for this call."""
+        return self._config.mapper()
 
     # --- the shared part ---------------------------------------------------------------------
 

@@ -10,15 +10,10 @@ not the content-block index), usage combined from `message_start` (input) and
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import inspect
 import json
-import os
-import threading
-import weakref
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any
 
 import anthropic
@@ -31,7 +26,7 @@ from rxllm import errors
 from rxllm.accumulator import register_raw_builder
 from rxllm.llm import LLM, Request, check_params
 from rxllm.models import Chunk, ToolCallDelta, Usage, register_event_builder
-from rxllm.providers._http import HTTPCall, StreamResponse
+from rxllm.providers._http import SDKProvider
 from rxllm.providers.tools import tool_schema
 
 __all__ = ["STOP_REASONS", "AnthropicEvents", "AnthropicProvider", "anthropic_llm"]
@@ -185,89 +180,29 @@ def _response_raw(chunks: Sequence[Chunk]) -> Any:
 register_raw_builder(PROVIDER, _response_raw)
 
 
-class AnthropicProvider:
+class AnthropicProvider(SDKProvider):
     """Configuration and SDK clients for one Anthropic model."""
 
     name = PROVIDER
+    env_var = "ANTHROPIC_API_KEY"
 
-    def __init__(
-        self,
-        model: str,
-        *,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        client: anthropic.Anthropic | None = None,
-        async_client: anthropic.AsyncAnthropic | None = None,
-        max_retries: int | None = None,
-    ) -> None:
-        if not isinstance(model, str) or not model:
-            raise ValueError(
-                "rxllm.anthropic() needs a model name, e.g. rxllm.anthropic('claude-sonnet-4-5')"
-            )
-        self.model = model
-        self._api_key = api_key
-        self._base_url = base_url
-        self._client = client
-        self._async_client = async_client
-        self._max_retries = max_retries
-        self._lock = threading.Lock()
-        self._async_clients: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, anthropic.AsyncAnthropic
-        ] = weakref.WeakKeyDictionary()
-
-    def __repr__(self) -> str:
-        return f"AnthropicProvider(model={self.model!r}, base_url={self._base_url!r})"
-
-    def _key(self) -> str:
-        key = (
-            self._api_key
-            or os.environ.get("ANTHROPIC_API_KEY")
-            # a ready-made client brings its own credentials
-            or getattr(self._client, "api_key", None)
-            or getattr(self._async_client, "api_key", None)
+    def new_client(self, options: dict[str, Any], *, asynchronous: bool) -> Any:
+        """A new `anthropic.Anthropic` / `anthropic.AsyncAnthropic`."""
+        return (
+            anthropic.AsyncAnthropic(**options) if asynchronous else anthropic.Anthropic(**options)
         )
-        if not key:
-            raise errors.AuthenticationError(
-                "no Anthropic API key: set the ANTHROPIC_API_KEY environment variable or "
-                "pass rxllm.anthropic(..., api_key=...)",
-                provider=PROVIDER,
-            )
-        return key
 
-    def _client_options(self) -> dict[str, Any]:
-        options: dict[str, Any] = {"api_key": self._key(), "base_url": self._base_url}
-        if self._max_retries is not None:
-            options["max_retries"] = self._max_retries
-        return options
+    def open_stream(self, client: Any, kwargs: dict[str, Any]) -> Any:
+        """`messages.with_streaming_response.create(stream=True, ...)`."""
+        return client.messages.with_streaming_response.create(stream=True, **kwargs)
 
-    def sync_client(self) -> anthropic.Anthropic:
-        """The sync SDK client (made once, on first use)."""
-        if self._client is not None:
-            return self._client
-        with self._lock:
-            if self._client is None:
-                self._client = anthropic.Anthropic(**self._client_options())
-            return self._client
-
-    def async_client(self) -> anthropic.AsyncAnthropic:
-        """The async SDK client for the running loop (one per loop)."""
-        if self._async_client is not None:
-            return self._async_client
-        loop = asyncio.get_running_loop()
-        client = self._async_clients.get(loop)
-        if client is None:
-            client = anthropic.AsyncAnthropic(**self._client_options())
-            self._async_clients[loop] = client
-        return client
+    def mapper(self) -> AnthropicEvents:
+        """A fresh event mapper."""
+        return AnthropicEvents()
 
     def check(self, request: Request) -> None:
         """Reject what the Messages API cannot take, before any request."""
-        unknown = sorted(set(request.params) - _CREATE_PARAMS)
-        if unknown:
-            raise ValueError(
-                f"anthropic messages take no parameter {', '.join(map(repr, unknown))}; "
-                "send provider extensions with extra_body={...}"
-            )
+        self.check_params(request, _CREATE_PARAMS, "anthropic messages")
         for position, message in enumerate(request.messages):
             if message["role"] in ("tool", "function"):
                 raise ValueError(
@@ -317,11 +252,6 @@ class AnthropicProvider:
         messages = (*request.messages, {"role": "assistant", "content": prefill})
         return dataclasses.replace(request, messages=messages)
 
-    def make_call(self, request: Request) -> AnthropicCall:
-        """One call of this model (at subscription: may raise `AuthenticationError`)."""
-        self._key()
-        return AnthropicCall(self, request)
-
 
 def _output_format(value: Any) -> Any:
     if inspect.isclass(value):
@@ -332,36 +262,6 @@ def _output_format(value: Any) -> Any:
         # An OpenAI-style response_format: take its schema.
         return {"type": "json_schema", "schema": value["json_schema"]["schema"]}  # pyright: ignore[reportUnknownVariableType]
     return value
-
-
-class AnthropicCall(HTTPCall):
-    """One Messages streaming call."""
-
-    provider = PROVIDER
-
-    def __init__(self, config: AnthropicProvider, request: Request) -> None:
-        super().__init__(stall_timeout=request.stall_timeout, secrets=(config._api_key,))  # pyright: ignore[reportPrivateUsage]
-        self._config = config
-        self._request = request
-        self._kwargs = config.arguments(request)
-
-    def open_sync(self) -> AbstractContextManager[StreamResponse]:
-        """Send the request with the sync client."""
-        client = self._config.sync_client()
-        if self._request.max_retries is not None:
-            client = client.with_options(max_retries=self._request.max_retries)
-        return client.messages.with_streaming_response.create(stream=True, **self._kwargs)
-
-    def open_async(self) -> AbstractAsyncContextManager[StreamResponse]:
-        """Send the request with the async client on the running loop."""
-        client = self._config.async_client()
-        if self._request.max_retries is not None:
-            client = client.with_options(max_retries=self._request.max_retries)
-        return client.messages.with_streaming_response.create(stream=True, **self._kwargs)
-
-    def mapper(self) -> AnthropicEvents:
-        """A fresh event mapper."""
-        return AnthropicEvents()
 
 
 def anthropic_llm(

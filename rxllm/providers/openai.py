@@ -8,15 +8,10 @@ accumulates from the same chunks — both built only when read.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import dataclasses
 import inspect
-import os
-import threading
-import weakref
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any
 
 import httpx2
@@ -29,7 +24,7 @@ from rxllm import errors
 from rxllm.accumulator import register_raw_builder
 from rxllm.llm import LLM, Request, check_params
 from rxllm.models import Chunk, ToolCallDelta, Usage, register_event_builder
-from rxllm.providers._http import HTTPCall, StreamResponse
+from rxllm.providers._http import SDKProvider
 from rxllm.providers.tools import tool_schema
 
 __all__ = ["OpenAIEvents", "OpenAIProvider", "openai_llm"]
@@ -158,89 +153,31 @@ def _response_raw(chunks: Sequence[Chunk]) -> Any:
 register_raw_builder(PROVIDER, _response_raw)
 
 
-class OpenAIProvider:
+class OpenAIProvider(SDKProvider):
     """Configuration and SDK clients for one OpenAI model."""
 
     name = PROVIDER
+    env_var = "OPENAI_API_KEY"
+    key_hint = (
+        " (a local OpenAI-compatible server that needs no key takes any value, "
+        "e.g. api_key='unused')"
+    )
 
-    def __init__(
-        self,
-        model: str,
-        *,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        client: openai.OpenAI | None = None,
-        async_client: openai.AsyncOpenAI | None = None,
-        max_retries: int | None = None,
-    ) -> None:
-        if not isinstance(model, str) or not model:
-            raise ValueError("rxllm.openai() needs a model name, e.g. rxllm.openai('gpt-4o-mini')")
-        self.model = model
-        self._api_key = api_key
-        self._base_url = base_url
-        self._client = client
-        self._async_client = async_client
-        self._max_retries = max_retries
-        self._lock = threading.Lock()
-        self._async_clients: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, openai.AsyncOpenAI
-        ] = weakref.WeakKeyDictionary()
+    def new_client(self, options: dict[str, Any], *, asynchronous: bool) -> Any:
+        """A new `openai.OpenAI` / `openai.AsyncOpenAI`."""
+        return openai.AsyncOpenAI(**options) if asynchronous else openai.OpenAI(**options)
 
-    def __repr__(self) -> str:
-        return f"OpenAIProvider(model={self.model!r}, base_url={self._base_url!r})"
+    def open_stream(self, client: Any, kwargs: dict[str, Any]) -> Any:
+        """`chat.completions.with_streaming_response.create(stream=True, ...)`."""
+        return client.chat.completions.with_streaming_response.create(stream=True, **kwargs)
 
-    def _key(self) -> str:
-        key = (
-            self._api_key
-            or os.environ.get("OPENAI_API_KEY")
-            # a ready-made client brings its own credentials
-            or getattr(self._client, "api_key", None)
-            or getattr(self._async_client, "api_key", None)
-        )
-        if not key:
-            raise errors.AuthenticationError(
-                "no OpenAI API key: set the OPENAI_API_KEY environment variable or pass "
-                "rxllm.openai(..., api_key=...) (a local OpenAI-compatible server that needs "
-                "no key takes any value, e.g. api_key='unused')",
-                provider=PROVIDER,
-                status_code=None,
-            )
-        return key
-
-    def _client_options(self) -> dict[str, Any]:
-        options: dict[str, Any] = {"api_key": self._key(), "base_url": self._base_url}
-        if self._max_retries is not None:
-            options["max_retries"] = self._max_retries
-        return options
-
-    def sync_client(self) -> openai.OpenAI:
-        """The sync SDK client (made once, on first use)."""
-        if self._client is not None:
-            return self._client
-        with self._lock:
-            if self._client is None:
-                self._client = openai.OpenAI(**self._client_options())
-            return self._client
-
-    def async_client(self) -> openai.AsyncOpenAI:
-        """The async SDK client for the running loop (one per loop: connections are per loop)."""
-        if self._async_client is not None:
-            return self._async_client
-        loop = asyncio.get_running_loop()
-        client = self._async_clients.get(loop)
-        if client is None:
-            client = openai.AsyncOpenAI(**self._client_options())
-            self._async_clients[loop] = client
-        return client
+    def mapper(self) -> OpenAIEvents:
+        """A fresh event mapper."""
+        return OpenAIEvents()
 
     def check(self, request: Request) -> None:
         """Reject parameters the Chat Completions API does not take, before any request."""
-        unknown = sorted(set(request.params) - _CREATE_PARAMS)
-        if unknown:
-            raise ValueError(
-                f"openai chat completions take no parameter {', '.join(map(repr, unknown))}; "
-                "send provider extensions with extra_body={...}"
-            )
+        self.check_params(request, _CREATE_PARAMS, "openai chat completions")
 
     def arguments(self, request: Request) -> dict[str, Any]:
         """The keyword arguments for `chat.completions.create` (without `stream`)."""
@@ -270,11 +207,6 @@ class OpenAIProvider:
         )
         return dataclasses.replace(request, messages=messages)
 
-    def make_call(self, request: Request) -> OpenAICall:
-        """One call of this model (at subscription: may raise `AuthenticationError`)."""
-        self._key()
-        return OpenAICall(self, request)
-
 
 def _response_format(value: Any) -> Any:
     if inspect.isclass(value):
@@ -282,36 +214,6 @@ def _response_format(value: Any) -> Any:
 
         return type_to_response_format_param(value)
     return value
-
-
-class OpenAICall(HTTPCall):
-    """One Chat Completions streaming call."""
-
-    provider = PROVIDER
-
-    def __init__(self, config: OpenAIProvider, request: Request) -> None:
-        super().__init__(stall_timeout=request.stall_timeout, secrets=(config._api_key,))  # pyright: ignore[reportPrivateUsage]
-        self._config = config
-        self._request = request
-        self._kwargs = config.arguments(request)
-
-    def open_sync(self) -> AbstractContextManager[StreamResponse]:
-        """Send the request with the sync client."""
-        client = self._config.sync_client()
-        if self._request.max_retries is not None:
-            client = client.with_options(max_retries=self._request.max_retries)
-        return client.chat.completions.with_streaming_response.create(stream=True, **self._kwargs)
-
-    def open_async(self) -> AbstractAsyncContextManager[StreamResponse]:
-        """Send the request with the async client on the running loop."""
-        client = self._config.async_client()
-        if self._request.max_retries is not None:
-            client = client.with_options(max_retries=self._request.max_retries)
-        return client.chat.completions.with_streaming_response.create(stream=True, **self._kwargs)
-
-    def mapper(self) -> OpenAIEvents:
-        """A fresh event mapper."""
-        return OpenAIEvents()
 
 
 def openai_llm(
