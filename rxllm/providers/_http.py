@@ -11,6 +11,7 @@ cancellation, and every SDK/transport exception is translated into rxllm's tree.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import os
 import threading
@@ -408,8 +409,20 @@ def map_sdk_error(
         mapped = errors.LLMError(
             f"{provider}: {type(error).__name__}: {message}", provider=provider
         )
+    _scrub_exception(error, secrets)
     mapped.__cause__ = error
     return mapped
+
+
+def _scrub_exception(error: BaseException, secrets: tuple[str | None, ...]) -> None:
+    """Scrub keys out of the SDK exception we chain, so a printed traceback shows none."""
+    error.args = tuple(
+        errors.scrub(arg, *secrets) if isinstance(arg, str) else arg for arg in error.args
+    )
+    message = getattr(error, "message", None)
+    if isinstance(message, str):
+        with contextlib.suppress(AttributeError):
+            error.message = errors.scrub(message, *secrets)  # type: ignore[attr-defined]
 
 
 _STATUS_HINTS = {

@@ -408,3 +408,24 @@ def test_threads_do_not_outlive_their_subscriptions(server: Server) -> None:
     while threading.active_count() > before and time.monotonic() < deadline:
         time.sleep(0.01)
     assert threading.active_count() <= before
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_key_echoed_by_the_provider_never_reaches_messages(server: Server, provider: str) -> None:
+    body = {
+        "error": {"message": f"Incorrect API key provided: {KEY}.", "type": "invalid_request_error"}
+    }
+    if provider == "anthropic":
+        body = {"type": "error", "error": body["error"]}
+    server.push(Script("x", status=401, error_body=body))
+    with pytest.raises(rxllm.AuthenticationError) as caught:
+        rxllm.collect(make(provider, server).stream("hi"), timeout=10)
+    error = caught.value
+    assert "Incorrect API key provided" in str(error)
+    assert KEY not in str(error) and KEY not in repr(error)
+    assert KEY[:12] not in error.message
+    import traceback
+
+    printed = "".join(traceback.format_exception(error))
+    assert "Incorrect API key provided" in printed
+    assert KEY not in printed  # not in the chained SDK exception either
