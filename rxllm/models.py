@@ -210,24 +210,20 @@ class Chunk(_LazyRaw):
         provider registered with `register_event_builder`. The result is an ordinary,
         equal `Chunk`.
         """
+        # Attribute by attribute, not one `__dict__` literal: CPython then gives the instance
+        # a key-sharing dict, which halves a retained chunk's memory (~740 -> ~380 bytes).
         chunk = _new(cls)
-        _set(
-            chunk,
-            "__dict__",
-            {
-                "content": content,
-                "thinking": thinking,
-                "refusal": refusal,
-                "audio": audio,
-                "audio_transcript": audio_transcript,
-                "tool_calls": tool_calls,
-                "finish_reason": finish_reason,
-                "usage": usage,
-                "model": model,
-                "id": id,
-                "provider": provider,
-            },
-        )
+        _set(chunk, "content", content)
+        _set(chunk, "thinking", thinking)
+        _set(chunk, "refusal", refusal)
+        _set(chunk, "audio", audio)
+        _set(chunk, "audio_transcript", audio_transcript)
+        _set(chunk, "tool_calls", tool_calls)
+        _set(chunk, "finish_reason", finish_reason)
+        _set(chunk, "usage", usage)
+        _set(chunk, "model", model)
+        _set(chunk, "id", id)
+        _set(chunk, "provider", provider)
         _set(chunk, "__pydantic_fields_set__", _CHUNK_FIELDS)
         _set(chunk, "__pydantic_extra__", None)
         _set(

@@ -219,17 +219,22 @@ class HTTPCall:
             return
         with self.open_sync() as api_response:
             http = api_response.http_response
-            unregister = control.on_cancel(_socket_closer(http))
+            closer = _socket_closer(http)
+            unregister = control.on_cancel(closer)
             try:
                 mapper = self.mapper()
                 decoder = SSEDecoder()
                 parse = self._parse
-                for piece in _sync_body(http):
+                body = _sync_body(http)
+                for piece in body:
                     for name, data in decoder.feed(piece):
                         chunk = mapper.map(name, parse(data), data)
                         if chunk is not None:
                             yield chunk
-                    if mapper.done or control.cancelled:
+                    if control.cancelled:
+                        break
+                    if mapper.done:
+                        _drain_sync(body, closer)
                         break
                 else:
                     for name, data in decoder.flush():
@@ -248,12 +253,14 @@ class HTTPCall:
             mapper = self.mapper()
             decoder = SSEDecoder()
             parse = self._parse
-            async for piece in _async_body(http):
+            body = _async_body(http)
+            async for piece in body:
                 for name, data in decoder.feed(piece):
                     chunk = mapper.map(name, parse(data), data)
                     if chunk is not None:
                         yield chunk
                 if mapper.done:
+                    await _drain_async(body)
                     break
             else:
                 for name, data in decoder.flush():
@@ -278,6 +285,34 @@ class HTTPCall:
     def map_error(self, error: BaseException, *, received: int) -> errors.LLMError:
         """Translate an SDK or transport exception (see `map_sdk_error`)."""
         return map_sdk_error(error, self.provider, received=received, secrets=self._secrets)
+
+
+_DRAIN_SECONDS = 0.1
+
+
+def _drain_sync(body: Iterator[bytes], closer: Any) -> None:
+    """Read the rest of a finished body (the end of the chunked encoding, usually already
+    received) so the connection goes back to the pool instead of paying a new TCP and TLS
+    handshake on the next call. A server that does not end the body within 0.1 s gets its
+    connection shut down, as if we had not drained."""
+    timer = threading.Timer(_DRAIN_SECONDS, closer)
+    timer.daemon = True
+    timer.start()
+    try:
+        for _ in body:
+            pass
+    except httpx2.HTTPError:
+        pass  # the answer is complete; a broken tail only costs the connection
+    finally:
+        timer.cancel()
+
+
+async def _drain_async(body: AsyncIterator[bytes]) -> None:
+    """`_drain_sync` for the async path (as the SDK's own AsyncStream does after [DONE])."""
+    with contextlib.suppress(httpx2.HTTPError, TimeoutError):
+        async with asyncio.timeout(_DRAIN_SECONDS):
+            async for _ in body:
+                pass
 
 
 def _identity(http: httpx2.Response) -> bool:

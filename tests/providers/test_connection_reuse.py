@@ -1,0 +1,127 @@
+"""A finished stream hands its connection back to the pool: no new TCP/TLS per call.
+
+rxllm stops reading at `[DONE]` / `message_stop`; it then drains the end of the body so
+the SDK's connection pool can reuse the connection. `rxllm.testing.Server` closes every
+connection, so this file has a minimal keep-alive server that counts connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+import rxllm
+
+OPENAI_BODY = (
+    b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m",'
+    b'"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}]}\n\n'
+    b"data: [DONE]\n\n"
+)
+ANTHROPIC_BODY = "".join(
+    f"event: {e['type']}\ndata: {json.dumps(e)}\n\n"
+    for e in [
+        {
+            "type": "message_start",
+            "message": {
+                "id": "m1",
+                "type": "message",
+                "role": "assistant",
+                "model": "m",
+                "content": [],
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": {"input_tokens": 1, "output_tokens": 1},
+            },
+        },
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "hi"}},
+        {"type": "content_block_stop", "index": 0},
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "usage": {"output_tokens": 2},
+        },
+        {"type": "message_stop"},
+    ]
+).encode()
+
+
+class KeepAliveServer:
+    """Serves every request with one SSE body, keeping connections open; counts them."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.connections = 0
+        self.requests = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        reader = conn.makefile("rb")
+        with conn:
+            while True:
+                request_line = reader.readline()
+                if not request_line:
+                    return
+                length = 0
+                while (line := reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = line.decode().partition(":")
+                    if name.lower() == "content-length":
+                        length = int(value)
+                path = request_line.split()[1].decode()
+                reader.read(length)
+                self.requests += 1
+                body = OPENAI_BODY if path.endswith("/chat/completions") else ANTHROPIC_BODY
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                    b"transfer-encoding: chunked\r\n\r\n"
+                    + f"{len(body):x}\r\n".encode()
+                    + body
+                    + b"\r\n0\r\n\r\n"
+                )
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.fixture
+def keep_alive() -> Iterator[KeepAliveServer]:
+    server = KeepAliveServer()
+    yield server
+    server.close()
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_sync_calls_reuse_one_connection(keep_alive: KeepAliveServer, provider: str) -> None:
+    llm = getattr(rxllm, provider)("m", base_url=keep_alive.url, api_key="k")
+    for _ in range(4):
+        assert rxllm.collect(llm.stream("x"), timeout=10).text == "hi"
+    assert keep_alive.requests == 4
+    assert keep_alive.connections == 1
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_async_calls_reuse_one_connection(keep_alive: KeepAliveServer, provider: str) -> None:
+    llm = getattr(rxllm, provider)("m", base_url=keep_alive.url, api_key="k")
+
+    async def main() -> None:
+        for _ in range(4):
+            assert (await rxllm.acollect(llm.stream("x"), timeout=10)).text == "hi"
+
+    asyncio.run(main())
+    assert keep_alive.requests == 4
+    assert keep_alive.connections == 1
