@@ -1,0 +1,248 @@
+"""The ways of reading one stream that the benchmarks compare, sync and asyncio.
+
+Every reader makes one request to the benchmark server, reads the whole stream and
+returns its text, so each run can be checked against `bodies.text(n)`:
+
+- `raw`: the wire path's practical limit — `httpx2` line splitting + `json.loads`, no SDK;
+- `sdk`: bare SDK iteration, `create(stream=True)` (OpenAI) / `messages.create(stream=True)`
+  (Anthropic), joining the text deltas;
+- `helper`: the SDKs' own stream helpers with their accumulators
+  (`chat.completions.stream()`, `messages.stream()`), for reference;
+- `rxllm`: `collect(llm.stream(p).pipe(accumulate(), take_until(never)))`.
+
+Clients are made once and reused (connection pools stay warm), as an application would;
+rxllm is given the very same SDK clients, so both sides have the same connection settings.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlencode
+
+import anthropic
+import httpx2
+import openai
+import reactivex
+
+import rxllm
+from benchmarks.bodies import Protocol
+from rxllm import ops
+
+__all__ = ["AsyncClients", "SyncClients", "model_name", "rxllm_pipeline"]
+
+MESSAGES = [{"role": "user", "content": "bench"}]
+MAX_TOKENS = 4096
+STREAM_OPTIONS = {"include_usage": True}
+
+
+def model_name(n: int, *, every: float = 0.0, tag: str = "") -> str:
+    """The model name that asks the benchmark server for this stream."""
+    query: dict[str, Any] = {"n": n}
+    if every:
+        query["every"] = every
+    if tag:
+        query["tag"] = tag
+    return "bench?" + urlencode(query)
+
+
+def rxllm_pipeline(llm: rxllm.LLM) -> reactivex.Observable[Any]:
+    """The typical pipeline the issue measures: snapshots, stoppable, never stopped."""
+    return llm.stream("bench").pipe(ops.accumulate(), ops.take_until(reactivex.never()))
+
+
+def _raw_request(protocol: Protocol, url: str, model: str) -> tuple[str, dict[str, Any]]:
+    if protocol == "openai":
+        body = {
+            "model": model,
+            "messages": MESSAGES,
+            "stream": True,
+            "stream_options": STREAM_OPTIONS,
+        }
+        return f"{url}/v1/chat/completions", body
+    body = {"model": model, "messages": MESSAGES, "max_tokens": MAX_TOKENS, "stream": True}
+    return f"{url}/v1/messages", body
+
+
+def _raw_line(protocol: Protocol, line: str, parts: list[str]) -> None:
+    if not line.startswith("data: "):
+        return  # "event:" lines, blank lines
+    data = line[6:]
+    if data == "[DONE]":
+        return
+    event = json.loads(data)
+    if protocol == "openai":
+        choices = event.get("choices")
+        if choices:
+            content = choices[0]["delta"].get("content")
+            if content:
+                parts.append(content)
+    elif event.get("type") == "content_block_delta":
+        delta = event["delta"]
+        if delta.get("type") == "text_delta":
+            parts.append(delta["text"])
+
+
+class SyncClients:
+    """Sync readers, with their clients made once."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.http = httpx2.Client(timeout=120.0)
+        self.openai = openai.OpenAI(base_url=f"{url}/v1", api_key="bench", max_retries=0)
+        self.anthropic = anthropic.Anthropic(base_url=url, api_key="bench", max_retries=0)
+        self._llms: dict[tuple[Protocol, str], rxllm.LLM] = {}
+
+    def llm(self, protocol: Protocol, model: str) -> rxllm.LLM:
+        """An rxllm model on the same SDK client as the bare readers (one per model name)."""
+        key = (protocol, model)
+        llm = self._llms.get(key)
+        if llm is None:
+            if protocol == "openai":
+                llm = rxllm.openai(model, client=self.openai)
+            else:
+                llm = rxllm.anthropic(model, client=self.anthropic)
+            self._llms[key] = llm
+        return llm
+
+    def reader(self, kind: str, protocol: Protocol) -> Callable[[str], str]:
+        """The function that reads one stream of `model` and returns its text."""
+        return {
+            "raw": lambda model: self.raw(protocol, model),
+            "sdk": lambda model: self.sdk(protocol, model),
+            "helper": lambda model: self.helper(protocol, model),
+            "rxllm": lambda model: self.rxllm(protocol, model),
+        }[kind]
+
+    def raw(self, protocol: Protocol, model: str) -> str:
+        url, body = _raw_request(protocol, self.url, model)
+        parts: list[str] = []
+        with self.http.stream("POST", url, json=body) as response:
+            response.raise_for_status()
+            for line in response.iter_lines():
+                _raw_line(protocol, line, parts)
+        return "".join(parts)
+
+    def sdk(self, protocol: Protocol, model: str) -> str:
+        parts: list[str] = []
+        if protocol == "openai":
+            stream = self.openai.chat.completions.create(
+                model=model, messages=MESSAGES, stream=True, stream_options=STREAM_OPTIONS
+            )
+            for chunk in stream:
+                if chunk.choices:
+                    content = chunk.choices[0].delta.content
+                    if content:
+                        parts.append(content)
+        else:
+            events = self.anthropic.messages.create(
+                model=model, messages=MESSAGES, max_tokens=MAX_TOKENS, stream=True
+            )
+            for event in events:
+                if event.type == "content_block_delta" and event.delta.type == "text_delta":
+                    parts.append(event.delta.text)
+        return "".join(parts)
+
+    def helper(self, protocol: Protocol, model: str) -> str:
+        if protocol == "openai":
+            with self.openai.chat.completions.stream(
+                model=model, messages=MESSAGES, stream_options=STREAM_OPTIONS
+            ) as stream:
+                for _event in stream:
+                    pass
+                return stream.get_final_completion().choices[0].message.content or ""
+        with self.anthropic.messages.stream(
+            model=model, messages=MESSAGES, max_tokens=MAX_TOKENS
+        ) as stream:
+            for _event in stream:
+                pass
+            block = stream.get_final_message().content[0]
+            return block.text if block.type == "text" else ""
+
+    def rxllm(self, protocol: Protocol, model: str) -> str:
+        return rxllm.collect(rxllm_pipeline(self.llm(protocol, model))).text
+
+    def close(self) -> None:
+        self.http.close()
+        self.openai.close()
+        self.anthropic.close()
+
+
+class AsyncClients:
+    """Asyncio readers; make them inside the loop that uses them."""
+
+    def __init__(self, url: str, *, max_connections: int | None = None) -> None:
+        self.url = url
+        limits = httpx2.Limits(
+            max_connections=max_connections or 1000, max_keepalive_connections=100
+        )
+        self.http = httpx2.AsyncClient(timeout=120.0, limits=limits)
+        http_openai = http_anthropic = None
+        if max_connections is not None:
+            http_openai = openai.DefaultAsyncHttpxClient(limits=limits)
+            http_anthropic = anthropic.DefaultAsyncHttpxClient(limits=limits)
+        self.openai = openai.AsyncOpenAI(
+            base_url=f"{url}/v1", api_key="bench", max_retries=0, http_client=http_openai
+        )
+        self.anthropic = anthropic.AsyncAnthropic(
+            base_url=url, api_key="bench", max_retries=0, http_client=http_anthropic
+        )
+        self._llms: dict[tuple[Protocol, str], rxllm.LLM] = {}
+
+    def llm(self, protocol: Protocol, model: str) -> rxllm.LLM:
+        """An rxllm model on the same SDK client as the bare readers (one per model name)."""
+        key = (protocol, model)
+        llm = self._llms.get(key)
+        if llm is None:
+            if protocol == "openai":
+                llm = rxllm.openai(model, async_client=self.openai)
+            else:
+                llm = rxllm.anthropic(model, async_client=self.anthropic)
+            self._llms[key] = llm
+        return llm
+
+    def reader(self, kind: str, protocol: Protocol) -> Callable[[str], Awaitable[str]]:
+        """The coroutine function that reads one stream of `model` and returns its text."""
+        return {
+            "raw": lambda model: self.raw(protocol, model),
+            "sdk": lambda model: self.sdk(protocol, model),
+            "rxllm": lambda model: self.rxllm(protocol, model),
+        }[kind]
+
+    async def raw(self, protocol: Protocol, model: str) -> str:
+        url, body = _raw_request(protocol, self.url, model)
+        parts: list[str] = []
+        async with self.http.stream("POST", url, json=body) as response:
+            response.raise_for_status()
+            async for line in response.aiter_lines():
+                _raw_line(protocol, line, parts)
+        return "".join(parts)
+
+    async def sdk(self, protocol: Protocol, model: str) -> str:
+        parts: list[str] = []
+        if protocol == "openai":
+            stream = await self.openai.chat.completions.create(
+                model=model, messages=MESSAGES, stream=True, stream_options=STREAM_OPTIONS
+            )
+            async for chunk in stream:
+                if chunk.choices:
+                    content = chunk.choices[0].delta.content
+                    if content:
+                        parts.append(content)
+        else:
+            events = await self.anthropic.messages.create(
+                model=model, messages=MESSAGES, max_tokens=MAX_TOKENS, stream=True
+            )
+            async for event in events:
+                if event.type == "content_block_delta" and event.delta.type == "text_delta":
+                    parts.append(event.delta.text)
+        return "".join(parts)
+
+    async def rxllm(self, protocol: Protocol, model: str) -> str:
+        return (await rxllm.acollect(rxllm_pipeline(self.llm(protocol, model)))).text
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        await self.openai.close()
+        await self.anthropic.close()

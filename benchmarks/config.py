@@ -1,0 +1,90 @@
+"""How big and how repeated each measurement is, in quick and in full mode."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Config", "full", "quick"]
+
+
+@dataclass(frozen=True)
+class Config:
+    """The sizes and repetitions of one run."""
+
+    name: str
+    reps: int
+    """Repetitions of each throughput, tee and scaling measurement."""
+    sizes: tuple[int, ...]
+    """Chunks per stream for throughput (1)."""
+    helper_sizes: tuple[int, ...]
+    """Sizes at which the SDKs' stream helpers are measured too (they are slow)."""
+    ttfc_reps: int
+    cancel_reps: int
+    cancel_cadences: tuple[float, ...]
+    tee_chunks: int
+    concurrency_reps: int
+    """Repetitions of each 5a run (a fresh process each)."""
+    concurrent_streams: int
+    concurrent_chunks: int
+    threads: int
+    concurrency_protocols: tuple[str, ...]
+    """Providers of the asyncio run (the bare OpenAI SDK needs ~95 s per 1000 x 1k run)."""
+    threads_protocols: tuple[str, ...]
+    paced_steps: tuple[int, ...]
+    """Concurrent paced streams tried, in order, until one step fails."""
+    paced_refine: int
+    """Bisection steps between the last passing and the first failing step."""
+    paced_window: float
+    """Seconds over which each paced stream's rate is measured."""
+    paced_protocols: tuple[str, ...]
+    scaling_sizes: tuple[int, ...]
+
+
+def quick() -> Config:
+    """Fewer repetitions and smaller sizes: about two minutes."""
+    return Config(
+        name="quick",
+        reps=3,
+        sizes=(10_000,),
+        helper_sizes=(10_000,),
+        ttfc_reps=10,
+        cancel_reps=3,
+        cancel_cadences=(0.001, 0.005),
+        tee_chunks=10_000,
+        concurrency_reps=2,
+        concurrent_streams=100,
+        concurrent_chunks=1_000,
+        threads=20,
+        concurrency_protocols=("anthropic",),
+        threads_protocols=("anthropic",),
+        paced_steps=(50, 100, 200, 400, 800),
+        paced_refine=1,
+        paced_window=2.0,
+        paced_protocols=("openai",),
+        scaling_sizes=(10_000, 100_000),
+    )
+
+
+def full() -> Config:
+    """The issue's sizes, 5 repetitions: under 15 minutes on 2 cores."""
+    return Config(
+        name="full",
+        reps=5,
+        sizes=(10_000, 100_000),
+        helper_sizes=(10_000,),
+        ttfc_reps=30,
+        cancel_reps=5,
+        cancel_cadences=(0.001, 0.005),
+        tee_chunks=30_000,
+        concurrency_reps=5,
+        concurrent_streams=1000,
+        concurrent_chunks=1_000,
+        threads=100,
+        concurrency_protocols=("anthropic",),
+        threads_protocols=("anthropic", "openai"),
+        paced_steps=(25, 50, 100, 200, 400, 800, 1600),
+        paced_refine=2,
+        paced_window=3.0,
+        paced_protocols=("openai", "anthropic"),
+        scaling_sizes=(10_000, 100_000, 300_000),
+    )
