@@ -96,3 +96,14 @@ def test_thinking_refusal_audio_and_transcript() -> None:
     response = acc.response()
     assert (response.thinking, response.refusal) == ("hmm ok", "no")
     assert (response.audio, response.audio_transcript) == (b"\x01\x02\x03", "hello")
+
+
+def test_snapshot_of_the_latest_chunk_without_rx() -> None:
+    acc = Accumulator()
+    assert acc.snapshot() is None
+    acc.add(Chunk(content="a"))
+    acc.add(Chunk(content="b", finish_reason="stop"))
+    latest = acc.snapshot()
+    assert latest is not None
+    assert (latest.text, latest.index, latest.finish_reason) == ("ab", 1, "stop")
+    assert len(acc) == 2

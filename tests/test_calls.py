@@ -168,3 +168,43 @@ def test_run_and_take_until_with_a_subject_from_another_thread() -> None:
     assert time.monotonic() - started < 1
     assert 1 <= response.chunk_count < 100
     assert response.finish_reason is None
+
+
+class Countdown:
+    """A minimal custom provider call: what `call_observable` asks of a provider."""
+
+    provider = "custom"
+    stall_timeout = None
+
+    def __init__(self) -> None:
+        self.closed = threading.Event()
+
+    def iter_sync(self, control):  # type: ignore[no-untyped-def]
+        try:
+            for word in ["three ", "two ", "one"]:
+                if control.wait(0.01):
+                    return
+                yield Chunk(content=word, provider="custom")
+        finally:
+            self.closed.set()
+
+    async def iter_async(self, control):  # type: ignore[no-untyped-def]
+        for word in ["three ", "two ", "one"]:
+            await asyncio.sleep(0.01)
+            yield Chunk(content=word, provider="custom")
+
+    def map_error(self, error, *, received):  # type: ignore[no-untyped-def]
+        return rxllm.LLMError(str(error), provider="custom")
+
+
+def test_call_observable_runs_a_custom_provider_call_sync_and_async() -> None:
+    from rxllm.calls import call_observable
+
+    assert rxllm.collect(call_observable(Countdown)).text == "three two one"
+    assert asyncio.run(rxllm.acollect(call_observable(Countdown))).text == "three two one"
+    call = Countdown()
+    response = (
+        call_observable(lambda: call).pipe(ops.take_until(lambda c: c.content == "two ")).run()
+    )
+    assert response.text == "three two "
+    assert call.closed.wait(1)  # the generator was closed when take_until cancelled
