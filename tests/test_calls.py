@@ -204,7 +204,9 @@ def test_call_observable_runs_a_custom_provider_call_sync_and_async() -> None:
     assert asyncio.run(rxllm.acollect(call_observable(Countdown))).text == "three two one"
     call = Countdown()
     response = (
-        call_observable(lambda: call).pipe(ops.take_until(lambda c: c.content == "two ")).run()
+        call_observable(lambda: call)
+        .pipe(ops.take_until(lambda c: c.content == "two "), ops.to_response())
+        .run()
     )
     assert response.text == "three two "
     assert call.closed.wait(1)  # the generator was closed when take_until cancelled
