@@ -250,53 +250,55 @@ async def aiterate(source: reactivex.Observable[T]) -> AsyncIterator[T]:
 
 
 def write_wav(
-    audio: reactivex.Observable[bytes], path: str | Path, *, sample_rate: int = 24000
-) -> reactivex.Observable[Path]:
-    """Write 16-bit mono PCM from `audio` to a WAV file; emits the path when done.
+    audio: reactivex.Observable[bytes] | reactivex.Observable[Chunk],
+    path: str | Path,
+    *,
+    sample_rate: int = 24000,
+    timeout: float | None = None,
+) -> Path:
+    """Write 16-bit mono PCM from `audio` to a WAV file as it arrives; return the path.
 
-    The file is written as the bytes arrive (cold: nothing happens until subscription).
-    An odd trailing byte (half a sample) is dropped.
+    `audio` is an observable of PCM bytes (e.g. `audio_split(...).audio`) or of `Chunk`s,
+    whose `audio` is taken. Blocks until the stream completes (like `collect`). If the
+    stream fails, the audio received so far stays in a valid WAV file and the error is
+    raised. An odd trailing byte (half a sample) is dropped.
+
+    >>> import rxllm, tempfile, wave
+    >>> from rxllm.models import Chunk
+    >>> llm = rxllm.scripted([Chunk(audio=b"\\x01\\x00" * 240), Chunk(audio=b"\\x02\\x00" * 240)])
+    >>> out = rxllm.write_wav(llm.stream("hi"), tempfile.mktemp(suffix=".wav"))
+    >>> wave.open(str(out)).getnframes()
+    480
     """
+    _no_loop_here("write_wav", "acollect")
+    if sample_rate <= 0:
+        raise ValueError(f"sample_rate must be a positive number of Hz, not {sample_rate}")
     target = Path(path)
-
-    def subscribe(
-        observer: abc.ObserverBase[Path], scheduler: abc.SchedulerBase | None = None
-    ) -> abc.DisposableBase:
-        writer = wave.open(str(target), "wb")  # noqa: SIM115 - closed on every terminal path
+    done = threading.Event()
+    failure: list[BaseException] = []
+    carry = bytearray()
+    with wave.open(str(target), "wb") as writer:
         writer.setnchannels(1)
         writer.setsampwidth(2)
         writer.setframerate(sample_rate)
-        carry = bytearray()
-        finished = False
 
-        def close() -> None:
-            nonlocal finished
-            if not finished:
-                finished = True
-                writer.close()
-
-        def on_next(piece: bytes) -> None:
-            carry.extend(piece)
+        def on_next(piece: bytes | Chunk) -> None:
+            carry.extend(piece.audio if isinstance(piece, Chunk) else piece)
             whole = len(carry) - len(carry) % 2
             if whole:
                 writer.writeframes(bytes(carry[:whole]))
                 del carry[:whole]
 
         def on_error(error: Exception) -> None:
-            close()
-            observer.on_error(error)
+            failure.append(error)
+            done.set()
 
-        def on_completed() -> None:
-            close()
-            observer.on_next(target)
-            observer.on_completed()
-
-        subscription = audio.subscribe(on_next, on_error, on_completed, scheduler=scheduler)
-
-        def dispose() -> None:
+        subscription = audio.subscribe(on_next, on_error, done.set)
+        try:
+            if not done.wait(timeout):
+                raise TimeoutError(f"rxllm.write_wav: no end of stream within {timeout} s")
+        finally:
             subscription.dispose()
-            close()
-
-        return reactivex.disposable.Disposable(dispose)
-
-    return reactivex.create(subscribe)
+    if failure:
+        raise failure[0]
+    return target
