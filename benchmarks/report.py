@@ -226,7 +226,8 @@ def write_markdown(
         "pinned to different CPUs, so the client has one core to itself.",
         "- Every measurement is repeated (counts under Machine); repetitions of the variants "
         "compared are interleaved, ratios are taken per repetition and shown as median "
-        "[min-max]. Each text read is checked against the text sent.",
+        "[min-max]. Sections 1-5a check every text read against the text sent (a mismatch "
+        "fails the row); the paced search (5b) counts chunks per second only.",
         "- Clients are made once and reused, as an application would; rxllm is given the same "
         "SDK client objects as the bare SDK readers, so both have the same connection "
         "settings (`max_retries=0`).",

@@ -154,10 +154,8 @@ async def _paced(args: dict[str, Any]) -> None:
                     stream=True,
                     stream_options={"include_usage": True},
                 )
-                parts = []
                 async for chunk in stream:
                     if chunk.choices and chunk.choices[0].delta.content:
-                        parts.append(chunk.choices[0].delta.content)
                         counts[i] += 1
             else:
                 events = await clients.anthropic.messages.create(
@@ -166,10 +164,8 @@ async def _paced(args: dict[str, Any]) -> None:
                     max_tokens=4096,
                     stream=True,
                 )
-                parts = []
                 async for event in events:
                     if event.type == "content_block_delta" and event.delta.type == "text_delta":
-                        parts.append(event.delta.text)
                         counts[i] += 1
 
         async def guarded(i: int) -> None:

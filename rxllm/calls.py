@@ -52,21 +52,16 @@ __all__ = [
 class CallControl:
     """Cancellation and liveness of one running call, shared by the bridge and the provider."""
 
-    __slots__ = ("_callbacks", "_cancelled", "_lock", "is_cancelled", "last_event", "stalled")
+    __slots__ = ("_callbacks", "_cancelled", "_lock", "cancelled", "last_event", "stalled")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._callbacks: list[Callable[[], None]] = []
-        self._cancelled = threading.Event()
-        self.is_cancelled = False
-        """The same as `cancelled`, as a plain attribute for the per-chunk check."""
+        self._cancelled = threading.Event()  # for `wait`; `cancelled` is the cheap check
+        self.cancelled = False
+        """True once the subscription was disposed (or the call stalled)."""
         self.stalled = False
         self.last_event = time.monotonic()
-
-    @property
-    def cancelled(self) -> bool:
-        """True once the subscription was disposed (or the call stalled)."""
-        return self._cancelled.is_set()
 
     def wait(self, timeout: float) -> bool:
         """Sleep up to `timeout` seconds, waking at once on cancel. True if cancelled."""
@@ -79,7 +74,7 @@ class CallControl:
         run — so a pooled socket is never shut down after its response was handed back.
         """
         with self._lock:
-            if not self._cancelled.is_set():
+            if not self.cancelled:
                 self._callbacks.append(callback)
                 registered = True
             else:
@@ -96,9 +91,9 @@ class CallControl:
     def cancel(self) -> None:
         """Stop the call: idempotent, thread-safe, never blocks on the network."""
         with self._lock:
-            if self._cancelled.is_set():
+            if self.cancelled:
                 return
-            self.is_cancelled = True
+            self.cancelled = True
             self._cancelled.set()
             callbacks, self._callbacks = self._callbacks, []
             for callback in callbacks:
@@ -198,7 +193,7 @@ class _Runner:
     def emit(self, chunk: Chunk) -> bool:
         """Deliver one chunk; False when the call must stop (cancelled or on_next raised)."""
         control = self.control
-        if control.is_cancelled:
+        if control.cancelled:
             return False
         control.last_event = _monotonic()
         self.received.append(chunk)
@@ -208,7 +203,7 @@ class _Runner:
             self.subscriber_error = exc
             control.cancel()
             return False
-        return not control.is_cancelled
+        return not control.cancelled
 
     def partial(self) -> Any:
         if not self.received:
@@ -241,7 +236,7 @@ class _Runner:
                     mapped.provider = self.call.provider
             else:
                 mapped = self.call.map_error(error, received=len(self.received))
-                if mapped.__cause__ is None and mapped is not error:
+                if mapped.__cause__ is None:
                     mapped.__cause__ = error
             self.observer.on_error(mapped.with_partial(self.partial()))
         else:

@@ -300,12 +300,13 @@ def _ask(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     """One call, three consumers: print it, count its sentences, and stop it at N."""
-    from rxllm.providers.local import default_model_path, shared_model
-
     llm = _make_llm("local", args.model, None)
-    model = shared_model(args.model or default_model_path())
+    model = llm._provider.shared  # type: ignore[attr-defined]  # the model this llm runs
     params = {"temperature": 0.0, **_params(args)}
-    source = llm.stream(args.prompt, system=args.system, **params)
+    try:
+        source = llm.stream(args.prompt, system=args.system, **params)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
     printer, counter, stopper = rxllm.tee(source, 3)
     stop: Subject[bool] = Subject()
     clock = _Clock()

@@ -30,15 +30,13 @@ T = TypeVar("T")
 class _Materializer:
     """Builds the final `Response` from whatever a source emits: chunks or snapshots."""
 
-    __slots__ = ("_acc", "_last", "count")
+    __slots__ = ("_acc", "_last")
 
     def __init__(self) -> None:
         self._acc = Accumulator()
         self._last: Snapshot | Response | None = None
-        self.count = 0
 
     def add(self, item: Any) -> None:
-        self.count += 1
         if isinstance(item, Chunk):
             self._acc.add(item)
         elif isinstance(item, Snapshot | Response):
@@ -58,7 +56,7 @@ class _Materializer:
         return self._acc.response()
 
 
-def materialize() -> Any:
+def materialize() -> _Materializer:
     """A fresh materializer (used by `ops.to_response`)."""
     return _Materializer()
 

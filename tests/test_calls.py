@@ -210,3 +210,14 @@ def test_call_observable_runs_a_custom_provider_call_sync_and_async() -> None:
     )
     assert response.text == "three two "
     assert call.closed.wait(1)  # the generator was closed when take_until cancelled
+
+
+async def test_await_a_single_item_observable_and_run_from_sync_code() -> None:
+    llm = rxllm.scripted(["Hel", "lo"], delay=0.001)
+    response = await llm.stream("x").pipe(ops.to_response())
+    assert response.text == "Hello"
+
+
+def test_run_blocks_for_the_last_item() -> None:
+    llm = rxllm.scripted(["Hel", "lo"], delay=0.001)
+    assert llm.stream("x").pipe(ops.to_response()).run().text == "Hello"

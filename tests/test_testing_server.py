@@ -134,6 +134,9 @@ class TestScript:
         text = repr(Script(["x"] * 100_000, delay=0.5))
         assert text == "Script(<100000 chunks>, delay=0.5)"
 
+    def test_repr_shows_a_zero_count_that_is_set(self) -> None:
+        assert repr(Script("a b", drop_after=0)) == "Script(<2 chunks>, drop_after=0)"
+
 
 class TestOpenAIStream:
     """Scripts streamed to the OpenAI SDK parse into the chunks and completion scripted."""

@@ -10,16 +10,14 @@ server is for.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from rxllm.models import Chunk, Usage
+from rxllm.providers.scripted import split_text
 
 __all__ = ["Script"]
-
-_PIECES = re.compile(r"\S+\s*|\s+")
 
 
 def _carries_content(chunk: Chunk) -> bool:
@@ -135,7 +133,7 @@ class Script:
         raw_events: Sequence[Mapping[str, Any]] | str | bytes | None = None,
     ) -> None:
         if isinstance(chunks, str):
-            items: tuple[str | Chunk, ...] = tuple(_PIECES.findall(chunks))
+            items: tuple[str | Chunk, ...] = tuple(split_text(chunks))
         else:
             items = tuple(chunks)
             for item in items:
@@ -213,6 +211,9 @@ class Script:
                 continue
             if name == "model" and value == "test-model":
                 continue
-            if value is not None and value not in ({}, 0.0):
-                shown.append(f"{name}={value!r}")
+            if value is None or (name in ("delay", "first_delay") and value == 0.0):
+                continue
+            if name == "headers" and not value:
+                continue
+            shown.append(f"{name}={value!r}")
         return f"Script({', '.join(shown)})"

@@ -152,3 +152,23 @@ async def test_retry_inside_asyncio_stays_on_the_loop(server: Server) -> None:
     assert response.text == "on loop"
     assert threads == {loop_thread}
     await asyncio.sleep(0)
+
+
+def test_backoff_in_virtual_time_resubscribes_after_the_delay() -> None:
+    from reactivex.testing import ReactiveTest, TestScheduler
+
+    scheduler = TestScheduler()
+    boom = rxllm.ServerError("overloaded")
+    xs = scheduler.create_cold_observable(ReactiveTest.on_error(10, boom))
+    results = scheduler.start(
+        lambda: xs.pipe(
+            ops.retry(attempts=3, backoff=lambda attempt: 50.0 * attempt, scheduler=scheduler)
+        )
+    )
+    # TestScheduler counts one tick per second: waits of 50 then 100 ticks
+    assert [(s.subscribe, s.unsubscribe) for s in xs.subscriptions] == [
+        (200, 210),
+        (260, 270),
+        (370, 380),
+    ]
+    assert results.messages == [ReactiveTest.on_error(380, boom)]

@@ -92,7 +92,7 @@ def test_race_keeps_the_first_to_produce_content_and_cancels_the_other(mode: str
         assert loser.client_closed_at - started < 1.0  # cancelled when the winner spoke
 
 
-def test_race_cancels_losers_promptly_with_take_until(server: Server) -> None:
+def test_race_on_one_server_keeps_the_fast_call_and_closes_the_slow_one(server: Server) -> None:
     server.push(Script(["a"], first_delay=3))
     server.push(Script(["b ", "c ", "d "], delay=0.01))
     slow = llm("openai", server).stream("x")

@@ -4,6 +4,7 @@ every error class, and cancellation as the server records it."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -13,6 +14,7 @@ import openai as openai_sdk
 import pytest
 import reactivex
 from pydantic import BaseModel
+from reactivex import operators as rx
 
 import rxllm
 from rxllm import ops
@@ -183,6 +185,11 @@ def test_openai_request_carries_everything_in_its_own_format(server: Server) -> 
     assert server.last.headers["authorization"] == f"Bearer {KEY}"
 
 
+class Verdict(BaseModel):
+    guilty: bool
+    reason: str
+
+
 def test_anthropic_request_carries_everything_in_its_own_format(server: Server) -> None:
     server.push(Script("ok"))
     tool = {
@@ -195,10 +202,14 @@ def test_anthropic_request_carries_everything_in_its_own_format(server: Server) 
             system="Top.",
             tools=[tool],
             thinking={"type": "enabled", "budget_tokens": 1024},
+            response_format=Verdict,
         ),
         timeout=10,
     )
     body = server.last.body
+    output_format = body["output_config"]["format"]
+    assert output_format["type"] == "json_schema"
+    assert set(output_format["schema"]["properties"]) == {"guilty", "reason"}
     assert body["system"] == "Top.\n\nSys."
     assert body["messages"] == [{"role": "user", "content": "hi"}]
     assert body["max_tokens"] == 4096
@@ -286,26 +297,19 @@ def test_malformed_event_is_a_stream_error_with_partial(server: Server, provider
     assert caught.value.partial is not None and caught.value.partial.text == "ab"
 
 
-def test_connection_refused_is_api_connection_error() -> None:
-    with socket_free_port() as port:
-        llm = rxllm.openai("m", base_url=f"http://127.0.0.1:{port}", api_key=KEY, max_retries=0)
-        with pytest.raises(rxllm.APIConnectionError) as caught:
-            rxllm.collect(llm.stream("hi"), timeout=10)
-    assert caught.value.retryable
-
-
-class socket_free_port:  # noqa: N801 - a context manager used like a function
-    def __enter__(self) -> int:
-        import socket
-
-        sock = socket.socket()
+def free_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
-        sock.close()
-        return port
+    return port
 
-    def __exit__(self, *exc: object) -> None:
-        return None
+
+def test_connection_refused_is_api_connection_error() -> None:
+    llm = rxllm.openai("m", base_url=f"http://127.0.0.1:{free_port()}", api_key=KEY, max_retries=0)
+    with pytest.raises(rxllm.APIConnectionError) as caught:
+        rxllm.collect(llm.stream("hi"), timeout=10)
+    assert caught.value.retryable
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
@@ -402,7 +406,7 @@ def test_threads_do_not_outlive_their_subscriptions(server: Server) -> None:
     llm = make("openai", server)
     for _ in range(5):
         llm.stream("hi").pipe(
-            ops.take(3) if hasattr(ops, "take") else ops.take_until(lambda c: "w2" in c.content)
+            rx.take(3)  # reactivex's own take disposes upstream too
         ).run()
     deadline = time.monotonic() + 2
     while threading.active_count() > before and time.monotonic() < deadline:
