@@ -234,18 +234,21 @@ class Chunk(_LazyRaw):
         return chunk
 
     @property
-    def is_empty(self) -> bool:
-        """True when the chunk carries no delta, finish reason or usage (e.g. a block stop)."""
-        return not (
+    def has_delta(self) -> bool:
+        """True when the chunk adds content: text, thinking, refusal, audio or tool calls."""
+        return bool(
             self.content
             or self.thinking
             or self.refusal
             or self.audio
             or self.audio_transcript
             or self.tool_calls
-            or self.finish_reason
-            or self.usage
         )
+
+    @property
+    def is_empty(self) -> bool:
+        """True when the chunk carries no delta, finish reason or usage (e.g. a block stop)."""
+        return not (self.has_delta or self.finish_reason or self.usage)
 
 
 _new = object.__new__

@@ -127,13 +127,4 @@ def race(*sources: reactivex.Observable[T]) -> reactivex.Observable[T]:
 
 
 def _is_content(item: Any) -> bool:
-    if not isinstance(item, Chunk):
-        return True
-    return bool(
-        item.content
-        or item.thinking
-        or item.refusal
-        or item.audio
-        or item.audio_transcript
-        or item.tool_calls
-    )
+    return not isinstance(item, Chunk) or item.has_delta

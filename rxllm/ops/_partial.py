@@ -11,7 +11,8 @@ so far has fully or partly given is set; the others are `None`.
 The text work is a plain object, `PartialDecoder` (`decode(piece) -> list`,
 `flush() -> value`, like `SentenceDecoder`), usable without Rx. It re-parses the JSON so
 far with pydantic when a piece adds non-blank text — O(text) per piece, so beyond 8 KB
-it waits until 1/256 of the text is new, which keeps a long output's total cost linear —
+it waits until 1/256 of the text past 8 KB is new, which keeps a long output's total cost
+linear —
 and skips the moments when the text ends inside a number, whose value could still change
 ("3" then "35"); strings grow in place ("trailing-strings"), so a partial never takes
 back what an earlier one showed, for plain field types. A leading markdown fence
@@ -339,7 +340,8 @@ def partial(
     """Structured output as it streams: partially filled `model`s, the validated one last.
 
     A partial is emitted each time the JSON so far adds a field value (never twice the
-    same one; past 8 KB of JSON, at most once per 1/256 of it). It is an instance of
+    same one; past 8 KB of JSON, at most once per 1/256 of what is past 8 KB). It is an
+    instance of
     `partial_type(model)`, a subclass of `model` whose unfilled fields are `None` (see the
     module docstring). Partials are validated with
     `context={"rxllm_partial": True}` so a validator can let incomplete values pass;

@@ -95,7 +95,7 @@ def smooth(
 ) -> Callable[[reactivex.Observable[Chunk]], reactivex.Observable[Chunk]]:
     """Re-chunk the text of a stream into even pieces, one per `delay` seconds.
 
-    `by`: `"word"` (a word with its trailing whitespace; in scripts without spaces such as
+    `by`: `"word"` (a word with the whitespace around it; in scripts without spaces such as
     Chinese or Japanese, one character), `"line"`, or a regex (a `str` or compiled): a
     piece is the text up to the end of the pattern's next match. Text that does not yet
     make a whole piece waits for more.
@@ -209,7 +209,9 @@ def smooth(
                     if chunk.content:
                         last_text = chunk
                         add_text(decoder.decode(chunk.content), chunk)
-                        rest = chunk.model_copy(update={"content": ""}) if _more(chunk) else None
+                        rest = chunk.model_copy(update={"content": ""})
+                        if rest.is_empty:  # nothing besides the text
+                            rest = None
                     if rest is not None:
                         close_text()
                         queue.append(rest)
@@ -244,19 +246,6 @@ def smooth(
         return reactivex.create(subscribe)
 
     return operator
-
-
-def _more(chunk: Chunk) -> bool:
-    """Whether the chunk carries anything besides text (and the provider's ids)."""
-    return bool(
-        chunk.thinking
-        or chunk.refusal
-        or chunk.audio
-        or chunk.audio_transcript
-        or chunk.tool_calls
-        or chunk.finish_reason
-        or chunk.usage
-    )
 
 
 def _resolve(

@@ -155,16 +155,6 @@ def tool_results(
     return operator
 
 
-class _Tool:
-    """One registered function, with its arguments validated against its signature."""
-
-    __slots__ = ("function", "name")
-
-    def __init__(self, name: str, function: Callable[..., Any]) -> None:
-        self.name = name
-        self.function = _validated(function)
-
-
 def _validated(function: Callable[..., Any]) -> Callable[..., Any]:
     for candidate in (function, getattr(function, "__call__", None)):  # noqa: B004 - a callable object's method
         if candidate is None:
@@ -176,7 +166,7 @@ def _validated(function: Callable[..., Any]) -> Callable[..., Any]:
     return function  # a builtin: pydantic cannot read its signature
 
 
-def _registry(registry: Registry) -> dict[str, _Tool]:
+def _registry(registry: Registry) -> dict[str, Callable[..., Any]]:
     if isinstance(registry, Mapping):
         named = list(registry.items())
     elif isinstance(registry, Sequence) and not isinstance(registry, str):
@@ -194,24 +184,26 @@ def _registry(registry: Registry) -> dict[str, _Tool]:
             "tool_results() takes a mapping of name -> function or a list of functions, "
             f"not {type(registry).__name__}"
         )
-    tools: dict[str, _Tool] = {}
+    tools: dict[str, Callable[..., Any]] = {}
     for name, function in named:
         if not callable(function):
             raise TypeError(f"tool {name!r} is not callable: {function!r}")
         if name in tools:
             raise ValueError(f"two tools are named {name!r}: pass a mapping to rename one")
-        tools[name] = _Tool(name, function)
+        tools[name] = _validated(function)
     return tools
 
 
-def _start(tools: Mapping[str, _Tool], call: ToolCall) -> ToolResult | Awaitable[ToolResult]:
+def _start(
+    tools: Mapping[str, Callable[..., Any]], call: ToolCall
+) -> ToolResult | Awaitable[ToolResult]:
     """Run `call`: its result, or an awaitable of it when the tool is async."""
     tool = tools.get(call.name)
     if tool is None:
         known = ", ".join(tools) or "(none)"
         return ToolResult(call=call, error=f"unknown tool {call.name!r}; known: {known}")
     try:
-        output = tool.function(**call.args)
+        output = tool(**call.args)
     except Exception as error:
         return ToolResult(call=call, error=_describe(call, error))
     if inspect.isawaitable(output):
@@ -240,7 +232,7 @@ def _describe(call: ToolCall, error: Exception) -> str:
 
 
 def _run_blocking(
-    tools: Mapping[str, _Tool],
+    tools: Mapping[str, Callable[..., Any]],
     calls: reactivex.Observable[ToolCall],
     observer: abc.ObserverBase[ToolResult],
     scheduler: abc.SchedulerBase | None,
@@ -278,7 +270,7 @@ async def _awaited(outcome: Awaitable[ToolResult]) -> ToolResult:
 
 
 def _run_on_loop(
-    tools: Mapping[str, _Tool],
+    tools: Mapping[str, Callable[..., Any]],
     calls: reactivex.Observable[ToolCall],
     observer: abc.ObserverBase[ToolResult],
     scheduler: abc.SchedulerBase | None,
