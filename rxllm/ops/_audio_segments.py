@@ -12,7 +12,6 @@ the work without Rx.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Literal
 
@@ -21,16 +20,11 @@ from pydantic import BaseModel, ConfigDict
 from reactivex import abc
 
 from rxllm.models import Chunk
+from rxllm.ops._sentences import SentenceDecoder
 
 __all__ = ["AudioSegment", "AudioSegmenter", "audio_segments"]
 
 _BYTES_PER_SAMPLE = 2  # 16-bit PCM, mono
-_TERMINATOR_CHARS = ".!?"
-_CLOSERS = "\"')]\u2019\u201d"
-# The end of a sentence: terminators (and closing quotes/brackets) followed by whitespace.
-_SENTENCE_END = re.compile(
-    f"[{_TERMINATOR_CHARS}][{_TERMINATOR_CHARS}{re.escape(_CLOSERS)}]*(?=\\s)"
-)
 
 
 class AudioSegment(BaseModel):
@@ -70,14 +64,14 @@ class AudioSegmenter:
     [AudioSegment(audio=b'\\x02\\x00', transcript='There.', start=0.5, end=0.75)]
     """
 
-    __slots__ = ("_audio", "_emitted_bytes", "_sample_rate", "_transcript")
+    __slots__ = ("_audio", "_emitted_bytes", "_sample_rate", "_sentences")
 
     def __init__(self, sample_rate: int = 24000) -> None:
         if sample_rate <= 0:
             raise ValueError(f"sample_rate must be a positive number of Hz, not {sample_rate}")
         self._sample_rate = sample_rate
         self._audio = bytearray()
-        self._transcript = ""  # since the last cut
+        self._sentences = SentenceDecoder()  # the same sentence rule as ops.sentences()
         self._emitted_bytes = 0
 
     def decode(self, chunk: Chunk) -> list[AudioSegment]:
@@ -86,25 +80,16 @@ class AudioSegmenter:
             self._audio += chunk.audio
         if not chunk.audio_transcript:
             return []
-        before = len(self._transcript)
-        self._transcript += chunk.audio_transcript
-        # A sentence end may straddle pieces ("Hi!" then " Then"): look back over it.
-        scan = before
-        while scan > 0 and self._transcript[scan - 1] in _TERMINATOR_CHARS + _CLOSERS:
-            scan -= 1
-        cut = None
-        for match in _SENTENCE_END.finditer(self._transcript, scan):
-            cut = match.end()
-        if cut is None:
+        said = self._sentences.decode(chunk.audio_transcript)
+        if not said:
             return []
-        said, self._transcript = self._transcript[:cut], self._transcript[cut:]
         whole_samples = len(self._audio) - len(self._audio) % _BYTES_PER_SAMPLE
-        return [self._segment(said, whole_samples)]
+        return [self._segment(" ".join(said), whole_samples)]
 
     def flush(self) -> list[AudioSegment]:
         """What remains (audio, transcript or both) as a last segment; `[]` if nothing."""
-        said, self._transcript = self._transcript, ""
-        if not self._audio and not said.strip():
+        said = " ".join(self._sentences.flush())
+        if not self._audio and not said:
             return []
         return [self._segment(said, len(self._audio))]
 

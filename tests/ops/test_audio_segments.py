@@ -69,7 +69,7 @@ class TestSegmenter:
         segments = cut(
             [
                 Chunk(audio=b"\x01\x00\x02"),  # a sample split across chunks
-                Chunk(audio_transcript="A. "),
+                Chunk(audio_transcript="Done. "),  # ("A. " could be an initial)
                 Chunk(audio=b"\x00"),
             ]
         )
@@ -190,3 +190,14 @@ class TestProperties:
         if segments:
             assert segments[-1].end == pytest.approx(len(audio) / 2 / RATE)
         assert all(len(s.audio) % 2 == 0 for s in segments[:-1])
+
+
+def test_segments_follow_the_same_sentence_rule_as_ops_sentences() -> None:
+    from rxllm.ops._audio_segments import AudioSegmenter
+
+    segmenter = AudioSegmenter(sample_rate=4)
+    first = segmenter.decode(Chunk(audio=b"\x01\x00", audio_transcript="Dr. Smith paid, e.g. "))
+    second = segmenter.decode(Chunk(audio=b"\x02\x00", audio_transcript="twice. 你好。再见"))
+    assert first == []  # neither "Dr." nor "e.g." ends a sentence
+    assert [s.transcript for s in second] == ["Dr. Smith paid, e.g. twice. 你好。"]
+    assert [s.transcript for s in segmenter.flush()] == ["再见"]
