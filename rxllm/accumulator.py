@@ -22,9 +22,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from rxllm.models import Chunk, Response, ToolCall, Usage
+from rxllm.models import Chunk, Response, ToolCall, ToolCallDelta, Usage
 
-__all__ = ["Accumulator", "Snapshot", "register_raw_builder"]
+__all__ = ["Accumulator", "Snapshot", "ToolCallParts", "register_raw_builder"]
 
 RawBuilder = Callable[[Sequence[Chunk]], Any]
 _RAW_BUILDERS: dict[str, RawBuilder] = {}
@@ -134,25 +134,17 @@ class Accumulator:
         return b"".join([c.audio for c in self._chunks[:n] if c.audio])
 
     def _tool_calls(self, n: int) -> tuple[ToolCall, ...]:
-        calls: dict[int, list[Any]] = {}
+        calls: dict[int, ToolCallParts] = {}
         chunks = self._chunks
         for position in self._tool_positions:
             if position >= n:
                 break
             for delta in chunks[position].tool_calls:
-                call = calls.get(delta.index)
-                if call is None:
-                    call = calls[delta.index] = [None, "", []]
-                if delta.id:
-                    call[0] = delta.id
-                if delta.name:
-                    call[1] = delta.name
-                if delta.arguments:
-                    call[2].append(delta.arguments)
-        return tuple(
-            ToolCall(id=call_id, name=name, arguments="".join(parts))
-            for _, (call_id, name, parts) in sorted(calls.items())
-        )
+                parts = calls.get(delta.index)
+                if parts is None:
+                    parts = calls[delta.index] = ToolCallParts()
+                parts.add(delta)
+        return tuple(parts.call() for _, parts in sorted(calls.items()))
 
     def _response(self, n: int, usage: Usage | None, finish_reason: str | None) -> Response:
         chunks = self._chunks
@@ -178,6 +170,38 @@ class Accumulator:
             prefix = chunks[:n]
             response._with_raw_factory(lambda: builder(prefix))  # pyright: ignore[reportPrivateUsage]
         return response
+
+
+class ToolCallParts:
+    """The fragments of one tool call, put together (the last id and name win).
+
+    >>> from rxllm.models import ToolCallDelta
+    >>> parts = ToolCallParts()
+    >>> parts.add(ToolCallDelta(index=0, id="c1", name="f", arguments='{"x": '))
+    >>> parts.add(ToolCallDelta(index=0, arguments="1}"))
+    >>> parts.call().args
+    {'x': 1}
+    """
+
+    __slots__ = ("_arguments", "id", "name")
+
+    def __init__(self) -> None:
+        self.id: str | None = None
+        self.name = ""
+        self._arguments: list[str] = []
+
+    def add(self, delta: ToolCallDelta) -> None:
+        """Add one fragment."""
+        if delta.id:
+            self.id = delta.id
+        if delta.name:
+            self.name = delta.name
+        if delta.arguments:
+            self._arguments.append(delta.arguments)
+
+    def call(self) -> ToolCall:
+        """The call as far as it was received."""
+        return ToolCall(id=self.id, name=self.name, arguments="".join(self._arguments))
 
 
 class Snapshot:

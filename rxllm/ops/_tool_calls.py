@@ -13,18 +13,10 @@ from collections.abc import Callable
 import reactivex
 from reactivex import abc
 
+from rxllm.accumulator import ToolCallParts
 from rxllm.models import Chunk, ToolCall
 
 __all__ = ["ToolCallDecoder", "tool_calls"]
-
-
-class _Building:
-    __slots__ = ("id", "name", "parts")
-
-    def __init__(self) -> None:
-        self.id: str | None = None
-        self.name = ""
-        self.parts: list[str] = []
 
 
 class ToolCallDecoder:
@@ -45,7 +37,7 @@ class ToolCallDecoder:
     __slots__ = ("_done", "_pending")
 
     def __init__(self) -> None:
-        self._pending: dict[int, _Building] = {}
+        self._pending: dict[int, ToolCallParts] = {}
         self._done: set[int] = set()
 
     def decode(self, chunk: Chunk) -> list[ToolCall]:
@@ -67,15 +59,10 @@ class ToolCallDecoder:
                     "snapshot.tool_calls at the end instead"
                 )
             complete += self._release(before=index)
-            call = self._pending.get(index)
-            if call is None:
-                call = self._pending[index] = _Building()
-            if delta.id:
-                call.id = delta.id
-            if delta.name:
-                call.name = delta.name
-            if delta.arguments:
-                call.parts.append(delta.arguments)
+            parts = self._pending.get(index)
+            if parts is None:
+                parts = self._pending[index] = ToolCallParts()
+            parts.add(delta)
         if chunk.finish_reason is not None:
             complete += self.flush()
         return complete
@@ -89,9 +76,8 @@ class ToolCallDecoder:
         indexes = sorted(i for i in pending if before is None or i < before)
         released: list[ToolCall] = []
         for index in indexes:
-            call = pending.pop(index)
             self._done.add(index)
-            released.append(ToolCall(id=call.id, name=call.name, arguments="".join(call.parts)))
+            released.append(pending.pop(index).call())
         return released
 
 
