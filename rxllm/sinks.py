@@ -157,7 +157,8 @@ def _call_on_loop(loop: asyncio.AbstractEventLoop, fn: Any, *args: Any) -> None:
         loop.call_soon_threadsafe(fn, *args)
 
 
-_END = object()
+END = object()
+"""Put after the last item handed over through a queue."""
 
 
 def iterate(source: reactivex.Observable[T], *, buffer: int = 1024) -> Iterator[T]:
@@ -183,10 +184,10 @@ def iterate(source: reactivex.Observable[T], *, buffer: int = 1024) -> Iterator[
             return
 
     def on_error(error: Exception) -> None:
-        put(_Failure(error))
+        put(Failure(error))
 
     def on_completed() -> None:
-        put(_END)
+        put(END)
 
     def pull() -> Iterator[T]:
         # Subscribes on the first next(), like a generator should.
@@ -194,9 +195,9 @@ def iterate(source: reactivex.Observable[T], *, buffer: int = 1024) -> Iterator[
         try:
             while True:
                 item = items.get()
-                if item is _END:
+                if item is END:
                     return
-                if isinstance(item, _Failure):
+                if isinstance(item, Failure):
                     raise item.error
                 yield item
         finally:
@@ -206,7 +207,9 @@ def iterate(source: reactivex.Observable[T], *, buffer: int = 1024) -> Iterator[
     return pull()
 
 
-class _Failure:
+class Failure:
+    """An error handed over through a queue, to be raised by its reader."""
+
     __slots__ = ("error",)
 
     def __init__(self, error: BaseException) -> None:
@@ -229,22 +232,28 @@ async def aiterate(source: reactivex.Observable[T]) -> AsyncIterator[T]:
         _call_on_loop(loop, items.put_nowait, item)
 
     def on_error(error: Exception) -> None:
-        _call_on_loop(loop, items.put_nowait, _Failure(error))
+        _call_on_loop(loop, items.put_nowait, Failure(error))
 
     def on_completed() -> None:
-        _call_on_loop(loop, items.put_nowait, _END)
+        _call_on_loop(loop, items.put_nowait, END)
 
     subscription = source.subscribe(on_next, on_error, on_completed)
     try:
-        while True:
-            item = await items.get()
-            if item is _END:
-                return
-            if isinstance(item, _Failure):
-                raise item.error
+        async for item in receive(items):
             yield item
     finally:
         subscription.dispose()
+
+
+async def receive(items: asyncio.Queue[Any]) -> AsyncIterator[Any]:
+    """The items a producer hands over through `items` until `END`; a `Failure` is raised."""
+    while True:
+        item = await items.get()
+        if item is END:
+            return
+        if isinstance(item, Failure):
+            raise item.error
+        yield item
 
 
 def write_wav(

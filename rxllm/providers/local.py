@@ -44,6 +44,7 @@ from rxllm.accumulator import register_raw_builder
 from rxllm.calls import CallControl
 from rxllm.llm import LLM, Request
 from rxllm.models import Chunk, Usage
+from rxllm.sinks import END, Failure, receive
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
@@ -444,16 +445,6 @@ class LocalProvider:
         return LocalCall(self.shared, self.arguments(request), request.stall_timeout)
 
 
-_END = object()
-
-
-class _Failure:
-    __slots__ = ("error",)
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-
 class LocalCall:
     """One chat completion on a `LocalModel`, streamed token by token."""
 
@@ -544,22 +535,17 @@ class LocalCall:
                         break
                     hand_over(chunk)
             except Exception as exc:
-                hand_over(_Failure(exc))
+                hand_over(Failure(exc))
             else:
-                hand_over(_END)
+                hand_over(END)
             finally:
                 chunks.close()
 
         thread = threading.Thread(target=work, name="rxllm-local", daemon=True)
         thread.start()
         try:
-            while True:
-                item = await items.get()
-                if item is _END:
-                    return
-                if isinstance(item, _Failure):
-                    raise item.error
-                yield item
+            async for chunk in receive(items):
+                yield chunk
         finally:
             worker.cancel()
             unregister()
