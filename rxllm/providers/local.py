@@ -9,8 +9,8 @@ How it fits the rest of rxllm: the provider only describes a call (`LocalCall`);
 in `rxllm.calls` turns it into a cold observable like every other provider's. What is
 particular here:
 
-- one `Llama` per model file and process (`shared_model`), loaded lazily under a lock on the
-  first call's worker thread, never on the caller's thread;
+- one `Llama` per model file and process (`shared_model`), loaded lazily under a lock when
+  first needed — by a call's worker thread, or by whoever first asks for a token count;
 - a llama.cpp context is not thread-safe, so generation is serialized per model by a
   `_Turn`: a call waiting for its turn wakes up and leaves at once when it is cancelled,
   so a disposed subscription never holds the model nor queues work behind it;
@@ -21,7 +21,8 @@ particular here:
   event loop with `call_soon_threadsafe`, so the loop never blocks on the model;
 - llama's stream reports no usage, so every chunk carries running totals computed here: the
   prompt's tokens (the GGUF's own chat template, tokenized by the model) and one completion
-  token per generated text delta — a call cut short by `take_until` still says what it cost;
+  token per generated text delta (a delta can hold more than one token, so this may count
+  low) — a call cut short by `take_until` still says roughly what it cost;
 - `LocalModel.close()` frees a model once no generation can touch it, and runs at exit so
   llama's own finalizer never runs against a half-torn-down interpreter.
 """

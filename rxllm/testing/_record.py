@@ -61,7 +61,8 @@ class RecordedRequest:
     chunks_after_close: int = 0
     """Chunks written although the client had already gone (0 for a prompt client)."""
     finished: bool = False
-    """The script was carried out to its end (its last event, drop or give-up)."""
+    """The answer was carried out to its end: the script's last event, drop or give-up, or
+    an HTTP error reply (also the 500 sent when no script was pushed)."""
     completed_normally: bool = False
     """The response was a whole stream with the protocol's own end ([DONE], message_stop)."""
     _changed: threading.Condition = field(
