@@ -30,11 +30,23 @@ import rxllm
 from benchmarks.bodies import Protocol
 from rxllm import ops
 
-__all__ = ["AsyncClients", "SyncClients", "model_name", "rxllm_pipeline"]
+__all__ = ["AsyncClients", "SyncClients", "model_name", "rxllm_pipeline", "sdk_stream"]
 
 MESSAGES = [{"role": "user", "content": "bench"}]
 MAX_TOKENS = 4096
 STREAM_OPTIONS = {"include_usage": True}
+
+
+def sdk_stream(clients: Any, protocol: Protocol, model: str) -> Any:
+    """The bare SDK's streaming call for `model` on a `SyncClients` or `AsyncClients`
+    (the async one returns an awaitable), so every reader sends the same request."""
+    if protocol == "openai":
+        return clients.openai.chat.completions.create(
+            model=model, messages=MESSAGES, stream=True, stream_options=STREAM_OPTIONS
+        )
+    return clients.anthropic.messages.create(
+        model=model, messages=MESSAGES, max_tokens=MAX_TOKENS, stream=True
+    )
 
 
 def model_name(n: int, *, every: float = 0.0, tag: str = "") -> str:

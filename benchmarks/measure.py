@@ -27,7 +27,7 @@ from reactivex.subject import Subject
 import rxllm
 from benchmarks import bodies
 from benchmarks.bodies import Protocol
-from benchmarks.clients import AsyncClients, SyncClients, model_name, rxllm_pipeline
+from benchmarks.clients import AsyncClients, SyncClients, model_name, rxllm_pipeline, sdk_stream
 from benchmarks.config import Config
 from benchmarks.results import Row, Sample
 from rxllm import ops
@@ -204,21 +204,11 @@ def _first_sync(clients: SyncClients, kind: str, protocol: Protocol, model: str)
         if not done.wait(30) or failure:
             raise RuntimeError(f"rxllm stream failed: {failure}")
     elif protocol == "openai":
-        for chunk in clients.openai.chat.completions.create(
-            model=model,
-            messages=[{"role": "user", "content": "bench"}],
-            stream=True,
-            stream_options={"include_usage": True},
-        ):
+        for chunk in sdk_stream(clients, "openai", model):
             if first is None and chunk.choices and chunk.choices[0].delta.content:
                 first = time.perf_counter()
     else:
-        for event in clients.anthropic.messages.create(
-            model=model,
-            messages=[{"role": "user", "content": "bench"}],
-            max_tokens=4096,
-            stream=True,
-        ):
+        for event in sdk_stream(clients, "anthropic", model):
             if first is None and event.type == "content_block_delta":
                 first = time.perf_counter()
     assert first is not None
@@ -248,22 +238,12 @@ async def _first_async(clients: AsyncClients, kind: str, protocol: Protocol, mod
         rxllm_pipeline(clients.llm(protocol, model)).subscribe(on_next, on_error, on_completed)
         await asyncio.wait_for(done, 30)
     elif protocol == "openai":
-        stream = await clients.openai.chat.completions.create(
-            model=model,
-            messages=[{"role": "user", "content": "bench"}],
-            stream=True,
-            stream_options={"include_usage": True},
-        )
+        stream = await sdk_stream(clients, "openai", model)
         async for chunk in stream:
             if first is None and chunk.choices and chunk.choices[0].delta.content:
                 first = time.perf_counter()
     else:
-        events = await clients.anthropic.messages.create(
-            model=model,
-            messages=[{"role": "user", "content": "bench"}],
-            max_tokens=4096,
-            stream=True,
-        )
+        events = await sdk_stream(clients, "anthropic", model)
         async for event in events:
             if first is None and event.type == "content_block_delta":
                 first = time.perf_counter()
@@ -426,9 +406,7 @@ def _cancel_sync(
             timeout=30,
         )
     elif protocol == "openai":
-        stream = clients.openai.chat.completions.create(
-            model=model, messages=[{"role": "user", "content": "bench"}], stream=True
-        )
+        stream = sdk_stream(clients, "openai", model)
         for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
                 stopper.count += 1
@@ -437,12 +415,7 @@ def _cancel_sync(
                 stream.close()
                 break
     else:
-        events = clients.anthropic.messages.create(
-            model=model,
-            messages=[{"role": "user", "content": "bench"}],
-            max_tokens=4096,
-            stream=True,
-        )
+        events = sdk_stream(clients, "anthropic", model)
         for event in events:
             if event.type == "content_block_delta":
                 stopper.count += 1
@@ -477,9 +450,7 @@ async def _cancel_async(
             timeout=30,
         )
     elif protocol == "openai":
-        stream = await clients.openai.chat.completions.create(
-            model=model, messages=[{"role": "user", "content": "bench"}], stream=True
-        )
+        stream = await sdk_stream(clients, "openai", model)
         async for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
                 stopper.count += 1
@@ -488,12 +459,7 @@ async def _cancel_async(
                 await stream.close()
                 break
     else:
-        events = await clients.anthropic.messages.create(
-            model=model,
-            messages=[{"role": "user", "content": "bench"}],
-            max_tokens=4096,
-            stream=True,
-        )
+        events = await sdk_stream(clients, "anthropic", model)
         async for event in events:
             if event.type == "content_block_delta":
                 stopper.count += 1

@@ -28,7 +28,7 @@ from typing import Any
 import httpx2
 
 from benchmarks import bodies
-from benchmarks.clients import AsyncClients, SyncClients, model_name, rxllm_pipeline
+from benchmarks.clients import AsyncClients, SyncClients, model_name, rxllm_pipeline, sdk_stream
 from benchmarks.server import raise_fd_limit
 
 __all__ = ["main"]
@@ -148,22 +148,12 @@ async def _paced(args: dict[str, Any]) -> None:
 
         async def read(i: int) -> None:
             if protocol == "openai":
-                stream = await clients.openai.chat.completions.create(
-                    model=model,
-                    messages=[{"role": "user", "content": "bench"}],
-                    stream=True,
-                    stream_options={"include_usage": True},
-                )
+                stream = await sdk_stream(clients, "openai", model)
                 async for chunk in stream:
                     if chunk.choices and chunk.choices[0].delta.content:
                         counts[i] += 1
             else:
-                events = await clients.anthropic.messages.create(
-                    model=model,
-                    messages=[{"role": "user", "content": "bench"}],
-                    max_tokens=4096,
-                    stream=True,
-                )
+                events = await sdk_stream(clients, "anthropic", model)
                 async for event in events:
                     if event.type == "content_block_delta" and event.delta.type == "text_delta":
                         counts[i] += 1
