@@ -187,7 +187,7 @@ class _Runner:
         self.call = call
         self.control = control
         self.observer = observer
-        self.received: list[Chunk] = []
+        self.received = Accumulator()  # for `partial`: keeps no chunk objects alive
         self.subscriber_error: Exception | None = None
 
     def emit(self, chunk: Chunk) -> bool:
@@ -196,7 +196,7 @@ class _Runner:
         if control.cancelled:
             return False
         control.last_event = _monotonic()
-        self.received.append(chunk)
+        self.received.push(chunk)
         try:
             self.observer.on_next(chunk)
         except Exception as exc:
@@ -206,11 +206,7 @@ class _Runner:
         return not control.cancelled
 
     def partial(self) -> Any:
-        if not self.received:
-            return None
-        acc = Accumulator()
-        acc.extend(self.received)
-        return acc.response()
+        return self.received.response() if len(self.received) else None
 
     def finish(self, error: Exception | None) -> None:
         """Send the terminal notification: error, completion, or nothing after a dispose."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -60,8 +62,33 @@ def test_sequential_reads_join_only_the_new_part() -> None:
     for i in range(100):
         snapshot = acc.add(Chunk(content="x"))
         assert snapshot.text == "x" * (i + 1)
-    joined = acc._joins["content"]
+    joined = acc._joined
     assert joined.count == 100
+
+
+def test_it_keeps_no_chunk_objects_alive() -> None:
+    """Chunks with raw bytes are not retained: nothing per chunk for the GC to scan."""
+    import gc
+    import weakref
+
+    from rxllm.providers.openai import OpenAIEvents
+
+    mapper = OpenAIEvents()
+    acc = Accumulator()
+    refs = []
+    for i in range(50):
+        payload = b'{"id":"c1","model":"m","choices":[{"index":0,"delta":{"content":"%d"}}]}' % i
+        chunk = mapper.map(None, json.loads(payload), payload)
+        assert chunk is not None
+        refs.append(weakref.ref(chunk))
+        acc.add(chunk)
+    del chunk
+    gc.collect()
+    assert all(ref() is None for ref in refs[:-1])  # the last one is the latest snapshot's
+    assert not any(gc.is_tracked(item) for item in acc._raws)
+    response = acc.response()
+    assert response.text == "".join(str(i) for i in range(50))
+    assert response.raw.choices[0].message.content == response.text  # rebuilt from the bytes
 
 
 def test_tool_calls_usage_finish_and_metadata() -> None:

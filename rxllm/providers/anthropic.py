@@ -25,7 +25,7 @@ from anthropic.types import RawMessageStreamEvent
 from rxllm import errors
 from rxllm.accumulator import register_raw_builder
 from rxllm.llm import LLM, Request, check_params
-from rxllm.models import Chunk, ToolCallDelta, Usage, register_event_builder
+from rxllm.models import Chunk, Response, ToolCallDelta, Usage, register_event_builder
 from rxllm.providers._http import SDKProvider
 from rxllm.providers.tools import tool_schema
 
@@ -164,13 +164,10 @@ class AnthropicEvents:
             )
 
 
-def _response_raw(chunks: Sequence[Chunk]) -> Any:
+def _response_raw(events: Sequence[Any], response: Response) -> Any:
     snapshot: Any = None
     json_buffers: dict[int, bytes] = {}
-    for chunk in chunks:
-        event = chunk.raw
-        if event is None:
-            continue
+    for event in events:
         if snapshot is None and getattr(event, "type", None) != "message_start":
             continue
         snapshot = accumulate_event(event=event, current_snapshot=snapshot, json_bufs=json_buffers)

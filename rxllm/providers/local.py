@@ -44,7 +44,7 @@ from rxllm import errors
 from rxllm.accumulator import register_raw_builder
 from rxllm.calls import CallControl
 from rxllm.llm import LLM, Request
-from rxllm.models import Chunk, Usage
+from rxllm.models import Chunk, Response, Usage
 from rxllm.sinks import END, Failure, receive
 
 __all__ = [
@@ -563,32 +563,27 @@ def _returning(value: Any) -> Callable[[], Any]:
     return lambda: value
 
 
-def _response_raw(chunks: Sequence[Chunk]) -> dict[str, Any] | None:
+def _response_raw(events: Sequence[Any], response: Response) -> dict[str, Any] | None:
     """The llama-cpp `CreateChatCompletionResponse` the streamed chunks add up to."""
-    if not chunks:
+    if not events:
         return None
-    last = chunks[-1]
-    finish_reason = next((c.finish_reason for c in reversed(chunks) if c.finish_reason), None)
-    usage = next((c.usage for c in reversed(chunks) if c.usage), None)
-    first_raw = chunks[0].raw
-    created = first_raw.get("created") if isinstance(first_raw, Mapping) else None
+    first = events[0]
+    created = first.get("created") if isinstance(first, Mapping) else None
     raw: dict[str, Any] = {
-        "id": last.id,
+        "id": response.id,
         "object": "chat.completion",
         "created": created,
-        "model": last.model,
+        "model": response.model,
         "choices": [
             {
                 "index": 0,
-                "message": {
-                    "role": "assistant",
-                    "content": "".join(c.content for c in chunks),
-                },
+                "message": {"role": "assistant", "content": response.text},
                 "logprobs": None,
-                "finish_reason": finish_reason,
+                "finish_reason": response.finish_reason,
             }
         ],
     }
+    usage = response.usage
     if usage is not None:
         raw["usage"] = {
             "prompt_tokens": usage.input_tokens,

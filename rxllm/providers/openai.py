@@ -23,7 +23,7 @@ from openai.types.chat import ChatCompletionChunk
 from rxllm import errors
 from rxllm.accumulator import register_raw_builder
 from rxllm.llm import LLM, Request, check_params
-from rxllm.models import Chunk, ToolCallDelta, Usage, register_event_builder
+from rxllm.models import Chunk, Response, ToolCallDelta, Usage, register_event_builder
 from rxllm.providers._http import SDKProvider
 from rxllm.providers.tools import tool_schema
 
@@ -139,11 +139,10 @@ def _usage(usage: dict[str, Any]) -> Usage:
     )
 
 
-def _response_raw(chunks: Sequence[Chunk]) -> Any:
+def _response_raw(events: Sequence[Any], response: Response) -> Any:
     state = ChatCompletionStreamState()
     handled = False
-    for chunk in chunks:
-        raw = chunk.raw
+    for raw in events:
         if isinstance(raw, ChatCompletionChunk):
             state.handle_chunk(raw)
             handled = True
