@@ -151,12 +151,18 @@ def call_observable(make_call: Callable[[], Call]) -> reactivex.Observable[Chunk
 
 
 def call_subscriber(
-    make_call: Callable[[], Call],
-) -> Callable[[abc.ObserverBase[Chunk], abc.SchedulerBase | None], abc.DisposableBase]:
-    """The subscribe function behind `call_observable` (for Observable subclasses)."""
+    make_call: Callable[[], Call], *, snapshots: bool = False
+) -> Callable[[abc.ObserverBase[Any], abc.SchedulerBase | None], abc.DisposableBase]:
+    """The subscribe function behind `call_observable` (for Observable subclasses).
+
+    With `snapshots` the call emits the `Snapshot` of each chunk instead of the chunk: what
+    `call.pipe(ops.accumulate())` emits, fused into the call (the bridge keeps the response
+    so far for errors' `partial` anyway, so the accumulation is done once, one layer less).
+    """
+    runner_class = _SnapshotRunner if snapshots else _Runner
 
     def subscribe(
-        observer: abc.ObserverBase[Chunk], scheduler: abc.SchedulerBase | None = None
+        observer: abc.ObserverBase[Any], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
         control = CallControl()
         try:
@@ -169,11 +175,13 @@ def call_subscriber(
             observer.on_error(exc)
             return Disposable()
         if loop is None:
-            runner = _Runner(call, control, observer)
+            runner = runner_class(call, control, observer)
             thread = threading.Thread(target=runner.run_sync, name="rxllm-call", daemon=True)
             thread.start()
             return Disposable(control.cancel)
-        return _subscribe_async(call, control, observer, loop)
+        runner = runner_class(call, control, observer)
+        loop.create_task(runner.run_async())
+        return Disposable(control.cancel)
 
     return subscribe
 
@@ -181,21 +189,23 @@ def call_subscriber(
 class _Runner:
     """Drives one call and delivers its notifications; shared by the sync and async paths."""
 
-    __slots__ = ("call", "control", "observer", "received", "subscriber_error")
+    __slots__ = ("call", "control", "observer", "received", "subscriber_error", "watched")
 
-    def __init__(self, call: Call, control: CallControl, observer: abc.ObserverBase[Chunk]):
+    def __init__(self, call: Call, control: CallControl, observer: abc.ObserverBase[Any]):
         self.call = call
         self.control = control
         self.observer = observer
         self.received = Accumulator()  # for `partial`: keeps no chunk objects alive
         self.subscriber_error: Exception | None = None
+        self.watched = bool(call.stall_timeout)  # a watchdog reads `control.last_event`
 
     def emit(self, chunk: Chunk) -> bool:
         """Deliver one chunk; False when the call must stop (cancelled or on_next raised)."""
         control = self.control
         if control.cancelled:
             return False
-        control.last_event = _monotonic()
+        if self.watched:
+            control.last_event = _monotonic()
         self.received.push(chunk)
         try:
             self.observer.on_next(chunk)
@@ -288,15 +298,26 @@ class _Runner:
             control.cancel()
 
 
-def _subscribe_async(
-    call: Call,
-    control: CallControl,
-    observer: abc.ObserverBase[Chunk],
-    loop: asyncio.AbstractEventLoop,
-) -> abc.DisposableBase:
-    runner = _Runner(call, control, observer)
-    loop.create_task(runner.run_async())
-    return Disposable(control.cancel)
+class _SnapshotRunner(_Runner):
+    """A runner that emits each chunk's `Snapshot` (the fused `accumulate()`)."""
+
+    __slots__ = ()
+
+    def emit(self, chunk: Chunk) -> bool:
+        """Deliver the snapshot of one chunk; False when the call must stop."""
+        control = self.control
+        if control.cancelled:
+            return False
+        if self.watched:
+            control.last_event = _monotonic()
+        snapshot = self.received.add(chunk)
+        try:
+            self.observer.on_next(snapshot)
+        except Exception as exc:
+            self.subscriber_error = exc
+            control.cancel()
+            return False
+        return not control.cancelled
 
 
 def _task_canceller(task: asyncio.Task[Any]) -> Callable[[], None]:

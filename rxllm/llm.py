@@ -16,6 +16,7 @@ from typing import Any, ParamSpec, Protocol
 
 import reactivex
 
+from rxllm.accumulator import Snapshot
 from rxllm.calls import Call, call_subscriber
 from rxllm.models import Chunk
 
@@ -78,7 +79,18 @@ class CallStream(reactivex.Observable[Chunk]):
         """The provider that makes the call."""
         self.request = request
         """The validated request each subscription sends."""
-        super().__init__(call_subscriber(lambda: provider.make_call(request)))
+        super().__init__(call_subscriber(self._make_call))
+
+    def _make_call(self) -> Call:
+        return self.provider.make_call(self.request)
+
+    def snapshots(self) -> reactivex.Observable[Snapshot]:
+        """The same call emitting `Snapshot`s: `ops.accumulate()` applied to it, fused.
+
+        `stream.pipe(ops.accumulate())` returns this; the call's bridge already keeps the
+        response so far (for errors' `partial`), so the snapshots come from it directly.
+        """
+        return reactivex.Observable(call_subscriber(self._make_call, snapshots=True))
 
     def continue_from(self, text: str) -> CallStream | None:
         """The same call, asked to continue after `text` was already delivered.

@@ -221,3 +221,58 @@ async def test_await_a_single_item_observable_and_run_from_sync_code() -> None:
 def test_run_blocks_for_the_last_item() -> None:
     llm = rxllm.scripted(["Hel", "lo"], delay=0.001)
     assert llm.stream("x").pipe(ops.to_response()).run().text == "Hello"
+
+
+# --- accumulate() fused into the call ------------------------------------------------------
+
+
+def _snapshots(source: reactivex.Observable[Chunk]) -> list[tuple[int, str, str | None]]:
+    return [
+        (s.index, s.text, s.finish_reason) for s in rxllm.iterate(source.pipe(ops.accumulate()))
+    ]
+
+
+def test_accumulate_on_a_call_is_fused_and_emits_the_same_snapshots() -> None:
+    llm = rxllm.scripted(["Av", "eng", "ers", "!"])
+    fused = llm.stream("x").pipe(ops.accumulate())
+    assert not isinstance(fused, type(llm.stream("x")))  # a snapshot stream, not a CallStream
+    # the same chunks through the generic operator (the source is not a call)
+    chunks = list(rxllm.iterate(llm.stream("x")))
+    assert _snapshots(llm.stream("x")) == _snapshots(reactivex.from_iterable(chunks))
+    last = rxllm.collect(fused)
+    assert last.text == "Avengers!" and last.finish_reason == "stop"
+
+
+def test_fused_accumulate_error_carries_the_partial_and_on_next_errors_stop_the_call() -> None:
+    failing = rxllm.scripted(["a", "b"], error=rxllm.StreamInterrupted("cut"))
+    with pytest.raises(rxllm.StreamInterrupted) as caught:
+        rxllm.collect(failing.stream("x").pipe(ops.accumulate()))
+    assert caught.value.partial is not None and caught.value.partial.text == "ab"
+
+    llm = rxllm.scripted(["a"] * 50, delay=0.001)
+    seen: list[str] = []
+
+    def boom(snapshot: rxllm.Snapshot) -> None:
+        seen.append(snapshot.text)
+        if len(seen) == 3:
+            raise ValueError("subscriber bug")
+
+    errors: list[Exception] = []
+    done = threading.Event()
+    llm.stream("x").pipe(ops.accumulate()).subscribe(
+        boom, lambda e: (errors.append(e), done.set()), done.set
+    )
+    assert done.wait(5)
+    time.sleep(0.05)
+    assert seen == ["a", "aa", "aaa"] and isinstance(errors[0], ValueError)
+
+
+async def test_fused_accumulate_delivers_on_the_loop_thread() -> None:
+    loop_thread = threading.get_ident()
+    seen: list[int] = []
+    response = await rxllm.acollect(
+        rxllm.scripted(["a", "b"], delay=0.001)
+        .stream("x")
+        .pipe(ops.accumulate(), rx_ops.do_action(lambda _: seen.append(threading.get_ident())))
+    )
+    assert response.text == "ab" and set(seen) == {loop_thread}

@@ -8,6 +8,7 @@ import reactivex
 from reactivex import abc
 
 from rxllm.accumulator import Accumulator, Snapshot
+from rxllm.llm import CallStream
 from rxllm.models import Chunk
 
 __all__ = ["accumulate"]
@@ -32,6 +33,9 @@ def accumulate() -> Callable[[reactivex.Observable[Chunk]], reactivex.Observable
     """
 
     def operator(source: reactivex.Observable[Chunk]) -> reactivex.Observable[Snapshot]:
+        if isinstance(source, CallStream):
+            return source.snapshots()  # fused into the call: the same snapshots, one layer less
+
         def subscribe(
             observer: abc.ObserverBase[Snapshot], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
