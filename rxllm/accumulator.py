@@ -130,34 +130,35 @@ class Accumulator:
     def push(self, chunk: Chunk) -> None:
         """Add one chunk without making a snapshot. O(1)."""
         n = self._n
-        self._content.append(chunk.content)
+        values = chunk.__dict__  # the fields, read as dict items: the hot path
+        self._content.append(values["content"])
         private = chunk.__pydantic_private__
         data = private["_raw_data"] if private else None
         if data is None and private and (private["_raw"] is not None or private["_raw_factory"]):
             data = chunk  # a raw object already built, or built by a factory: keep the chunk
         self._raws.append(data)
         if (
-            chunk.thinking
-            or chunk.tool_calls
-            or chunk.refusal
-            or chunk.audio
-            or chunk.audio_transcript
+            values["thinking"]
+            or values["tool_calls"]
+            or values["refusal"]
+            or values["audio"]
+            or values["audio_transcript"]
         ):
-            self._add_sparse(chunk, n)
-        if chunk.usage is not None:
-            self.usage = chunk.usage
-        if chunk.finish_reason is not None:
-            self.finish_reason = chunk.finish_reason
-        model = chunk.model
+            self._add_sparse(values, n)
+        if values["usage"] is not None:
+            self.usage = values["usage"]
+        if values["finish_reason"] is not None:
+            self.finish_reason = values["finish_reason"]
+        model = values["model"]
         if model and model != self.model:
             self.model = model
             self._models.append((n, model))
-        response_id = chunk.id
+        response_id = values["id"]
         if response_id and response_id != self.id:
             self.id = response_id
             self._ids.append((n, response_id))
         if self.provider is None:
-            self.provider = chunk.provider
+            self.provider = values["provider"]
         self._last = chunk
         self._n = n + 1
 
@@ -182,9 +183,9 @@ class Accumulator:
         """Materialize everything added so far into a `Response`."""
         return self._response(self._n, self.usage, self.finish_reason)
 
-    def _add_sparse(self, chunk: Chunk, n: int) -> None:
+    def _add_sparse(self, values: dict[str, Any], n: int) -> None:
         for field in _SPARSE_FIELDS:
-            value = getattr(chunk, field)
+            value = values[field]
             if value:
                 sparse = self._sparse.get(field)
                 if sparse is None:

@@ -18,11 +18,13 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr
 __all__ = [
     "Chunk",
     "Response",
+    "TextChunkMaker",
     "ToolCall",
     "ToolCallDelta",
     "Usage",
     "raw_event",
     "register_event_builder",
+    "text_chunk_maker",
 ]
 
 _EVENT_BUILDERS: dict[str, Callable[[bytes], Any]] = {}
@@ -293,6 +295,42 @@ _set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
 _set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 _CHUNK_FIELDS = set(Chunk.model_fields)
 _TEMPLATE = _template()
+
+
+TextChunkMaker = Callable[[str, str | None, str | None, bytes | None], Chunk]
+"""`make(content, model, id, raw_data) -> Chunk`: see `text_chunk_maker`."""
+
+
+def text_chunk_maker(provider: str) -> TextChunkMaker:
+    """A function that makes the text-delta chunks of one stream, the bulk of most streams.
+
+    Provider, model and id repeat from chunk to chunk, so they live in a template that is
+    copied (as in `Chunk.unchecked`, which every other chunk goes through): ~0.5 µs a chunk.
+
+    >>> make = text_chunk_maker("openai")
+    >>> make("Hel", "gpt-4o", "c1", None) == Chunk(
+    ...     content="Hel", model="gpt-4o", id="c1", provider="openai"
+    ... )
+    True
+    """
+    template = _copy_dict(_TEMPLATE)
+    template["provider"] = provider
+    current: list[str | None] = [None, None]
+
+    def make(content: str, model: str | None, id: str | None, raw_data: bytes | None) -> Chunk:
+        if model != current[0] or id != current[1]:
+            current[0] = template["model"] = model
+            current[1] = template["id"] = id
+        values = _copy_dict(template)
+        values["content"] = content
+        chunk = _new(Chunk)
+        _set_dict(chunk, values)
+        _set_fields_set(chunk, _CHUNK_FIELDS)
+        _set_extra(chunk, None)
+        _set_private(chunk, {"_raw": None, "_raw_factory": None, "_raw_data": raw_data})
+        return chunk
+
+    return make
 
 
 class Response(_LazyRaw):

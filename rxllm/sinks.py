@@ -37,7 +37,9 @@ class _Materializer:
         self._last: Snapshot | Response | None = None
 
     def add(self, item: Any) -> None:
-        if isinstance(item, Chunk):
+        if type(item) is Snapshot:  # the usual last operator: accumulate()
+            self._last = item
+        elif isinstance(item, Chunk):
             self._acc.add(item)
         elif isinstance(item, Snapshot | Response):
             self._last = item

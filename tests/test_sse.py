@@ -57,3 +57,51 @@ def test_unterminated_last_event_is_flushed() -> None:
 
 def test_comments_and_unknown_fields_produce_nothing() -> None:
     assert decode([b": ping\n\nid: 3\nretry: 10\n\n"]) == []
+
+
+def reference(body: bytes) -> list[tuple[str | None, bytes]]:
+    """The SSE spec's line-by-line algorithm, on the whole body at once."""
+    events: list[tuple[str | None, bytes]] = []
+    data: bytes | None = None
+    event: str | None = None
+    lines = body.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+    for line in [*lines, b""]:
+        if not line:
+            if data is not None:
+                events.append((event, data))
+            data, event = None, None
+        elif line.startswith(b"data:"):
+            value = line[6:] if line.startswith(b"data: ") else line[5:]
+            data = value if data is None else data + b"\n" + value
+        elif line.startswith(b"event:"):
+            event = line[6:].strip().decode()
+    return events
+
+
+LINES = st.sampled_from(
+    [
+        b'data: {"x": 1}',
+        b"data:[DONE]",
+        b"data: ",
+        b"event: content_block_delta",
+        b"event:ping",
+        b": keep-alive",
+        b"id: 7",
+        b"retry: 10",
+        b"",
+    ]
+)
+
+
+@given(
+    st.lists(LINES, max_size=20),
+    st.sampled_from([b"\n", b"\r\n", b"\r"]),
+    st.lists(st.integers(min_value=0, max_value=400), max_size=6),
+)
+def test_any_body_decodes_as_the_spec_says(
+    lines: list[bytes], newline: bytes, cuts: list[int]
+) -> None:
+    body = b"".join(line + newline for line in lines)
+    points = sorted({min(c, len(body)) for c in cuts})
+    pieces = [body[a:b] for a, b in zip([0, *points], [*points, len(body)], strict=True)]
+    assert decode(pieces) == reference(body)

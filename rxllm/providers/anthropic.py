@@ -25,7 +25,14 @@ from anthropic.types import RawMessageStreamEvent
 from rxllm import errors
 from rxllm.accumulator import register_raw_builder
 from rxllm.llm import LLM, Request, check_params
-from rxllm.models import Chunk, Response, ToolCallDelta, Usage, register_event_builder
+from rxllm.models import (
+    Chunk,
+    Response,
+    ToolCallDelta,
+    Usage,
+    register_event_builder,
+    text_chunk_maker,
+)
 from rxllm.providers._http import SDKProvider
 from rxllm.providers.tools import tool_schema
 
@@ -60,9 +67,10 @@ class AnthropicEvents:
     """Maps Messages stream events (parsed JSON) to `Chunk`s. One per call: it keeps the
     block-index -> tool-ordinal table and the input tokens of `message_start`."""
 
-    __slots__ = ("_input_tokens", "_tools", "done", "finished", "id", "model")
+    __slots__ = ("_input_tokens", "_text", "_tools", "done", "finished", "id", "model")
 
     def __init__(self) -> None:
+        self._text = text_chunk_maker(PROVIDER)
         self._tools: dict[int, int] = {}
         self._input_tokens = 0
         self.done = False
@@ -75,6 +83,10 @@ class AnthropicEvents:
         if type(data) is not dict:
             return None
         kind = data.get("type") or event
+        if kind == "content_block_delta" and payload is not None:
+            delta = data.get("delta")
+            if type(delta) is dict and delta.get("type") == "text_delta":  # the bulk
+                return self._text(delta.get("text") or "", self.model, self.id, payload)
         content = thinking = ""
         tool_calls: tuple[ToolCallDelta, ...] = ()
         finish_reason = None

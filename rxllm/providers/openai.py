@@ -23,7 +23,14 @@ from openai.types.chat import ChatCompletionChunk
 from rxllm import errors
 from rxllm.accumulator import register_raw_builder
 from rxllm.llm import LLM, Request, check_params
-from rxllm.models import Chunk, Response, ToolCallDelta, Usage, register_event_builder
+from rxllm.models import (
+    Chunk,
+    Response,
+    ToolCallDelta,
+    Usage,
+    register_event_builder,
+    text_chunk_maker,
+)
 from rxllm.providers._http import SDKProvider
 from rxllm.providers.tools import tool_schema
 
@@ -42,9 +49,10 @@ _CREATE_PARAMS = frozenset(
 class OpenAIEvents:
     """Maps Chat Completions stream events (parsed JSON) to `Chunk`s. Pure; one per call."""
 
-    __slots__ = ("done", "finished")
+    __slots__ = ("_text", "done", "finished")
 
     def __init__(self) -> None:
+        self._text = text_chunk_maker(PROVIDER)
         self.done = False
         self.finished = False
 
@@ -58,17 +66,27 @@ class OpenAIEvents:
         error = data.get("error")
         if error:
             raise errors.stream_error_event(PROVIDER, error)
+        choices = data.get("choices")
+        if choices and payload is not None and not data.get("usage"):
+            choice = choices[0]
+            delta = choice.get("delta")
+            if (
+                type(delta) is dict
+                and len(delta) == 1
+                and choice.get("finish_reason") is None
+                and type(content := delta.get("content")) is str
+            ):  # the bulk of a stream: a text delta alone
+                return self._text(
+                    content, data.get("model") or None, data.get("id") or None, payload
+                )
         content = thinking = refusal = transcript = ""
         audio = b""
         tool_calls: tuple[ToolCallDelta, ...] = ()
         finish_reason = None
-        choices = data.get("choices")
         if choices:
             choice = choices[0]
             delta = choice.get("delta")
-            if delta and len(delta) == 1 and "content" in delta:
-                content = delta["content"] or ""  # the common case: a text delta alone
-            elif delta:
+            if delta:
                 content = delta.get("content") or ""
                 refusal = delta.get("refusal") or ""
                 thinking = delta.get("reasoning_content") or delta.get("reasoning") or ""

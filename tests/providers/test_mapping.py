@@ -272,3 +272,51 @@ def test_anthropic_end_before_message_stop_is_interrupted() -> None:
     mapper.map("message_start", ANTHROPIC[0])
     with pytest.raises(rxllm.StreamInterrupted):
         mapper.end()
+
+
+# --- the text-delta fast path makes the same chunk as the general path -------------------
+
+OPENAI_TEXT_SHAPES = [
+    openai_chunk({"content": "Hel"}),
+    openai_chunk({"content": "Hel"}, usage=None),  # include_usage: "usage": null on each
+    openai_chunk({"content": "lo"}, obfuscation="xyz", service_tier="default"),
+    openai_chunk({"content": ""}),
+    openai_chunk({"role": "assistant", "content": "Hi"}),
+    openai_chunk({"content": "!"}, finish="stop"),
+    openai_chunk({"content": None}),
+    openai_chunk({"content": "x"}, usage={"prompt_tokens": 1, "completion_tokens": 2}),
+    {**openai_chunk({"content": "x"}), "model": "", "id": ""},
+]
+ANTHROPIC_TEXT_SHAPES = [
+    {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi"}},
+    {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": ""}},
+    {
+        "type": "content_block_delta",
+        "index": 0,
+        "delta": {"type": "thinking_delta", "thinking": "h"},
+    },
+    {"type": "content_block_delta", "index": 0, "delta": None},
+]
+
+
+@pytest.mark.parametrize("event", OPENAI_TEXT_SHAPES)
+def test_openai_fast_path_equals_the_general_path(event: dict) -> None:  # type: ignore[type-arg]
+    import json
+
+    payload = json.dumps(event).encode()
+    fast = OpenAIEvents().map(None, event, payload)  # with the bytes: the fast path may run
+    general = OpenAIEvents().map(None, event, None)  # without: always the general path
+    assert fast == general
+    assert fast is not None and fast.raw.model_dump() == general.raw.model_dump()  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("event", ANTHROPIC_TEXT_SHAPES)
+def test_anthropic_fast_path_equals_the_general_path(event: dict) -> None:  # type: ignore[type-arg]
+    import json
+
+    payload = json.dumps(event).encode()
+    start = {"type": "message_start", "message": {"id": "m1", "model": "claude-x", "usage": {}}}
+    fast_mapper, general_mapper = AnthropicEvents(), AnthropicEvents()
+    fast_mapper.map(None, start, None)
+    general_mapper.map(None, start, None)
+    assert fast_mapper.map(None, event, payload) == general_mapper.map(None, event, None)
