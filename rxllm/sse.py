@@ -24,10 +24,12 @@ ServerEvent = tuple[str | None, bytes]
 class SSEDecoder:
     """Incremental SSE decoder: bytes in, `(event, data)` pairs out, any split of the input."""
 
-    __slots__ = ("_buffer", "_pending_cr")
+    __slots__ = ("_buffer", "_data", "_event", "_pending_cr")
 
     def __init__(self) -> None:
-        self._buffer = b""  # the body after the last complete event
+        self._buffer = b""
+        self._event: str | None = None
+        self._data: bytes | None = None
         self._pending_cr = False
 
     def feed(self, piece: bytes) -> list[ServerEvent]:
@@ -42,61 +44,44 @@ class SSEDecoder:
                 self._pending_cr = True
             piece = piece.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         buffer = self._buffer + piece if self._buffer else piece
-        # Events end at a blank line: split the body into whole events at C speed, and
-        # decode the usual shapes ("data: ..." or "event: ...\ndata: ...") without a loop
-        # over their lines.
-        blocks = buffer.split(b"\n\n")
-        self._buffer = blocks.pop()
-        events: list[ServerEvent] = []
-        for block in blocks:
-            if block[:6] == b"data: ":
-                if b"\n" not in block:
-                    events.append((None, block[6:]))
-                    continue
-            elif block[:7] == b"event: ":
-                end = block.find(b"\n")
-                if (
-                    end > 0
-                    and block[end + 1 : end + 7] == b"data: "
-                    and b"\n" not in block[end + 1 :]
-                ):
-                    events.append((_event_name(block[7:end]), block[end + 7 :]))
-                    continue
-            event = _decode_block(block)
-            if event is not None:
-                events.append(event)
-        return events
+        lines = buffer.split(b"\n")
+        self._buffer = lines.pop()
+        return self._lines(lines)
 
     def flush(self) -> list[ServerEvent]:
         """End of body: the event still pending, if the body did not end with a blank line."""
-        block, self._buffer = self._buffer, b""
-        event = _decode_block(block) if block else None
-        return [event] if event is not None else []
+        lines = [self._buffer, b""] if self._buffer else [b""]
+        self._buffer = b""
+        return self._lines(lines)
+
+    def _lines(self, lines: list[bytes]) -> list[ServerEvent]:
+        events: list[ServerEvent] = []
+        data = self._data
+        event = self._event
+        for line in lines:
+            if not line:
+                if data is not None:
+                    events.append((event, data))
+                data = None
+                event = None
+            elif line.startswith(b"data: "):
+                data = line[6:] if data is None else data + b"\n" + line[6:]
+            elif line.startswith(b"data:"):
+                data = line[5:] if data is None else data + b"\n" + line[5:]
+            elif line.startswith(b"event:"):
+                event = _NAMES.get(line) or _event_name(line)
+            # ":" comments (keep-alives), "id:" and "retry:" carry nothing for us.
+        self._data = data
+        self._event = event
+        return events
 
 
 _NAMES: dict[bytes, str] = {}
 
 
-def _event_name(raw: bytes) -> str:
-    """`raw` decoded; the few names a provider uses are decoded once."""
-    name = _NAMES.get(raw)
-    if name is None:
-        name = raw.strip().decode("utf-8", "replace")
-        if len(_NAMES) < 256:
-            _NAMES[raw] = name
+def _event_name(line: bytes) -> str:
+    """The name in an `event:` line; the few names a provider uses are decoded once."""
+    name = line[6:].strip().decode("utf-8", "replace")
+    if len(_NAMES) < 256:
+        _NAMES[line] = name
     return name
-
-
-def _decode_block(block: bytes) -> ServerEvent | None:
-    """The event of one block of lines (any shape the SSE spec allows), or None."""
-    data: bytes | None = None
-    event: str | None = None
-    for line in block.split(b"\n"):
-        if line.startswith(b"data:"):
-            value = line[6:] if line.startswith(b"data: ") else line[5:]
-            data = value if data is None else data + b"\n" + value
-        elif line.startswith(b"event:"):
-            event = _event_name(line[6:])
-        # "" (leading blank lines), ":" comments (keep-alives), "id:" and "retry:" carry
-        # nothing for us.
-    return None if data is None else (event, data)
