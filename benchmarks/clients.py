@@ -30,7 +30,14 @@ import rxllm
 from benchmarks.bodies import Protocol
 from rxllm import ops
 
-__all__ = ["AsyncClients", "SyncClients", "model_name", "rxllm_pipeline", "sdk_stream"]
+__all__ = [
+    "AsyncClients",
+    "SyncClients",
+    "model_name",
+    "rxllm_pipeline",
+    "sdk_stream",
+    "sdk_streaming_response",
+]
 
 MESSAGES = [{"role": "user", "content": "bench"}]
 MAX_TOKENS = 4096
@@ -45,6 +52,18 @@ def sdk_stream(clients: Any, protocol: Protocol, model: str) -> Any:
             model=model, messages=MESSAGES, stream=True, stream_options=STREAM_OPTIONS
         )
     return clients.anthropic.messages.create(
+        model=model, messages=MESSAGES, max_tokens=MAX_TOKENS, stream=True
+    )
+
+
+def sdk_streaming_response(clients: Any, protocol: Protocol, model: str) -> Any:
+    """The same request as `sdk_stream`, in the SDK's streaming-response mode (what rxllm
+    uses): a context manager whose `.http_response` is the raw `httpx2` response."""
+    if protocol == "openai":
+        return clients.openai.chat.completions.with_streaming_response.create(
+            model=model, messages=MESSAGES, stream=True, stream_options=STREAM_OPTIONS
+        )
+    return clients.anthropic.messages.with_streaming_response.create(
         model=model, messages=MESSAGES, max_tokens=MAX_TOKENS, stream=True
     )
 

@@ -66,7 +66,10 @@ _SECTIONS = {
         "opens N streams; once all have started, a thread counts each stream's chunks over "
         "the window. A step passes when >= 95% of its streams get >= 90 chunks/s with no "
         "error (and the server itself kept the pace). N is stepped up (doubling) until a step "
-        "fails, then bisected.",
+        "fails, then bisected. **floor** is a reference, not a contestant: the SDK's "
+        "streaming-response request with its body read through httpx2/httpcore2/h11 exactly "
+        "as rxllm reads it, and then thrown away (no SSE, no JSON, no chunks): the most "
+        "streams any reader that leaves HTTP to those libraries can keep.",
     ),
     "6 accumulate scaling": (
         "6. accumulate() scaling",
@@ -333,7 +336,7 @@ def _plot_paced(ax: Any, rows: list[Row]) -> None:
     if not picked:
         ax.set_title("5b. paced streams (not run)")
         return
-    styles = {"rxllm": "-o", "sdk": "--s"}
+    styles = {"rxllm": "-o", "sdk": "--s", "floor": ":^"}
     colors = {"openai": "#1f77b4", "anthropic": "#d62728"}
     tried: set[int] = set()
     for row in picked:

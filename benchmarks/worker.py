@@ -28,7 +28,14 @@ from typing import Any
 import httpx2
 
 from benchmarks import bodies
-from benchmarks.clients import AsyncClients, SyncClients, model_name, rxllm_pipeline, sdk_stream
+from benchmarks.clients import (
+    AsyncClients,
+    SyncClients,
+    model_name,
+    rxllm_pipeline,
+    sdk_stream,
+    sdk_streaming_response,
+)
 from benchmarks.server import raise_fd_limit
 
 __all__ = ["main"]
@@ -144,6 +151,26 @@ async def _paced(args: dict[str, Any]) -> None:
 
         for i in range(streams):
             subscribe(i)
+    elif kind == "floor":
+        # The reference ceiling: the SDK sends the request in its streaming-response mode and
+        # the body is read through httpx2/httpcore2/h11 as rxllm reads it, but nothing is
+        # decoded, parsed or delivered (text events are counted with one C-level scan).
+        marker = b'"text_delta"' if protocol == "anthropic" else b'"content":'
+
+        async def read(i: int) -> None:
+            async with sdk_streaming_response(clients, protocol, model) as response:
+                async for piece in response.http_response.aiter_raw():
+                    counts[i] += piece.count(marker)
+
+        async def guarded_floor(i: int) -> None:
+            try:
+                await read(i)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                errors.append(exc)
+
+        tasks = [loop.create_task(guarded_floor(i)) for i in range(streams)]
     else:
 
         async def read(i: int) -> None:
