@@ -71,6 +71,18 @@ _SECTIONS = {
         "as rxllm reads it, and then thrown away (no SSE, no JSON, no chunks): the most "
         "streams any reader that leaves HTTP to those libraries can keep.",
     ),
+    "5c paced chunk cost": (
+        "5c. Where a paced chunk's CPU goes",
+        "A paced server flushes each SSE event on its own, so each event is one HTTP chunk "
+        "of the chunked transfer encoding, and h11, httpcore2 and httpx2 handle every one "
+        "separately, however many arrive per socket read. Here the server's exact bytes go "
+        "through the real `AsyncAnthropic` -> httpx2 -> httpcore2 -> h11 stack from "
+        "httpcore2's `AsyncMockBackend` (no socket, no event-loop wake-ups), 1 or 20 HTTP "
+        "chunks per read, and the CPU per chunk of each reader is measured: **floor** is the "
+        "SDK's streaming response read with `aiter_raw()` and thrown away, i.e. the HTTP "
+        "stack alone. Compare it with 5b's budget: 3x the bare SDK's paced streams leaves "
+        "the CPU per chunk named in 5b's note for *everything* — the HTTP stack included.",
+    ),
     "6 accumulate scaling": (
         "6. accumulate() scaling",
         "The rxllm pipeline of 1 (OpenAI, sync) end to end at growing sizes, and "

@@ -12,7 +12,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks import concurrency, measure
+from benchmarks import concurrency, measure, stack
 from benchmarks.config import Config, full, quick
 from benchmarks.report import machine, plot, write_markdown
 from benchmarks.results import Row
@@ -21,7 +21,7 @@ from benchmarks.server import raise_fd_limit
 __all__ = ["main"]
 
 _ROOT = Path(__file__).resolve().parent.parent
-_SECTIONS = ("1", "2", "3", "4", "5a", "5b", "6")
+_SECTIONS = ("1", "2", "3", "4", "5a", "5b", "5c", "6")
 
 
 class ServerProcess:
@@ -63,7 +63,7 @@ def _sections(only: str | None) -> list[str]:
         return list(_SECTIONS)
     wanted = {part.strip() for part in only.split(",") if part.strip()}
     if "5" in wanted:
-        wanted |= {"5a", "5b"}
+        wanted |= {"5a", "5b", "5c"}
     unknown = wanted - set(_SECTIONS) - {"5"}
     if unknown:
         raise SystemExit(f"--only takes sections {', '.join(_SECTIONS)}, not {sorted(unknown)}")
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
         "and write docs/performance.md + docs/performance.png.",
     )
     parser.add_argument("--quick", action="store_true", help="smaller and fewer: ~2 minutes")
-    parser.add_argument("--only", help="comma-separated sections: 1,2,3,4,5a,5b,6")
+    parser.add_argument("--only", help="comma-separated sections: 1,2,3,4,5a,5b,5c,6")
     parser.add_argument("--reps", type=int, help="override the number of repetitions")
     parser.add_argument(
         "--concurrency-protocols",
@@ -146,6 +146,7 @@ def main(argv: list[str] | None = None) -> None:
             concurrency.threads(server.url, config, emit, client_cpu),
         ),
         "5b": lambda: concurrency.paced(server.url, config, emit, client_cpu),
+        "5c": lambda: stack.stack(config, emit),
         "6": lambda: measure.accumulate_scaling(server.url, config, emit),
     }
     try:

@@ -12,6 +12,7 @@ from reactivex import operators as rx_ops
 
 import rxllm
 from rxllm import ops
+from rxllm.calls import IteratorCall
 from rxllm.models import Chunk
 
 
@@ -170,8 +171,8 @@ def test_run_and_take_until_with_a_subject_from_another_thread() -> None:
     assert response.finish_reason is None
 
 
-class Countdown:
-    """A minimal custom provider call: what `call_observable` asks of a provider."""
+class Countdown(IteratorCall):
+    """A minimal custom provider call written as generators (`IteratorCall` pumps them)."""
 
     provider = "custom"
     stall_timeout = None

@@ -25,7 +25,7 @@ import httpx2
 import jiter
 
 from rxllm import errors
-from rxllm.calls import CallControl, shutdown_socket
+from rxllm.calls import CallControl, Emit, shutdown_socket
 from rxllm.models import Chunk
 from rxllm.sse import SSEDecoder
 
@@ -213,8 +213,8 @@ class HTTPCall:
 
     # --- the shared part ---------------------------------------------------------------------
 
-    def iter_sync(self, control: CallControl) -> Iterator[Chunk]:
-        """Stream the call with the sync client, yielding chunks until done or cancelled."""
+    def pump_sync(self, control: CallControl, emit: Emit) -> None:
+        """Stream the call with the sync client, emitting chunks until done or stopped."""
         if control.cancelled:
             return
         with self.open_sync() as api_response:
@@ -229,24 +229,23 @@ class HTTPCall:
                 for piece in body:
                     for name, data in decoder.feed(piece):
                         chunk = mapper.map(name, parse(data), data)
-                        if chunk is not None:
-                            yield chunk
+                        if chunk is not None and not emit(chunk):
+                            return
                     if control.cancelled:
-                        break
+                        return
                     if mapper.done:
                         _drain_sync(body, closer)
                         break
                 else:
                     for name, data in decoder.flush():
                         chunk = mapper.map(name, parse(data), data)
-                        if chunk is not None:
-                            yield chunk
-                if not control.cancelled:
-                    mapper.end()
+                        if chunk is not None and not emit(chunk):
+                            return
+                mapper.end()
             finally:
                 unregister()
 
-    async def iter_async(self, control: CallControl) -> AsyncIterator[Chunk]:
+    async def pump_async(self, control: CallControl, emit: Emit) -> None:
         """Stream the call with the async client on the running loop."""
         async with self.open_async() as api_response:
             http = api_response.http_response
@@ -257,16 +256,16 @@ class HTTPCall:
             async for piece in body:
                 for name, data in decoder.feed(piece):
                     chunk = mapper.map(name, parse(data), data)
-                    if chunk is not None:
-                        yield chunk
+                    if chunk is not None and not emit(chunk):
+                        return
                 if mapper.done:
                     await _drain_async(body)
                     break
             else:
                 for name, data in decoder.flush():
                     chunk = mapper.map(name, parse(data), data)
-                    if chunk is not None:
-                        yield chunk
+                    if chunk is not None and not emit(chunk):
+                        return
             mapper.end()
 
     def _parse(self, data: bytes) -> Any:

@@ -42,7 +42,7 @@ from typing import Any
 
 from rxllm import errors
 from rxllm.accumulator import register_raw_builder
-from rxllm.calls import CallControl
+from rxllm.calls import CallControl, IteratorCall
 from rxllm.llm import LLM, Request
 from rxllm.models import Chunk, Response, Usage
 from rxllm.sinks import END, Failure, receive
@@ -446,7 +446,7 @@ class LocalProvider:
         return LocalCall(self.shared, self.arguments(request), request.stall_timeout)
 
 
-class LocalCall:
+class LocalCall(IteratorCall):
     """One chat completion on a `LocalModel`, streamed token by token."""
 
     provider = PROVIDER

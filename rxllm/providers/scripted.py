@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from rxllm import errors
-from rxllm.calls import CallControl
+from rxllm.calls import CallControl, IteratorCall
 from rxllm.llm import LLM, Request
 from rxllm.models import Chunk, Usage
 
@@ -91,7 +91,7 @@ class ScriptedProvider:
         return ScriptedCall(self, request.stall_timeout, skip)
 
 
-class ScriptedCall:
+class ScriptedCall(IteratorCall):
     """One replay: the chunks, each after `delay` seconds, then `error` if any."""
 
     provider = PROVIDER
