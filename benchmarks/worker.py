@@ -151,29 +151,18 @@ async def _paced(args: dict[str, Any]) -> None:
 
         for i in range(streams):
             subscribe(i)
-    elif kind == "floor":
-        # The reference ceiling: the SDK sends the request in its streaming-response mode and
-        # the body is read through httpx2/httpcore2/h11 as rxllm reads it, but nothing is
-        # decoded, parsed or delivered (text events are counted with one C-level scan).
+    else:
         marker = b'"text_delta"' if protocol == "anthropic" else b'"content":'
 
-        async def read(i: int) -> None:
+        async def floor(i: int) -> None:
+            # The reference ceiling: the SDK sends the request in its streaming-response mode
+            # and the body is read through httpx2/httpcore2/h11 as rxllm reads it, but nothing
+            # is decoded, parsed or delivered (text events are counted by one C-level scan).
             async with sdk_streaming_response(clients, protocol, model) as response:
                 async for piece in response.http_response.aiter_raw():
                     counts[i] += piece.count(marker)
 
-        async def guarded_floor(i: int) -> None:
-            try:
-                await read(i)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                errors.append(exc)
-
-        tasks = [loop.create_task(guarded_floor(i)) for i in range(streams)]
-    else:
-
-        async def read(i: int) -> None:
+        async def sdk(i: int) -> None:
             if protocol == "openai":
                 stream = await sdk_stream(clients, "openai", model)
                 async for chunk in stream:
@@ -184,6 +173,8 @@ async def _paced(args: dict[str, Any]) -> None:
                 async for event in events:
                     if event.type == "content_block_delta" and event.delta.type == "text_delta":
                         counts[i] += 1
+
+        read = floor if kind == "floor" else sdk
 
         async def guarded(i: int) -> None:
             try:

@@ -209,7 +209,6 @@ def call_subscriber(
     `call.pipe(ops.accumulate())` emits, fused into the call (the bridge keeps the response
     so far for errors' `partial` anyway, so the accumulation is done once, one layer less).
     """
-    runner_class = _SnapshotRunner if snapshots else _Runner
 
     def subscribe(
         observer: abc.ObserverBase[Any], scheduler: abc.SchedulerBase | None = None
@@ -225,11 +224,11 @@ def call_subscriber(
             observer.on_error(exc)
             return Disposable()
         if loop is None:
-            runner = runner_class(call, control, observer)
+            runner = _Runner(call, control, observer, snapshots=snapshots)
             thread = threading.Thread(target=runner.run_sync, name="rxllm-call", daemon=True)
             thread.start()
             return Disposable(control.cancel)
-        runner = runner_class(call, control, observer)
+        runner = _Runner(call, control, observer, snapshots=snapshots)
         loop.create_task(runner.run_async())
         return Disposable(control.cancel)
 
@@ -239,10 +238,26 @@ def call_subscriber(
 class _Runner:
     """Drives one call and delivers its notifications; shared by the sync and async paths."""
 
-    __slots__ = ("call", "control", "observer", "received", "subscriber_error", "watched")
+    __slots__ = (
+        "call",
+        "control",
+        "observer",
+        "received",
+        "snapshots",
+        "subscriber_error",
+        "watched",
+    )
 
-    def __init__(self, call: Call, control: CallControl, observer: abc.ObserverBase[Any]):
+    def __init__(
+        self,
+        call: Call,
+        control: CallControl,
+        observer: abc.ObserverBase[Any],
+        *,
+        snapshots: bool = False,
+    ) -> None:
         self.call = call
+        self.snapshots = snapshots  # emit each chunk's Snapshot (the fused accumulate())
         self.control = control
         self.observer = observer
         self.received = Accumulator()  # for `partial`: keeps no chunk objects alive
@@ -250,15 +265,21 @@ class _Runner:
         self.watched = bool(call.stall_timeout)  # a watchdog reads `control.last_event`
 
     def emit(self, chunk: Chunk) -> bool:
-        """Deliver one chunk; False when the call must stop (cancelled or on_next raised)."""
+        """Deliver one chunk (or its snapshot); False when the call must stop (cancelled or
+        on_next raised)."""
         control = self.control
         if control.cancelled:
             return False
         if self.watched:
             control.last_event = _monotonic()
-        self.received.push(chunk)
+        item: Any
+        if self.snapshots:
+            item = self.received.add(chunk)
+        else:
+            self.received.push(chunk)
+            item = chunk
         try:
-            self.observer.on_next(chunk)
+            self.observer.on_next(item)
         except Exception as exc:
             self.subscriber_error = exc
             control.cancel()
@@ -335,28 +356,6 @@ class _Runner:
             self.finish(error)
         finally:
             control.cancel()
-
-
-class _SnapshotRunner(_Runner):
-    """A runner that emits each chunk's `Snapshot` (the fused `accumulate()`)."""
-
-    __slots__ = ()
-
-    def emit(self, chunk: Chunk) -> bool:
-        """Deliver the snapshot of one chunk; False when the call must stop."""
-        control = self.control
-        if control.cancelled:
-            return False
-        if self.watched:
-            control.last_event = _monotonic()
-        snapshot = self.received.add(chunk)
-        try:
-            self.observer.on_next(snapshot)
-        except Exception as exc:
-            self.subscriber_error = exc
-            control.cancel()
-            return False
-        return not control.cancelled
 
 
 def _task_canceller(task: asyncio.Task[Any]) -> Callable[[], None]:

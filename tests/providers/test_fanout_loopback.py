@@ -73,7 +73,9 @@ def test_tee_cancels_only_when_every_branch_has_disposed(server: Server, provide
 def test_race_keeps_the_first_to_produce_content_and_cancels_the_other(mode: str) -> None:
     with Server() as slow_server, Server() as fast_server:
         slow_server.push(Script(["slow"] * 50, first_delay=2))
-        fast_server.push(Script(["fast ", "answer"], delay=0.01))
+        # The winner speaks after 0.3 s, so the loser's request has surely been sent: a call
+        # cancelled before its request went out never reaches the server at all.
+        fast_server.push(Script(["fast ", "answer"], first_delay=0.3, delay=0.01))
         hedged = rxllm.race(
             llm("openai", slow_server).stream("x"), llm("anthropic", fast_server).stream("x")
         )
@@ -85,7 +87,7 @@ def test_race_keeps_the_first_to_produce_content_and_cancels_the_other(mode: str
         assert response.text == "fast answer"
         assert response.provider == "anthropic"
         assert time.monotonic() - started < 1.5
-        loser = slow_server.last
+        loser = slow_server.wait_for_request(timeout=1)
         assert loser.wait_closed(2)
         assert loser.chunks_written == 0
         assert loser.client_closed_at is not None
