@@ -21,7 +21,8 @@ process's CPU time.
 
 Paced streams are driven by one 1 ms ticker, not a timer per stream: a stream belongs to
 one of `every / 1 ms` buckets, and each tick serves one bucket, writing whatever chunks
-are due (so a late tick catches up instead of slowing the stream down).
+are due, each event still its own HTTP chunk (so a late tick catches up instead of
+slowing the stream down, and the client reads what a real API would send).
 
     python -m benchmarks.server [--port 0] [--prepare 10000,100000] [--cpu 1]
 
@@ -139,9 +140,13 @@ class PacedStream:
         due = min(len(self.ticks), int((now - self.start) / self.every) + 1)
         if due <= self.sent:
             return True
-        data = b"".join(self.ticks[self.sent : due])
         last = due == len(self.ticks)
-        wire = _chunked(data) + (b"0\r\n\r\n" if last else b"")
+        # One HTTP chunk per event even when late ticks are served together: a real API
+        # flushes each event as it is generated, and the client's HTTP stack pays per chunk
+        # (joining them would make a server that falls behind look cheaper to read).
+        wire = b"".join([_chunked(tick) for tick in self.ticks[self.sent : due]])
+        if last:
+            wire += b"0\r\n\r\n"
         count = due - self.sent
         late = now - (self.start + (due - 1) * self.every)
         stats.writes += 1
