@@ -271,7 +271,7 @@ def paced(url: str, config: Config, emit: Emit, cpu: int | None) -> None:
         )
         if sdk:
             notes.append(budget_note(sdk, _TARGET_PACED) + " (see 5c)")
-            if floor < _TARGET_PACED * sdk:
+            if 0 < floor < _TARGET_PACED * sdk:
                 notes.append(
                     f"the floor itself keeps only {floor / sdk:.2f}x the SDK's streams: no "
                     "reader that leaves the HTTP body to httpx2/httpcore2/h11 reaches "
