@@ -33,6 +33,10 @@ _UNSPACED = (
 )
 _WORD = re.compile(rf"\s*(?:[{_UNSPACED}]\s*|[^\s{_UNSPACED}]+(?:\s+|(?=[{_UNSPACED}])))")
 _LINE = re.compile(r"\n+")
+# A word or a line can only end where new text brings one of these: text without them just
+# waits, without searching (and re-searching) the whole pending text for every chunk.
+_WORD_BREAK = re.compile(rf"[\s{_UNSPACED}]")
+_LINE_BREAK = re.compile(r"\n")
 
 
 class PieceDecoder:
@@ -47,13 +51,14 @@ class PieceDecoder:
     (['Hello '], ['world, ', '你', '好'], [])
     """
 
-    __slots__ = ("_pattern", "_pending")
+    __slots__ = ("_breaks", "_pattern", "_pending")
 
     def __init__(self, by: Literal["word", "line"] | str | re.Pattern[str] = "word") -> None:
+        self._breaks: re.Pattern[str] | None = None
         if by == "word":
-            self._pattern = _WORD
+            self._pattern, self._breaks = _WORD, _WORD_BREAK
         elif by == "line":
-            self._pattern = _LINE
+            self._pattern, self._breaks = _LINE, _LINE_BREAK
         elif isinstance(by, re.Pattern):
             self._pattern = by
         elif isinstance(by, str):
@@ -62,11 +67,18 @@ class PieceDecoder:
             raise TypeError(
                 f'smooth(by=...) takes "word", "line" or a regex pattern, not {type(by).__name__}'
             )
-        self._pending = ""
+        self._pending: list[str] = []  # text not yet in a piece, as it arrived
 
     def decode(self, text: str) -> list[str]:
-        """Add `text`; return the pieces now complete."""
-        pending = self._pending + text
+        """Add `text`; return the pieces now complete.
+
+        O(size of `text`) while no piece can end (by "word" and "line"), so a long word or
+        line arriving in small chunks costs linear time, not quadratic.
+        """
+        if self._breaks is not None and self._breaks.search(text) is None:
+            self._pending.append(text)
+            return []
+        pending = "".join(self._pending) + text if self._pending else text
         pieces: list[str] = []
         position = 0
         search = self._pattern.search
@@ -78,12 +90,13 @@ class PieceDecoder:
                 break
             pieces.append(pending[position : match.end()])
             position = match.end()
-        self._pending = pending[position:]
+        self._pending = [pending[position:]] if position < len(pending) else []
         return pieces
 
     def flush(self) -> list[str]:
         """The end of the text: what is pending becomes the last piece."""
-        rest, self._pending = self._pending, ""
+        rest = "".join(self._pending)
+        self._pending = []
         return [rest] if rest else []
 
 
@@ -98,7 +111,8 @@ def smooth(
     `by`: `"word"` (a word with the whitespace around it; in scripts without spaces such as
     Chinese or Japanese, one character), `"line"`, or a regex (a `str` or compiled): a
     piece is the text up to the end of the pattern's next match. Text that does not yet
-    make a whole piece waits for more.
+    make a whole piece waits for more. `"word"` and `"line"` cost linear time however
+    long a word or line gets; a custom regex is searched over the pending text at each chunk.
 
     Pacing: the first piece is emitted at once, each next one `delay` after the previous
     one (immediately if it arrives later than that). Chunks without text (tool calls,

@@ -101,6 +101,27 @@ class TestPieceDecoder:
         assert out == expected
         assert "".join(out) == "".join(pieces)
 
+    @pytest.mark.parametrize(("by", "piece", "end"), [("line", "x", "\n"), ("word", "x", " ")])
+    def test_a_long_line_or_word_is_not_searched_again_per_chunk(
+        self, by: str, piece: str, end: str
+    ) -> None:
+        """Linear in the text: chunks that cannot end a piece are not searched at all."""
+        decoder = PieceDecoder(by)
+        searched: list[int] = []
+        pattern = decoder._pattern  # pyright: ignore[reportPrivateUsage]
+
+        class Counting:
+            def search(self, text: str, position: int = 0) -> Any:
+                searched.append(len(text) - position)
+                return pattern.search(text, position)
+
+        decoder._pattern = Counting()  # type: ignore[assignment]  # pyright: ignore[reportPrivateUsage]
+        for _ in range(5000):
+            assert decoder.decode(piece) == []
+        assert searched == []  # 5000 chunks, no search: was 5000 searches of 1..5000 chars
+        assert decoder.decode(end) == [piece * 5000 + end]
+        assert sum(searched) <= 2 * 5001
+
     def test_bad_by(self) -> None:
         with pytest.raises(TypeError):
             smooth(by=3)  # type: ignore[arg-type]
