@@ -3,9 +3,10 @@
 Why a module of its own: every terminal (`collect`, `to_response`), every error's `partial`
 and the `accumulate()` operator need "the response so far", and none of them may pay
 O(text so far) per chunk — a stream of 300k chunks would turn quadratic. So `add` only
-appends the chunk and updates a few scalars; text, tool calls and the provider-native
-`raw` object are put together when somebody reads them, and reading them in order is
-incremental (each read joins only what arrived since the previous one).
+appends the chunk's text piece and raw event bytes (not the chunk: see `Accumulator`) and
+updates a few scalars; text, tool calls and the provider-native `raw` object are put
+together when somebody reads them, and reading them in order is incremental (each read
+joins only what arrived since the previous one).
 
 `Accumulator` is a plain object, usable without Rx:
 

@@ -223,13 +223,12 @@ def call_subscriber(
         except Exception as exc:  # e.g. a missing API key: report, never raise from subscribe
             observer.on_error(exc)
             return Disposable()
+        runner = _Runner(call, control, observer, snapshots=snapshots)
         if loop is None:
-            runner = _Runner(call, control, observer, snapshots=snapshots)
             thread = threading.Thread(target=runner.run_sync, name="rxllm-call", daemon=True)
             thread.start()
-            return Disposable(control.cancel)
-        runner = _Runner(call, control, observer, snapshots=snapshots)
-        loop.create_task(runner.run_async())
+        else:
+            loop.create_task(runner.run_async())
         return Disposable(control.cancel)
 
     return subscribe
