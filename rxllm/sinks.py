@@ -40,7 +40,7 @@ class _Materializer:
         if type(item) is Snapshot:  # the usual last operator: accumulate()
             self._last = item
         elif isinstance(item, Chunk):
-            self._acc.add(item)
+            self._acc.push(item)
         elif isinstance(item, Snapshot | Response):
             self._last = item
         else:

@@ -390,7 +390,7 @@ def partial(
                 if not isinstance(chunk, Chunk):
                     observer.on_error(_not_a_chunk("partial", chunk))
                     return
-                acc.add(chunk)
+                acc.push(chunk)
                 if source == "content":
                     piece = chunk.content
                 else:

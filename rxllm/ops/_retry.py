@@ -108,7 +108,7 @@ def retry(
                 if chunk.tool_calls or chunk.thinking or chunk.refusal or chunk.audio:
                     blocked = True
                 emitted = True
-                received.add(chunk)
+                received.push(chunk)
                 observer.on_next(chunk)
 
             def fail(error: Exception) -> None:
