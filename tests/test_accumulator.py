@@ -134,3 +134,90 @@ def test_snapshot_of_the_latest_chunk_without_rx() -> None:
     assert latest is not None
     assert (latest.text, latest.index, latest.finish_reason) == ("ab", 1, "stop")
     assert len(acc) == 2
+
+
+# --- every snapshot, read in any order, says what its prefix of chunks says -----------------
+
+_CHUNKS = st.builds(
+    Chunk,
+    content=st.sampled_from(["", "a", "bc", "é "]),
+    thinking=st.sampled_from(["", "", "t"]),
+    refusal=st.sampled_from(["", "", "", "no"]),
+    audio=st.sampled_from([b"", b"", b"\x01\x02"]),
+    audio_transcript=st.sampled_from(["", "", "hi"]),
+    tool_calls=st.sampled_from(
+        [
+            (),
+            (),
+            (ToolCallDelta(index=0, id="c", name="f", arguments='{"a"'),),
+            (ToolCallDelta(index=0, arguments=": 1}"),),
+            (ToolCallDelta(index=1, name="g"),),
+        ]
+    ),
+    finish_reason=st.sampled_from([None, None, "stop"]),
+    usage=st.sampled_from([None, None, Usage(input_tokens=1, output_tokens=2, total_tokens=3)]),
+    model=st.sampled_from([None, "m1", "m2"]),
+    id=st.sampled_from([None, "r1", "r2"]),
+)
+
+
+def _reference(chunks: list[Chunk]) -> dict[str, object]:
+    """What a prefix of chunks says, computed the obvious way."""
+    calls: dict[int, list[str | None]] = {}
+    for chunk in chunks:
+        for delta in chunk.tool_calls:
+            call = calls.setdefault(delta.index, [None, "", ""])
+            call[0] = delta.id or call[0]
+            call[1] = delta.name or call[1]
+            call[2] = (call[2] or "") + delta.arguments
+    last = lambda field: next(  # noqa: E731
+        (getattr(c, field) for c in reversed(chunks) if getattr(c, field)), None
+    )
+    return {
+        "text": "".join(c.content for c in chunks),
+        "thinking": "".join(c.thinking for c in chunks),
+        "refusal": "".join(c.refusal for c in chunks),
+        "audio": b"".join(c.audio for c in chunks),
+        "audio_transcript": "".join(c.audio_transcript for c in chunks),
+        "tool_calls": [tuple(calls[i]) for i in sorted(calls)],
+        "finish_reason": last("finish_reason"),
+        "usage": last("usage"),
+        "model": last("model"),
+        "id": last("id"),
+        "chunk_count": len(chunks),
+    }
+
+
+def _said(response: object) -> dict[str, object]:
+    said = {
+        key: getattr(response, key)
+        for key in (
+            "text",
+            "thinking",
+            "refusal",
+            "audio",
+            "audio_transcript",
+            "finish_reason",
+            "usage",
+            "model",
+            "id",
+            "chunk_count",
+        )
+    }
+    said["tool_calls"] = [(c.id, c.name, c.arguments) for c in response.tool_calls]  # type: ignore[attr-defined]
+    return said
+
+
+@given(st.lists(_CHUNKS, max_size=25), st.randoms(use_true_random=False))
+def test_any_snapshot_read_in_any_order_says_what_its_prefix_says(
+    chunks: list[Chunk], random: object
+) -> None:
+    acc = Accumulator()
+    snapshots = [acc.add(chunk) for chunk in chunks]
+    order = list(range(len(snapshots)))
+    random.shuffle(order)  # type: ignore[attr-defined]
+    for i in order:  # old snapshots read after newer ones, and the other way round
+        assert _said(snapshots[i].response()) == _reference(chunks[: i + 1])
+        assert snapshots[i].text == _reference(chunks[: i + 1])["text"]
+    if chunks:
+        assert _said(acc.response()) == _reference(chunks)
