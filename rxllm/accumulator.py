@@ -20,6 +20,7 @@ joins only what arrived since the previous one).
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -70,7 +71,7 @@ class _Sparse:
     __slots__ = ("joined", "positions", "values")
 
     def __init__(self) -> None:
-        self.positions: list[int] = []
+        self.positions = array("q")  # machine ints: no int object per entry
         self.values: list[Any] = []
         self.joined = _Joined()
 
