@@ -17,9 +17,9 @@ from typing import Literal
 
 import reactivex
 from pydantic import BaseModel, ConfigDict
-from reactivex import abc
 
 from rxllm.models import Chunk
+from rxllm.ops._decoding import chunk_for, decoding
 from rxllm.ops._sentences import SentenceDecoder
 
 __all__ = ["AudioSegment", "AudioSegmenter", "audio_segments"]
@@ -141,28 +141,4 @@ def audio_segments(
         raise ValueError(f"audio_segments(by=...) supports 'sentence', not {by!r}")
     AudioSegmenter(sample_rate)  # a bad sample_rate fails here, at the call
 
-    def operator(source: reactivex.Observable[Chunk]) -> reactivex.Observable[AudioSegment]:
-        def subscribe(
-            observer: abc.ObserverBase[AudioSegment], scheduler: abc.SchedulerBase | None = None
-        ) -> abc.DisposableBase:
-            segmenter = AudioSegmenter(sample_rate)
-
-            def on_next(chunk: Chunk) -> None:
-                if not isinstance(chunk, Chunk):
-                    observer.on_error(
-                        TypeError(f"audio_segments() takes Chunks, got {type(chunk).__name__}")
-                    )
-                    return
-                for segment in segmenter.decode(chunk):
-                    observer.on_next(segment)
-
-            def on_completed() -> None:
-                for segment in segmenter.flush():
-                    observer.on_next(segment)
-                observer.on_completed()
-
-            return source.subscribe(on_next, observer.on_error, on_completed, scheduler=scheduler)
-
-        return reactivex.create(subscribe)
-
-    return operator
+    return decoding(lambda: AudioSegmenter(sample_rate), chunk_for("audio_segments"))

@@ -24,9 +24,9 @@ import re
 from collections.abc import Callable
 
 import reactivex
-from reactivex import abc
 
 from rxllm.models import Chunk
+from rxllm.ops._decoding import decoding
 
 __all__ = ["SentenceDecoder", "sentences"]
 
@@ -259,34 +259,12 @@ def sentences() -> Callable[[reactivex.Observable[Chunk | str]], reactivex.Obser
     ['It costs $3.14 (e.g. in the U.S.) today.', 'Buy']
     """
 
-    def operator(source: reactivex.Observable[Chunk | str]) -> reactivex.Observable[str]:
-        def subscribe(
-            observer: abc.ObserverBase[str], scheduler: abc.SchedulerBase | None = None
-        ) -> abc.DisposableBase:
-            decoder = SentenceDecoder()
+    return decoding(SentenceDecoder, _text_of)
 
-            def on_next(item: Chunk | str) -> None:
-                if isinstance(item, Chunk):
-                    text = item.content
-                elif isinstance(item, str):
-                    text = item
-                else:
-                    observer.on_error(
-                        TypeError(
-                            f"sentences() takes Chunk or str items, got {type(item).__name__}"
-                        )
-                    )
-                    return
-                for sentence in decoder.decode(text):
-                    observer.on_next(sentence)
 
-            def on_completed() -> None:
-                for sentence in decoder.flush():
-                    observer.on_next(sentence)
-                observer.on_completed()
-
-            return source.subscribe(on_next, observer.on_error, on_completed, scheduler=scheduler)
-
-        return reactivex.create(subscribe)
-
-    return operator
+def _text_of(item: Chunk | str) -> str:
+    if isinstance(item, Chunk):
+        return item.content
+    if isinstance(item, str):
+        return item
+    raise TypeError(f"sentences() takes Chunk or str items, got {type(item).__name__}")

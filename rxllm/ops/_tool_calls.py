@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import reactivex
-from reactivex import abc
 
 from rxllm.accumulator import ToolCallParts
 from rxllm.models import Chunk, ToolCall
+from rxllm.ops._decoding import chunk_for, decoding
 
 __all__ = ["ToolCallDecoder", "tool_calls"]
 
@@ -105,33 +105,4 @@ def tool_calls() -> Callable[[reactivex.Observable[Chunk]], reactivex.Observable
     [('weather', {'city': 'Oslo'})]
     """
 
-    def operator(source: reactivex.Observable[Chunk]) -> reactivex.Observable[ToolCall]:
-        def subscribe(
-            observer: abc.ObserverBase[ToolCall], scheduler: abc.SchedulerBase | None = None
-        ) -> abc.DisposableBase:
-            decoder = ToolCallDecoder()
-
-            def on_next(chunk: Chunk) -> None:
-                if not isinstance(chunk, Chunk):
-                    observer.on_error(
-                        TypeError(f"tool_calls() takes Chunks, got {type(chunk).__name__}")
-                    )
-                    return
-                try:
-                    complete = decoder.decode(chunk)
-                except ValueError as error:
-                    observer.on_error(error)
-                    return
-                for call in complete:
-                    observer.on_next(call)
-
-            def on_completed() -> None:
-                for call in decoder.flush():
-                    observer.on_next(call)
-                observer.on_completed()
-
-            return source.subscribe(on_next, observer.on_error, on_completed, scheduler=scheduler)
-
-        return reactivex.create(subscribe)
-
-    return operator
+    return decoding(ToolCallDecoder, chunk_for("tool_calls"))
