@@ -115,6 +115,17 @@ def _raw_line(protocol: Protocol, line: str, parts: list[str]) -> None:
             parts.append(delta["text"])
 
 
+def _llm(
+    cache: dict[tuple[Protocol, str], rxllm.LLM], protocol: Protocol, model: str, **client: Any
+) -> rxllm.LLM:
+    """The rxllm model of `protocol` for `model` on the given SDK client, made once."""
+    llm = cache.get((protocol, model))
+    if llm is None:
+        make = rxllm.openai if protocol == "openai" else rxllm.anthropic
+        llm = cache[protocol, model] = make(model, **client)
+    return llm
+
+
 class SyncClients:
     """Sync readers, with their clients made once."""
 
@@ -127,15 +138,12 @@ class SyncClients:
 
     def llm(self, protocol: Protocol, model: str) -> rxllm.LLM:
         """An rxllm model on the same SDK client as the bare readers (one per model name)."""
-        key = (protocol, model)
-        llm = self._llms.get(key)
-        if llm is None:
-            if protocol == "openai":
-                llm = rxllm.openai(model, client=self.openai)
-            else:
-                llm = rxllm.anthropic(model, client=self.anthropic)
-            self._llms[key] = llm
-        return llm
+        return _llm(
+            self._llms,
+            protocol,
+            model,
+            client=self.openai if protocol == "openai" else self.anthropic,
+        )
 
     def reader(self, kind: str, protocol: Protocol) -> Callable[[str], str]:
         """The function that reads one stream of `model` and returns its text."""
@@ -223,15 +231,12 @@ class AsyncClients:
 
     def llm(self, protocol: Protocol, model: str) -> rxllm.LLM:
         """An rxllm model on the same SDK client as the bare readers (one per model name)."""
-        key = (protocol, model)
-        llm = self._llms.get(key)
-        if llm is None:
-            if protocol == "openai":
-                llm = rxllm.openai(model, async_client=self.openai)
-            else:
-                llm = rxllm.anthropic(model, async_client=self.anthropic)
-            self._llms[key] = llm
-        return llm
+        return _llm(
+            self._llms,
+            protocol,
+            model,
+            async_client=self.openai if protocol == "openai" else self.anthropic,
+        )
 
     def reader(self, kind: str, protocol: Protocol) -> Callable[[str], Awaitable[str]]:
         """The coroutine function that reads one stream of `model` and returns its text."""

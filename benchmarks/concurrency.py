@@ -111,32 +111,35 @@ def _throughput_rows(
     )
 
 
+def _runs(
+    url: str, config: Config, task: str, protocol: str, streams: int, cpu: int | None
+) -> dict[str, list[dict[str, Any]]]:
+    """`config.concurrency_reps` fresh-process runs of `task` per reader, interleaved."""
+    results: dict[str, list[dict[str, Any]]] = {"rxllm": [], "sdk": []}
+    for _ in range(config.concurrency_reps):
+        for kind, runs in results.items():
+            args = {
+                "task": task,
+                "url": url,
+                "kind": kind,
+                "protocol": protocol,
+                "streams": streams,
+                "chunks": config.concurrent_chunks,
+                "cpu": cpu,
+            }
+            runs.append(run_worker(args, timeout=900))
+    return results
+
+
 def saturated(url: str, config: Config, emit: Emit, cpu: int | None) -> None:
     """5a. N asyncio streams of 1k chunks at once, as fast as possible."""
     streams, chunks = config.concurrent_streams, config.concurrent_chunks
     for protocol in config.concurrency_protocols:
-        results: dict[str, list[dict[str, Any]]] = {"rxllm": [], "sdk": []}
-        for _ in range(config.concurrency_reps):
-            for kind, runs in results.items():
-                runs.append(
-                    run_worker(
-                        {
-                            "task": "concurrent",
-                            "url": url,
-                            "kind": kind,
-                            "protocol": protocol,
-                            "streams": streams,
-                            "chunks": chunks,
-                            "cpu": cpu,
-                        },
-                        timeout=900,
-                    )
-                )
         _throughput_rows(
             emit,
             "5a concurrency",
             f"{protocol} async, {streams} streams x {chunks // 1000}k chunks",
-            results,
+            _runs(url, config, "concurrent", protocol, streams, cpu),
             _TARGET_SATURATED,
         )
 
@@ -145,28 +148,11 @@ def threads(url: str, config: Config, emit: Emit, cpu: int | None) -> None:
     """5a. The sync path: one thread per stream."""
     streams, chunks = config.threads, config.concurrent_chunks
     for protocol in config.threads_protocols:
-        results: dict[str, list[dict[str, Any]]] = {"rxllm": [], "sdk": []}
-        for _ in range(config.concurrency_reps):
-            for kind, runs in results.items():
-                runs.append(
-                    run_worker(
-                        {
-                            "task": "threads",
-                            "url": url,
-                            "kind": kind,
-                            "protocol": protocol,
-                            "streams": streams,
-                            "chunks": chunks,
-                            "cpu": cpu,
-                        },
-                        timeout=900,
-                    )
-                )
         _throughput_rows(
             emit,
             "5a concurrency",
             f"{protocol} sync, {streams} threads x {chunks // 1000}k chunks",
-            results,
+            _runs(url, config, "threads", protocol, streams, cpu),
             None,
         )
 
