@@ -252,12 +252,7 @@ class Chunk(_LazyRaw):
             values["id"] = id
         if provider != "scripted":
             values["provider"] = provider
-        chunk = _new(cls)
-        _set_dict(chunk, values)
-        _set_fields_set(chunk, _CHUNK_FIELDS)
-        _set_extra(chunk, None)
-        _set_private(chunk, {"_raw": None, "_raw_factory": raw_factory, "_raw_data": raw_data})
-        return chunk
+        return _build(cls, values, raw_factory, raw_data)
 
     @property
     def has_delta(self) -> bool:
@@ -297,6 +292,21 @@ _CHUNK_FIELDS = set(Chunk.model_fields)
 _TEMPLATE = _template()
 
 
+def _build(
+    cls: type[Chunk],
+    values: dict[str, Any],
+    raw_factory: Callable[[], Any] | None,
+    raw_data: bytes | None,
+) -> Chunk:
+    """A chunk whose `__dict__` is `values` (already of the field types), without validation."""
+    chunk = _new(cls)
+    _set_dict(chunk, values)
+    _set_fields_set(chunk, _CHUNK_FIELDS)
+    _set_extra(chunk, None)
+    _set_private(chunk, {"_raw": None, "_raw_factory": raw_factory, "_raw_data": raw_data})
+    return chunk
+
+
 TextChunkMaker = Callable[[str, str | None, str | None, bytes | None], Chunk]
 """`make(content, model, id, raw_data) -> Chunk`: see `text_chunk_maker`."""
 
@@ -323,13 +333,7 @@ def text_chunk_maker(provider: str) -> TextChunkMaker:
             current[1] = template["id"] = id
         values = _copy_dict(template)
         values["content"] = content
-        # The same five steps as the end of `Chunk.unchecked`, inlined: this is the hot path.
-        chunk = _new(Chunk)
-        _set_dict(chunk, values)
-        _set_fields_set(chunk, _CHUNK_FIELDS)
-        _set_extra(chunk, None)
-        _set_private(chunk, {"_raw": None, "_raw_factory": None, "_raw_data": raw_data})
-        return chunk
+        return _build(Chunk, values, None, raw_data)
 
     return make
 
