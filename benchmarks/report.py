@@ -207,6 +207,7 @@ def write_markdown(
         "python -m benchmarks               # full: the issue's sizes, 5 repetitions",
         "python -m benchmarks --only 1,5b   # some sections (1 2 3 4 5a 5b 6)",
         "python -m benchmarks.hotspots      # cProfile of one 100k-chunk rxllm stream",
+        "python -m benchmarks.micro         # ns per SSE event, Chunk, accumulator add; GC count",
         "```",
         "",
         "## Summary",

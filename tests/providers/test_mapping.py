@@ -320,3 +320,21 @@ def test_anthropic_fast_path_equals_the_general_path(event: dict) -> None:  # ty
     fast_mapper.map(None, start, None)
     general_mapper.map(None, start, None)
     assert fast_mapper.map(None, event, payload) == general_mapper.map(None, event, None)
+
+
+def test_plain_text_deltas_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bulk of a stream never goes through the general `Chunk.unchecked` path."""
+    import json
+
+    from rxllm.models import Chunk
+
+    def general(*_: object, **__: object) -> None:
+        raise AssertionError("a plain text delta took the general path")
+
+    openai_events = [openai_chunk({"content": "Hel"}, usage=None), openai_chunk({"content": "lo"})]
+    anthropic_event = ANTHROPIC_TEXT_SHAPES[0]
+    monkeypatch.setattr(Chunk, "unchecked", general)
+    openai_mapper, anthropic_mapper = OpenAIEvents(), AnthropicEvents()
+    texts = [openai_mapper.map(None, e, json.dumps(e).encode()).content for e in openai_events]  # type: ignore[union-attr]
+    chunk = anthropic_mapper.map(None, anthropic_event, json.dumps(anthropic_event).encode())
+    assert texts == ["Hel", "lo"] and chunk is not None and chunk.content == "Hi"
