@@ -32,8 +32,10 @@ class Config:
     threads_protocols: tuple[str, ...]
     paced_steps: tuple[int, ...]
     """Concurrent paced streams tried, in order, until one step fails."""
+    paced_reps: int
+    """Repetitions of the paced search's bisection (each reader, interleaved)."""
     paced_refine: int
-    """Bisection steps between the last passing and the first failing step."""
+    """Steps of each bisection between half the last kept and the first failed N."""
     paced_window: float
     """Seconds over which each paced stream's rate is measured."""
     paced_protocols: tuple[str, ...]
@@ -58,7 +60,8 @@ def quick() -> Config:
         concurrency_protocols=("anthropic",),
         threads_protocols=("anthropic",),
         paced_steps=(50, 100, 200, 400, 800),
-        paced_refine=1,
+        paced_reps=1,
+        paced_refine=2,
         paced_window=2.0,
         paced_protocols=("openai",),
         scaling_sizes=(10_000, 100_000),
@@ -83,7 +86,8 @@ def full() -> Config:
         concurrency_protocols=("anthropic",),
         threads_protocols=("anthropic", "openai"),
         paced_steps=(25, 50, 100, 200, 400, 800, 1600),
-        paced_refine=2,
+        paced_reps=5,
+        paced_refine=3,
         paced_window=3.0,
         paced_protocols=("openai", "anthropic"),
         scaling_sizes=(10_000, 100_000, 300_000),
