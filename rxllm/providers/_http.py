@@ -136,6 +136,18 @@ class SDKProvider:
             )
         return key
 
+    def secrets(self) -> tuple[str, ...]:
+        """Every credential this provider may send (given, from the environment, or held by
+        a client): none of them may appear in an error message."""
+        found = [self.api_key, os.environ.get(self.env_var), *self.extra_secrets()]
+        for client in (self._client, self._async_client, *self._async_clients.values()):
+            found.extend(getattr(client, name, None) for name in ("api_key", "auth_token"))
+        return tuple({s for s in found if isinstance(s, str) and s})
+
+    def extra_secrets(self) -> tuple[str | None, ...]:
+        """Other credentials the SDK reads on its own (e.g. an auth-token variable)."""
+        return ()
+
     def _options(self) -> dict[str, Any]:
         options: dict[str, Any] = {"api_key": self.key(), "base_url": self.base_url}
         if self._max_retries is not None:
@@ -186,7 +198,6 @@ class HTTPCall:
         self._config = config
         self._retries = request.max_retries
         self._kwargs = config.arguments(request)
-        self._secrets = (config.api_key,)
 
     def open_sync(self) -> AbstractContextManager[StreamResponse]:
         """Send the request with the sync client; the context closes the response."""
@@ -215,6 +226,21 @@ class HTTPCall:
 
     def pump_sync(self, control: CallControl, emit: Emit) -> None:
         """Stream the call with the sync client, emitting chunks until done or stopped."""
+        try:
+            self._pump_sync(control, emit)
+        except errors.LLMError as exc:  # an error event: the provider may echo a credential
+            _scrub_exception(exc, self._config.secrets())
+            raise
+
+    async def pump_async(self, control: CallControl, emit: Emit) -> None:
+        """Stream the call with the async client on the running loop."""
+        try:
+            await self._pump_async(control, emit)
+        except errors.LLMError as exc:
+            _scrub_exception(exc, self._config.secrets())
+            raise
+
+    def _pump_sync(self, control: CallControl, emit: Emit) -> None:
         if control.cancelled:
             return
         with self.open_sync() as api_response:
@@ -245,8 +271,7 @@ class HTTPCall:
             finally:
                 unregister()
 
-    async def pump_async(self, control: CallControl, emit: Emit) -> None:
-        """Stream the call with the async client on the running loop."""
+    async def _pump_async(self, control: CallControl, emit: Emit) -> None:
         async with self.open_async() as api_response:
             http = api_response.http_response
             mapper = self.mapper()
@@ -283,7 +308,9 @@ class HTTPCall:
 
     def map_error(self, error: BaseException, *, received: int) -> errors.LLMError:
         """Translate an SDK or transport exception (see `map_sdk_error`)."""
-        return map_sdk_error(error, self.provider, received=received, secrets=self._secrets)
+        return map_sdk_error(
+            error, self.provider, received=received, secrets=self._config.secrets()
+        )
 
 
 _DRAIN_SECONDS = 0.1

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -194,6 +195,10 @@ class AnthropicProvider(SDKProvider):
 
     name = PROVIDER
     env_var = "ANTHROPIC_API_KEY"
+
+    def extra_secrets(self) -> tuple[str | None, ...]:
+        """The SDK also sends `ANTHROPIC_AUTH_TOKEN` as a bearer token when it is set."""
+        return (os.environ.get("ANTHROPIC_AUTH_TOKEN"),)
 
     def new_client(self, options: dict[str, Any], *, asynchronous: bool) -> Any:
         """A new `anthropic.Anthropic` / `anthropic.AsyncAnthropic`."""

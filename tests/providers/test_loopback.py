@@ -433,3 +433,36 @@ def test_a_key_echoed_by_the_provider_never_reaches_messages(server: Server, pro
     printed = "".join(traceback.format_exception(error))
     assert "Incorrect API key provided" in printed
     assert KEY not in printed  # not in the chained SDK exception either
+
+
+SECRET = "a1b2c3d4e5f60718293a4b5c6d7e8f90"  # shaped like an Azure key: no "sk-" to spot
+
+
+@pytest.mark.parametrize("source", ["api_key", "environment", "client"])
+@pytest.mark.parametrize("where", ["http_status", "error_event"])
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_no_key_in_messages_wherever_the_key_came_from(
+    server: Server, monkeypatch: pytest.MonkeyPatch, provider: str, where: str, source: str
+) -> None:
+    echo = {"message": f"key {SECRET} is not allowed", "type": "invalid_request_error"}
+    if where == "http_status":
+        body = {"type": "error", "error": echo} if provider == "anthropic" else {"error": echo}
+        server.push(Script("x", status=401, error_body=body))
+    else:
+        server.push(Script("partial answer", error_event=echo))
+    factory: Callable[..., rxllm.LLM] = getattr(rxllm, provider)
+    options: dict[str, object] = {"base_url": server.url, "max_retries": 0}
+    if source == "api_key":
+        options["api_key"] = SECRET
+    elif source == "environment":
+        monkeypatch.setenv(f"{provider.upper()}_API_KEY", SECRET)
+    else:
+        sdk = openai_sdk.OpenAI if provider == "openai" else anthropic_sdk.Anthropic
+        options = {"client": sdk(base_url=server.url, api_key=SECRET, max_retries=0)}
+    with pytest.raises(rxllm.LLMError) as caught:
+        rxllm.collect(factory("test-model", **options).stream("hi"), timeout=10)
+    import traceback
+
+    printed = "".join(traceback.format_exception(caught.value)) + repr(caught.value)
+    assert "is not allowed" in printed
+    assert SECRET not in printed
