@@ -2,7 +2,9 @@
 
 Each input goes through `pipeline(input)` (an observable of chunks, snapshots or a
 `Response`) and comes out as `(input, Response)` — or `(input, LLMError)`: per-item
-failures are results, so one bad item never sinks the run. A JSONL checkpoint records
+failures are results, so one bad item never sinks the run (an exception that is not an
+`LLMError`, e.g. `stream()`'s `ValueError` for one input's arguments, comes wrapped in one,
+with the original as its `__cause__`). A JSONL checkpoint records
 every finished item; running the same batch again with it skips what already succeeded.
 """
 
@@ -26,6 +28,7 @@ from reactivex import operators as rx
 from rxllm.calls import timer_scheduler
 from rxllm.errors import LLMError
 from rxllm.models import Response
+from rxllm.ops._emit import complete_with
 from rxllm.sinks import materialize
 
 __all__ = ["batch"]
@@ -135,7 +138,10 @@ class _Checkpoint:
                         "that line to resume"
                     ) from exc
                 if record.get("response") is not None:
-                    self.done[record["key"]] = Response.model_validate(record["response"])
+                    # through JSON mode, so the audio's base64 is decoded
+                    self.done[record["key"]] = Response.model_validate_json(
+                        json.dumps(record["response"])
+                    )
         self._lock = threading.Lock()
 
     def write(self, key: str, outcome: Response | LLMError) -> None:
@@ -254,15 +260,15 @@ def _one(
         builder = materialize()
 
         def on_error(error: Exception) -> None:
-            if isinstance(error, LLMError):
-                observer.on_next(error)
-                observer.on_completed()
-            else:
-                observer.on_error(error)
+            complete_with(observer, _as_result(error))
 
         def on_completed() -> None:
-            observer.on_next(builder.response())
-            observer.on_completed()
+            try:
+                response = builder.response()
+            except Exception as error:
+                on_error(error)
+                return
+            complete_with(observer, response)
 
         try:
             source = pipeline(item)
@@ -272,3 +278,13 @@ def _one(
         return source.subscribe(builder.add, on_error, on_completed, scheduler=scheduler)
 
     return reactivex.create(subscribe)
+
+
+def _as_result(error: Exception) -> LLMError:
+    """An item's failure as a result: an `LLMError` as is; anything else (e.g. a `ValueError`
+    from `stream()` for this input's arguments) wrapped, with the original as its cause."""
+    if isinstance(error, LLMError):
+        return error
+    wrapped = LLMError(f"this input's pipeline failed: {type(error).__name__}: {error}")
+    wrapped.__cause__ = error
+    return wrapped

@@ -46,7 +46,10 @@ def raw_event(provider: str, data: bytes) -> Any:
     return builder(data) if builder is not None else None
 
 
-_FROZEN = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+# Audio is binary: in JSON it is base64 (pydantic's default, UTF-8, fails on PCM).
+_FROZEN = ConfigDict(
+    frozen=True, arbitrary_types_allowed=True, ser_json_bytes="base64", val_json_bytes="base64"
+)
 
 
 class Usage(BaseModel):

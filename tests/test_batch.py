@@ -133,3 +133,29 @@ def test_bad_arguments() -> None:
         rxllm.batch([1], rxllm.scripted("x").stream, concurrency=0)
     with pytest.raises(ValueError, match="requests_per_minute"):
         rxllm.batch([1], rxllm.scripted("x").stream, concurrency=1, requests_per_minute=0)
+
+
+def test_an_input_whose_pipeline_raises_is_a_result_not_the_end_of_the_run() -> None:
+    llm = rxllm.scripted("ok")
+    results = dict(
+        run_batch(
+            ["a", "", "c"],
+            lambda item: llm.stream(item or None),  # no prompt: stream() raises ValueError
+            concurrency=2,
+        )
+    )
+    assert results["a"].text == results["c"].text == "ok"  # type: ignore[union-attr]
+    failure = results[""]
+    assert isinstance(failure, rxllm.LLMError) and not failure.retryable
+    assert isinstance(failure.__cause__, ValueError)
+    assert "ValueError" in str(failure)
+
+
+def test_checkpoint_keeps_binary_audio(tmp_path: Path) -> None:
+    path = tmp_path / "run.jsonl"
+    pcm = bytes(range(256)) * 4  # not UTF-8
+    llm = rxllm.scripted([rxllm.Chunk(audio=pcm, audio_transcript="hi")])
+    first = dict(run_batch(["a"], lambda _: llm.stream("q"), concurrency=1, checkpoint=path))
+    assert first["a"].audio == pcm  # type: ignore[union-attr]
+    second = dict(run_batch(["a"], lambda _: llm.stream("q"), concurrency=1, checkpoint=path))
+    assert second["a"].audio == pcm  # type: ignore[union-attr]  (read back from the file)

@@ -13,6 +13,7 @@ import reactivex
 from reactivex import abc
 
 from rxllm.models import Chunk
+from rxllm.ops._emit import complete_with
 
 __all__ = ["Decoder", "chunk_for", "decoding"]
 
@@ -54,9 +55,12 @@ def decoding(
                     observer.on_next(out)
 
             def on_completed() -> None:
-                for out in decoder.flush():
-                    observer.on_next(out)
-                observer.on_completed()
+                try:
+                    rest = decoder.flush()
+                except (TypeError, ValueError) as error:
+                    observer.on_error(error)
+                    return
+                complete_with(observer, *rest)
 
             return source.subscribe(on_next, observer.on_error, on_completed, scheduler=scheduler)
 

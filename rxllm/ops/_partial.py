@@ -46,6 +46,7 @@ from reactivex import abc
 from rxllm.accumulator import Accumulator
 from rxllm.errors import OutputValidationError
 from rxllm.models import Chunk, Response
+from rxllm.ops._emit import complete_with
 
 __all__ = ["PartialDecoder", "partial", "partial_type"]
 
@@ -412,8 +413,7 @@ def partial(
                     failure.__cause__ = error
                     observer.on_error(failure)
                     return
-                observer.on_next(value)
-                observer.on_completed()
+                complete_with(observer, value)
 
             return chunks.subscribe(on_next, observer.on_error, on_completed, scheduler=scheduler)
 

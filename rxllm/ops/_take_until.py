@@ -10,6 +10,8 @@ import reactivex
 from reactivex import abc
 from reactivex.disposable import CompositeDisposable, SingleAssignmentDisposable
 
+from rxllm.ops._emit import complete_with
+
 __all__ = ["take_until"]
 
 T = TypeVar("T")
@@ -68,9 +70,7 @@ def take_until(
                     return
                 done = True
                 upstream.dispose()  # cancel the call first: the provider stops now
-                if inclusive:
-                    observer.on_next(item)
-                observer.on_completed()
+                complete_with(observer, *((item,) if inclusive else ()))
 
             def on_error(error: Exception) -> None:
                 if not done:
@@ -124,6 +124,8 @@ def _until_observable(
             stopper.disposable = signal.subscribe(
                 lambda _: finish(), finish, lambda: None, scheduler=scheduler
             )
+            if done:  # the signal had already fired (e.g. a BehaviorSubject): no call at all
+                return stopper
             upstream.disposable = source.subscribe(on_next, finish, finish, scheduler=scheduler)
             return CompositeDisposable(upstream, stopper)
 

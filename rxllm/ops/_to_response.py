@@ -9,6 +9,7 @@ import reactivex
 from reactivex import abc
 
 from rxllm.models import Response
+from rxllm.ops._emit import complete_with
 from rxllm.sinks import materialize
 
 __all__ = ["to_response"]
@@ -43,8 +44,7 @@ def to_response() -> Callable[[reactivex.Observable[Any]], reactivex.Observable[
                 except Exception as error:
                     observer.on_error(error)
                     return
-                observer.on_next(response)
-                observer.on_completed()
+                complete_with(observer, response)
 
             return source.subscribe(
                 builder.add, observer.on_error, on_completed, scheduler=scheduler

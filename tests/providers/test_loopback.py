@@ -369,6 +369,16 @@ def test_stop_button_closes_the_connection_while_the_model_is_silent(
     assert record.client_closed_at - fired[0] < 0.05
 
 
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_stop_signal_that_already_fired_sends_no_request(server: Server, mode: str) -> None:
+    server.push(Script("never asked for"))
+    stopped = reactivex.subject.BehaviorSubject(True)  # e.g. the Stop button's state
+    response = run(make("openai", server).stream("hi").pipe(ops.take_until(stopped)), mode)
+    assert response.text == "" and response.chunk_count == 0
+    time.sleep(0.1)
+    assert server.requests == []
+
+
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_dispose_during_first_delay_closes_before_any_chunk(server: Server, provider: str) -> None:
     server.push(Script(["a"], first_delay=5))
