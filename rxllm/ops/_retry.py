@@ -94,22 +94,32 @@ def retry(
             received = Accumulator()  # everything the subscriber got, over all attempts
 
             def on_next(chunk: Chunk) -> None:
-                nonlocal emitted, blocked, attempt_usage
+                nonlocal attempt_usage
                 if chunk.usage is not None:
                     attempt_usage = chunk.usage
                     if past_usage is not None:
                         chunk = chunk.model_copy(update={"usage": past_usage + chunk.usage})
+                for ready in seam.feed(chunk):
+                    deliver(ready)
+
+            def deliver(chunk: Chunk) -> None:
+                nonlocal emitted, blocked
                 if chunk.content:
-                    trimmed = seam.trim(chunk)
-                    if trimmed is None:
-                        return
-                    chunk = trimmed
                     delivered.append(chunk.content)
                 if chunk.tool_calls or chunk.thinking or chunk.refusal or chunk.audio:
                     blocked = True
                 emitted = True
                 received.push(chunk)
                 observer.on_next(chunk)
+
+            def on_completed() -> None:
+                try:
+                    for ready in seam.release():  # a continuation that ended while held back
+                        deliver(ready)
+                except Exception as error:  # the subscriber's on_next raised
+                    observer.on_error(error)
+                    return
+                observer.on_completed()
 
             def fail(error: Exception) -> None:
                 if isinstance(error, LLMError) and len(received):
@@ -118,6 +128,12 @@ def retry(
 
             def on_error(error: Exception) -> None:
                 nonlocal attempt, past_usage, attempt_usage
+                try:
+                    for ready in seam.release():  # what was held back was received: deliver it
+                        deliver(ready)
+                except Exception as subscriber_error:
+                    observer.on_error(subscriber_error)
+                    return
                 retryable = isinstance(error, LLMError) and error.retryable
                 if not retryable or attempt >= attempts or (emitted and (not resumable or blocked)):
                     fail(error)
@@ -140,16 +156,14 @@ def retry(
 
                 def again(_: abc.SchedulerBase, __: Any = None) -> None:
                     with lock:
-                        current.disposable = next_source.subscribe(
-                            on_next, on_error, observer.on_completed
-                        )
+                        current.disposable = next_source.subscribe(on_next, on_error, on_completed)
 
                 # Its own slot: the timer may fire (and subscribe) before this line returns.
                 pending.disposable = timer.schedule_relative(timedelta(seconds=seconds), again)
 
             with lock:
                 current.disposable = source.subscribe(
-                    on_next, on_error, observer.on_completed, scheduler=scheduler_
+                    on_next, on_error, on_completed, scheduler=scheduler_
                 )
             return CompositeDisposable(current, pending)
 
@@ -162,33 +176,74 @@ class _Seam:
     """Drops text a continuation repeats from what was already delivered.
 
     Models asked to continue sometimes start by repeating the end of the text (or, after a
-    prefill stripped of trailing whitespace, re-send that whitespace). The first content
-    of a continuation is compared with the end of the delivered text and the overlap cut.
+    prefill stripped of trailing whitespace, re-send that whitespace), in chunks of a token
+    or two. The continuation's first chunks are held back while its text could still be
+    such a repeat (while it is the start of some ending of the delivered text), then the
+    longest overlap of at least `_OVERLAP_MIN` characters is cut and the held chunks are
+    released, in order. A finish, the end of the stream or an error releases them at once.
     """
 
-    __slots__ = ("_tail",)
+    __slots__ = ("_held", "_tail", "_text")
 
     def __init__(self) -> None:
         self._tail: str | None = None
+        self._held: list[Chunk] = []
+        self._text = ""
 
     def expect(self, delivered: str) -> None:
+        """The next content continues `delivered`: watch its start for a repeat."""
         self._tail = delivered[-_OVERLAP_WINDOW:]
+        self._held = []
+        self._text = ""
 
-    def trim(self, chunk: Chunk) -> Chunk | None:
+    def feed(self, chunk: Chunk) -> list[Chunk]:
+        """The chunks to deliver now: `chunk` and those held before it, or none yet."""
         tail = self._tail
         if tail is None:
-            return chunk
-        self._tail = None
-        text = chunk.content
+            return [chunk]
+        self._held.append(chunk)
+        if chunk.content:
+            self._text += chunk.content
+        elif chunk.finish_reason is None and not self._text:
+            return []  # e.g. Anthropic's message_start: the content is still to come
+        if chunk.finish_reason is None and self._could_grow(tail, self._text):
+            return []
+        return self.release()
+
+    def release(self) -> list[Chunk]:
+        """Decide on what is held: cut the repeat, if any, and hand the chunks back."""
+        tail, held, text = self._tail, self._held, self._text
+        self._tail, self._held, self._text = None, [], ""
+        if tail is None or not held:
+            return held
         cut = 0
-        if tail[-1:].isspace() and text[:1].isspace():
+        for size in range(min(len(tail), len(text)), _OVERLAP_MIN - 1, -1):
+            if tail.endswith(text[:size]):
+                cut = size
+                break
+        if not cut and tail[-1:].isspace() and text[:1].isspace():
             cut = len(text) - len(text.lstrip())
-        else:
-            for size in range(min(len(tail), len(text)), _OVERLAP_MIN - 1, -1):
-                if tail.endswith(text[:size]):
-                    cut = size
-                    break
-        if not cut:
-            return chunk
-        trimmed = chunk.model_copy(update={"content": text[cut:]})
-        return None if trimmed.is_empty else trimmed
+        out: list[Chunk] = []
+        for chunk in held:
+            kept = chunk
+            if cut and chunk.content:
+                dropped = min(cut, len(chunk.content))
+                cut -= dropped
+                kept = chunk.model_copy(update={"content": chunk.content[dropped:]})
+                if kept.is_empty:
+                    continue
+            out.append(kept)
+        return out
+
+    @staticmethod
+    def _could_grow(tail: str, text: str) -> bool:
+        """True while `text` is the start of an ending of `tail` longer than itself, i.e.
+        more of the continuation could still turn out to repeat the delivered text."""
+        if len(text) >= len(tail):
+            return False
+        start = tail.find(text)
+        while start != -1:
+            if start + len(text) < len(tail):
+                return True
+            start = tail.find(text, start + 1)
+        return False

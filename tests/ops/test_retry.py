@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import threading
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from reactivex import operators as rx_ops
 
 import rxllm
@@ -15,6 +18,7 @@ from rxllm.models import Chunk, ToolCallDelta
 from rxllm.testing import Script, Server
 
 KEY = "sk-retry-test"
+retry_module = importlib.import_module("rxllm.ops._retry")
 
 
 def llm(provider: str, server: Server) -> rxllm.LLM:
@@ -73,6 +77,67 @@ def test_openai_resumes_with_a_continue_instruction_and_drops_a_repeated_seam(
     messages = server.requests[1].body["messages"]
     assert messages[-2] == {"role": "assistant", "content": "The answer is forty"}
     assert messages[-1]["role"] == "user" and "Continue" in messages[-1]["content"]
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_a_repeat_spread_over_many_small_chunks_is_dropped(server: Server, provider: str) -> None:
+    server.push(Script(["The ", "quick ", "brown ", "fox ", "jumps"], drop_after=5))
+    # the model repeats the last words token by token, then continues
+    server.push(Script(["quick", " brown", " fox", " jumps", " over", " the", " lazy dog."]))
+    seen: list[str] = []
+    response = rxllm.collect(
+        llm(provider, server)
+        .stream("q")
+        .pipe(ops.retry(attempts=2, backoff=0), rx_ops.do_action(lambda c: seen.append(c.content))),
+        timeout=10,
+    )
+    assert response.text == "The quick brown fox jumps over the lazy dog."
+    assert "".join(seen) == response.text
+
+
+_seam_text = st.text(alphabet="ab .", min_size=1, max_size=60)
+
+
+@given(
+    delivered=_seam_text,
+    overlap=st.integers(0, 60),
+    new=st.text(alphabet="xyz", max_size=30),
+    cuts=st.lists(st.integers(1, 90), max_size=12),
+    starts_with_usage=st.booleans(),
+    finish=st.booleans(),
+)
+def test_the_seam_cuts_exactly_a_repeat_of_eight_or_more_characters(
+    delivered: str,
+    overlap: int,
+    new: str,
+    cuts: list[int],
+    starts_with_usage: bool,
+    finish: bool,
+) -> None:
+    """Fed in any split, a continuation that repeats the delivered text's last `overlap`
+    characters comes out without them (when the repeat is long enough to be sure), with
+    every other character and every chunk that is not content, in order."""
+    overlap = min(overlap, len(delivered))
+    if overlap < 8:
+        overlap = 0  # too short to tell from a coincidence: kept
+    continuation = delivered[len(delivered) - overlap :] + new
+    bounds = sorted(cuts)
+    pieces = [continuation[a:b] for a, b in zip([0, *bounds], [*bounds, 10**6], strict=True)]
+    chunks = [Chunk(content=piece) for piece in pieces if piece]
+    usage = rxllm.Usage(input_tokens=1)
+    if starts_with_usage:
+        chunks.insert(0, Chunk(usage=usage))
+    if finish:
+        chunks.append(Chunk(finish_reason="stop"))
+    seam = retry_module._Seam()
+    seam.expect(delivered)
+    out = [ready for chunk in chunks for ready in seam.feed(chunk)]
+    if finish:
+        assert out and out[-1].finish_reason == "stop"  # a finish releases what was held
+    out.extend(seam.release())  # the end of the stream
+    assert "".join(c.content for c in out) == new
+    assert [c.usage for c in out if c.usage] == ([usage] if starts_with_usage else [])
+    assert out[:1] == chunks[:1] or not starts_with_usage
 
 
 def test_non_retryable_errors_are_not_retried(server: Server) -> None:
