@@ -240,9 +240,12 @@ class _Runner:
     __slots__ = (
         "call",
         "control",
+        "gate",
         "observer",
         "received",
+        "settled",
         "snapshots",
+        "started",
         "subscriber_error",
         "watched",
     )
@@ -262,6 +265,12 @@ class _Runner:
         self.received = Accumulator()  # for `partial`: keeps no chunk objects alive
         self.subscriber_error: Exception | None = None
         self.watched = bool(call.stall_timeout)  # a watchdog reads `control.last_event`
+        # Who reports a stall before the first chunk: the call's thread, or (sync path, when
+        # the SDK is still busy with the request or sleeping between its retries) the
+        # watchdog at once. `gate` makes that choice once; `started`/`settled` record it.
+        self.gate = threading.Lock()
+        self.started = False  # the first chunk went out: the call's thread reports
+        self.settled = False  # the terminal notification is taken
 
     def emit(self, chunk: Chunk) -> bool:
         """Deliver one chunk (or its snapshot); False when the call must stop (cancelled or
@@ -270,6 +279,8 @@ class _Runner:
         if control.cancelled:
             return False
         if self.watched:
+            if not self.started and not self._start():
+                return False
             control.last_event = _monotonic()
         item: Any
         if self.snapshots:
@@ -285,11 +296,37 @@ class _Runner:
             return False
         return not control.cancelled
 
+    def _start(self) -> bool:
+        with self.gate:
+            if self.settled:
+                return False  # the watchdog already reported the stall
+            self.started = True
+            return True
+
+    def _settle(self) -> bool:
+        """Take the terminal notification; False if somebody else has it."""
+        with self.gate:
+            if self.settled:
+                return False
+            self.settled = True
+            return True
+
+    def stalled_before_start(self) -> None:
+        """The watchdog's report of a stall before any chunk (sync path): at once, while the
+        call's thread may still be blocked in the SDK; that thread then reports nothing."""
+        with self.gate:
+            if self.started or self.settled:
+                return
+            self.settled = True
+        self.finish(None, settled=True)
+
     def partial(self) -> Any:
         return self.received.response() if len(self.received) else None
 
-    def finish(self, error: Exception | None) -> None:
+    def finish(self, error: Exception | None, *, settled: bool = False) -> None:
         """Send the terminal notification: error, completion, or nothing after a dispose."""
+        if self.watched and not settled and not self._settle():
+            return
         control = self.control
         if self.subscriber_error is not None:
             self.observer.on_error(self.subscriber_error)
@@ -320,7 +357,7 @@ class _Runner:
 
     def run_sync(self) -> None:
         control = self.control
-        _start_watchdog_thread(control, self.call.stall_timeout)
+        _start_watchdog_thread(control, self.call.stall_timeout, self.stalled_before_start)
         error: Exception | None = None
         try:
             self.call.pump_sync(control, self.emit)
@@ -372,7 +409,9 @@ def _task_canceller(task: asyncio.Task[Any]) -> Callable[[], None]:
     return cancel
 
 
-def _start_watchdog_thread(control: CallControl, timeout: float | None) -> threading.Thread | None:
+def _start_watchdog_thread(
+    control: CallControl, timeout: float | None, stalled: Callable[[], None]
+) -> threading.Thread | None:
     if not timeout:
         return None
 
@@ -382,6 +421,7 @@ def _start_watchdog_thread(control: CallControl, timeout: float | None) -> threa
             if remaining <= 0:
                 control.stalled = True
                 control.cancel()
+                stalled()
                 return
             if control.wait(remaining):
                 return

@@ -189,6 +189,70 @@ class SDKProvider:
         return HTTPCall(self, request)
 
 
+class _Cancelled(BaseException):
+    """Raised by our sync clients' request hook when the call was cancelled before the SDK
+    (re)sent its request, e.g. while it slept between retries. A BaseException, so the SDK,
+    which retries any `Exception`, lets it through."""
+
+
+_phase = threading.local()
+"""The sync call whose request this thread is sending (`control`, `unregister`), if any."""
+
+
+class _RequestPhase:
+    """While the SDK sends a sync request (connecting, retrying, waiting for the headers):
+    a cancellation stops further attempts and shuts a freshly opened connection down."""
+
+    __slots__ = ("control", "unregister")
+
+    def __init__(self, control: CallControl) -> None:
+        self.control = control
+        self.unregister: list[Any] = []
+
+    def __enter__(self) -> _RequestPhase:
+        _phase.current = self
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.end()
+
+    def end(self) -> None:
+        """The headers arrived (or the request failed): the body's own closer takes over;
+        a pooled socket must never be shut down by this call afterwards."""
+        if getattr(_phase, "current", None) is self:
+            _phase.current = None
+        for unregister in self.unregister:
+            unregister()
+        self.unregister.clear()
+
+
+def _request_hook(request: httpx2.Request) -> None:
+    """httpx2 `request` event hook of the sync clients rxllm makes (runs before each send)."""
+    phase: _RequestPhase | None = getattr(_phase, "current", None)
+    if phase is None:
+        return
+    if phase.control.cancelled:
+        raise _Cancelled
+    inner = request.extensions.get("trace")
+
+    def trace(name: str, info: dict[str, Any]) -> None:
+        if name == "connection.connect_tcp.complete":
+            stream = info.get("return_value")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            if sock is not None:
+                phase.unregister.append(phase.control.on_cancel(lambda: shutdown_socket(sock)))
+        if inner is not None:
+            inner(name, info)
+
+    request.extensions["trace"] = trace
+
+
+def sync_http_client(factory: Any) -> Any:
+    """The SDK's default sync httpx2 client, plus the hook that makes a sync call
+    cancellable before its response headers arrive (see `_RequestPhase`)."""
+    return factory(event_hooks={"request": [_request_hook]})
+
+
 class HTTPCall:
     """A `Call` over an SDK's streaming-response mode."""
 
@@ -243,33 +307,40 @@ class HTTPCall:
     def _pump_sync(self, control: CallControl, emit: Emit) -> None:
         if control.cancelled:
             return
-        with self.open_sync() as api_response:
-            http = api_response.http_response
-            closer = _socket_closer(http)
-            unregister = control.on_cancel(closer)
-            try:
-                mapper = self.mapper()
-                decoder = SSEDecoder()
-                parse = self._parse
-                body = _sync_body(http)
-                for piece in body:
-                    for name, data in decoder.feed(piece):
-                        chunk = mapper.map(name, parse(data), data)
-                        if chunk is not None and not emit(chunk):
-                            return
-                    if control.cancelled:
+        try:
+            with _RequestPhase(control) as phase, self.open_sync() as api_response:
+                phase.end()
+                self._read_sync(api_response, control, emit)
+        except _Cancelled:
+            return  # cancelled before the SDK (re)sent the request: nothing was sent
+
+    def _read_sync(self, api_response: StreamResponse, control: CallControl, emit: Emit) -> None:
+        http = api_response.http_response
+        closer = _socket_closer(http)
+        unregister = control.on_cancel(closer)
+        try:
+            mapper = self.mapper()
+            decoder = SSEDecoder()
+            parse = self._parse
+            body = _sync_body(http)
+            for piece in body:
+                for name, data in decoder.feed(piece):
+                    chunk = mapper.map(name, parse(data), data)
+                    if chunk is not None and not emit(chunk):
                         return
-                    if mapper.done:
-                        _drain_sync(body, closer)
-                        break
-                else:
-                    for name, data in decoder.flush():
-                        chunk = mapper.map(name, parse(data), data)
-                        if chunk is not None and not emit(chunk):
-                            return
-                mapper.end()
-            finally:
-                unregister()
+                if control.cancelled:
+                    return
+                if mapper.done:
+                    _drain_sync(body, closer)
+                    break
+            else:
+                for name, data in decoder.flush():
+                    chunk = mapper.map(name, parse(data), data)
+                    if chunk is not None and not emit(chunk):
+                        return
+            mapper.end()
+        finally:
+            unregister()
 
     async def _pump_async(self, control: CallControl, emit: Emit) -> None:
         async with self.open_async() as api_response:

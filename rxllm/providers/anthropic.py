@@ -34,7 +34,7 @@ from rxllm.models import (
     register_event_builder,
     text_chunk_maker,
 )
-from rxllm.providers._http import SDKProvider
+from rxllm.providers._http import SDKProvider, sync_http_client
 from rxllm.providers.tools import tool_schema
 
 __all__ = ["STOP_REASONS", "AnthropicEvents", "AnthropicProvider", "anthropic_llm"]
@@ -202,8 +202,10 @@ class AnthropicProvider(SDKProvider):
 
     def new_client(self, options: dict[str, Any], *, asynchronous: bool) -> Any:
         """A new `anthropic.Anthropic` / `anthropic.AsyncAnthropic`."""
-        return (
-            anthropic.AsyncAnthropic(**options) if asynchronous else anthropic.Anthropic(**options)
+        if asynchronous:
+            return anthropic.AsyncAnthropic(**options)
+        return anthropic.Anthropic(
+            **options, http_client=sync_http_client(anthropic.DefaultHttpxClient)
         )
 
     def open_stream(self, client: Any, kwargs: dict[str, Any]) -> Any:

@@ -31,7 +31,7 @@ from rxllm.models import (
     register_event_builder,
     text_chunk_maker,
 )
-from rxllm.providers._http import SDKProvider
+from rxllm.providers._http import SDKProvider, sync_http_client
 from rxllm.providers.tools import tool_schema
 
 __all__ = ["OpenAIEvents", "OpenAIProvider", "openai_llm"]
@@ -182,7 +182,9 @@ class OpenAIProvider(SDKProvider):
 
     def new_client(self, options: dict[str, Any], *, asynchronous: bool) -> Any:
         """A new `openai.OpenAI` / `openai.AsyncOpenAI`."""
-        return openai.AsyncOpenAI(**options) if asynchronous else openai.OpenAI(**options)
+        if asynchronous:
+            return openai.AsyncOpenAI(**options)
+        return openai.OpenAI(**options, http_client=sync_http_client(openai.DefaultHttpxClient))
 
     def open_stream(self, client: Any, kwargs: dict[str, Any]) -> Any:
         """`chat.completions.with_streaming_response.create(stream=True, ...)`."""

@@ -58,7 +58,8 @@ class Script:
     stream. Without one the stream finishes with "stop" ("tool_calls" when a tool call was
     scripted).
 
-    The keyword arguments make the answer slow or broken: `first_delay` seconds before the
+    The keyword arguments make the answer slow or broken: `headers_delay` seconds before
+    the response headers (a queued request), `first_delay` seconds before the
     first chunk, `delay` seconds between chunks (with keep-alives every `ping_every`
     seconds while waiting), an HTTP error `status` instead of a stream, an `error_event`
     after the chunks, a malformed event / a dropped connection / a hang after `k` chunks
@@ -84,6 +85,9 @@ class Script:
     """Seconds between two chunks."""
     first_delay: float
     """Seconds between the response headers and the first event."""
+    headers_delay: float
+    """Seconds before the status line and headers (of a stream or an error status): a
+    request the provider has queued. The server watches for the client leaving meanwhile."""
     status: int | None
     """An HTTP error status to answer with instead of a stream (e.g. 429, 500, 529)."""
     error_body: Mapping[str, Any] | str | bytes | None
@@ -119,6 +123,7 @@ class Script:
         *,
         delay: float = 0.0,
         first_delay: float = 0.0,
+        headers_delay: float = 0.0,
         status: int | None = None,
         error_body: Mapping[str, Any] | str | bytes | None = None,
         headers: Mapping[str, str] | None = None,
@@ -175,6 +180,7 @@ class Script:
         set_(self, "chunks", items)
         set_(self, "delay", _seconds("delay", delay))
         set_(self, "first_delay", _seconds("first_delay", first_delay))
+        set_(self, "headers_delay", _seconds("headers_delay", headers_delay))
         set_(self, "status", status)
         set_(self, "error_body", error_body)
         set_(self, "headers", dict(headers or {}))
@@ -211,7 +217,7 @@ class Script:
                 continue
             if name == "model" and value == "test-model":
                 continue
-            if value is None or (name in ("delay", "first_delay") and value == 0.0):
+            if value is None or (name.endswith("delay") and value == 0.0):
                 continue
             if name == "headers" and not value:
                 continue

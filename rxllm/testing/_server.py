@@ -221,6 +221,10 @@ class _Connection:
         record = RecordedRequest(protocol, request.path, request.headers, body)
         self._record = record
         script = self._server._take_script(record)
+        if script is not None and script.headers_delay:
+            self._ping_every = None  # nothing may be sent before the headers
+            if not self._pause(script.headers_delay):
+                return
         if script is None:
             message = "rxllm.testing.Server has no script: call server.push(Script(...)) first"
             self._respond(500, error_response(protocol, "api_error", message))

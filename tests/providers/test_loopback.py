@@ -394,6 +394,80 @@ def test_dispose_during_first_delay_closes_before_any_chunk(server: Server, prov
     assert record.chunks_written == 0
 
 
+def _subscribe_then_dispose(
+    stream: reactivex.Observable[Chunk], server: Server, mode: str, *, after: float = 0.1
+) -> float:
+    """Subscribe (from a running loop in async mode), wait for the request, dispose; returns
+    when it disposed."""
+
+    def body() -> float:
+        subscription = stream.subscribe(lambda _: None, lambda _: None)
+        assert server.wait_for_request(timeout=5)
+        time.sleep(after)
+        disposed = time.monotonic()
+        subscription.dispose()
+        return disposed
+
+    if mode == "sync":
+        return body()
+
+    async def main() -> float:
+        subscription = stream.subscribe(lambda _: None, lambda _: None)
+        assert await asyncio.to_thread(server.wait_for_request, timeout=5)
+        await asyncio.sleep(after)
+        disposed = time.monotonic()
+        subscription.dispose()
+        await asyncio.sleep(0.2)  # let the cancelled task finish on this loop
+        return disposed
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_dispose_before_the_response_headers_closes_the_connection(
+    server: Server, provider: str, mode: str
+) -> None:
+    server.push(Script(["a"], headers_delay=5))  # a queued request
+    llm = make(provider, server, max_retries=2)  # a shut-down socket must not be retried
+    disposed = _subscribe_then_dispose(llm.stream("hi"), server, mode)
+    record = server.last
+    assert record.wait_closed(2)
+    assert record.client_closed_at is not None
+    assert record.client_closed_at - disposed < 0.05
+    time.sleep(0.3)
+    assert len(server.requests) == 1 and record.chunks_written == 0
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_dispose_while_the_sdk_waits_to_retry_sends_no_more_requests(
+    server: Server, provider: str, mode: str
+) -> None:
+    server.push(Script("x", status=529, headers={"retry-after-ms": "400"}))
+    llm = make(provider, server, max_retries=4)
+    _subscribe_then_dispose(llm.stream("hi"), server, mode, after=0.05)
+    time.sleep(1.0)  # the SDK's next attempt would have come after 0.4 s
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_stall_before_the_headers_is_reported_at_the_stall_timeout(
+    server: Server, provider: str, mode: str
+) -> None:
+    server.push(Script(["a"], headers_delay=5))
+    llm = make(provider, server, max_retries=2, stall_timeout=0.3)
+    started = time.monotonic()
+    with pytest.raises(rxllm.StreamTimeout):
+        run(llm.stream("hi"), mode)
+    # not after the SDK's own read timeout and retries (~2 s more)
+    assert time.monotonic() - started < 0.9
+    assert server.last.wait_closed(2)
+    time.sleep(0.3)
+    assert len(server.requests) == 1
+
+
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_ready_made_clients_are_used(server: Server, provider: str) -> None:
     server.push(Script("ok"))
