@@ -165,7 +165,10 @@ class StreamInterrupted(LLMError):
 
 
 class StreamError(LLMError):
-    """The provider sent an error event in the middle of the stream."""
+    """The provider sent an error event in the middle of the stream (or one that is not
+    valid JSON); `body` is the provider's error object as sent, when there was one."""
+
+    body: object = None
 
 
 class StreamTimeout(LLMError):
@@ -210,4 +213,6 @@ def stream_error_event(provider: str, error: object) -> StreamError:
     kind = str(kind) if kind else "error"
     text = str(message) if message else "the provider reported an error mid-stream"
     cls = _STREAM_ERROR_KINDS.get(kind, StreamError)
-    return cls(f"{provider} stream error ({kind}): {scrub(text)}", provider=provider)
+    mapped = cls(f"{provider} stream error ({kind}): {scrub(text)}", provider=provider)
+    mapped.body = error
+    return mapped

@@ -117,6 +117,11 @@ class SDKProvider:
         """A fresh event mapper for one call."""
         raise NotImplementedError
 
+    def sdk_stream_error(self, error: errors.StreamError, http: httpx2.Response) -> BaseException:
+        """The exception the SDK's own stream raises for this error event (chained as the
+        `StreamError`'s cause, as for every other error)."""
+        raise NotImplementedError
+
     # --- shared ------------------------------------------------------------------------------
 
     def key(self) -> str:
@@ -310,7 +315,11 @@ class HTTPCall:
         try:
             with _RequestPhase(control) as phase, self.open_sync() as api_response:
                 phase.end()
-                self._read_sync(api_response, control, emit)
+                try:
+                    self._read_sync(api_response, control, emit)
+                except errors.StreamError as exc:
+                    self._chain(exc, api_response.http_response)
+                    raise
         except _Cancelled:
             return  # cancelled before the SDK (re)sent the request: nothing was sent
 
@@ -344,25 +353,38 @@ class HTTPCall:
 
     async def _pump_async(self, control: CallControl, emit: Emit) -> None:
         async with self.open_async() as api_response:
-            http = api_response.http_response
-            mapper = self.mapper()
-            decoder = SSEDecoder()
-            parse = self._parse
-            body = _async_body(http)
-            async for piece in body:
-                for name, data in decoder.feed(piece):
-                    chunk = mapper.map(name, parse(data), data)
-                    if chunk is not None and not emit(chunk):
-                        return
-                if mapper.done:
-                    await _drain_async(body)
-                    break
-            else:
-                for name, data in decoder.flush():
-                    chunk = mapper.map(name, parse(data), data)
-                    if chunk is not None and not emit(chunk):
-                        return
-            mapper.end()
+            try:
+                await self._read_async(api_response, emit)
+            except errors.StreamError as exc:
+                self._chain(exc, api_response.http_response)
+                raise
+
+    def _chain(self, error: errors.StreamError, http: httpx2.Response) -> None:
+        if error.__cause__ is None and error.body is not None:
+            cause = self._config.sdk_stream_error(error, http)
+            _scrub_exception(cause, self._config.secrets())
+            error.__cause__ = cause
+
+    async def _read_async(self, api_response: StreamResponse, emit: Emit) -> None:
+        http = api_response.http_response
+        mapper = self.mapper()
+        decoder = SSEDecoder()
+        parse = self._parse
+        body = _async_body(http)
+        async for piece in body:
+            for name, data in decoder.feed(piece):
+                chunk = mapper.map(name, parse(data), data)
+                if chunk is not None and not emit(chunk):
+                    return
+            if mapper.done:
+                await _drain_async(body)
+                break
+        else:
+            for name, data in decoder.flush():
+                chunk = mapper.map(name, parse(data), data)
+                if chunk is not None and not emit(chunk):
+                    return
+        mapper.end()
 
     def _parse(self, data: bytes) -> Any:
         if data == b"[DONE]":

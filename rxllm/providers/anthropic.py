@@ -208,6 +208,12 @@ class AnthropicProvider(SDKProvider):
             **options, http_client=sync_http_client(anthropic.DefaultHttpxClient)
         )
 
+    def sdk_stream_error(self, error: errors.StreamError, http: httpx2.Response) -> BaseException:
+        """`anthropic.APIStatusError` (status 200), as `anthropic.Stream` raises for an
+        `error` event."""
+        body = {"type": "error", "error": error.body}
+        return anthropic.APIStatusError(f"{body}", response=http, body=body)
+
     def open_stream(self, client: Any, kwargs: dict[str, Any]) -> Any:
         """`messages.with_streaming_response.create(stream=True, ...)`."""
         return client.messages.with_streaming_response.create(stream=True, **kwargs)

@@ -186,6 +186,14 @@ class OpenAIProvider(SDKProvider):
             return openai.AsyncOpenAI(**options)
         return openai.OpenAI(**options, http_client=sync_http_client(openai.DefaultHttpxClient))
 
+    def sdk_stream_error(self, error: errors.StreamError, http: httpx2.Response) -> BaseException:
+        """`openai.APIError`, as `openai.Stream` raises for an `error` in the stream."""
+        body = error.body
+        message = body.get("message") if isinstance(body, dict) else None
+        if not isinstance(message, str) or not message:
+            message = "An error occurred during streaming"
+        return openai.APIError(message=message, request=http.request, body=body)
+
     def open_stream(self, client: Any, kwargs: dict[str, Any]) -> Any:
         """`chat.completions.with_streaming_response.create(stream=True, ...)`."""
         return client.chat.completions.with_streaming_response.create(stream=True, **kwargs)

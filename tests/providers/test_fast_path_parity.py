@@ -104,6 +104,11 @@ def test_openai_error_event_raises_where_the_sdk_raises(
     assert error["message"] in str(ours.value)
     assert ours.value.retryable is (error["type"] == "server_error")
     assert ours.value.partial is not None and ours.value.partial.text == "Hi"
+    cause = ours.value.__cause__  # the SDK's own exception for it, as for every other error
+    assert type(cause) is type(sdk_error.value)
+    assert isinstance(cause, openai_sdk.APIError)
+    assert (cause.message, cause.body) == (sdk_error.value.message, sdk_error.value.body)
+    assert ours.value.body == error
 
 
 def anthropic_event(kind: str, **fields: Any) -> str:
@@ -188,7 +193,7 @@ def test_anthropic_error_event_raises_where_the_sdk_raises(server: Server) -> No
     )
     server.push(Script(raw_events=body))
     client = anthropic_sdk.Anthropic(base_url=server.url, api_key=KEY, max_retries=0)
-    with pytest.raises(anthropic_sdk.APIStatusError):
+    with pytest.raises(anthropic_sdk.APIStatusError) as sdk_error:
         list(
             client.messages.create(
                 model="claude-x",
@@ -202,6 +207,10 @@ def test_anthropic_error_event_raises_where_the_sdk_raises(server: Server) -> No
         rxllm.collect(rxllm.anthropic("claude-x", base_url=server.url, api_key=KEY).stream("hi"))
     assert isinstance(ours.value, rxllm.StreamError) and ours.value.retryable
     assert ours.value.partial is not None and ours.value.partial.text == "Hi"
+    cause = ours.value.__cause__
+    assert type(cause) is type(sdk_error.value)
+    assert isinstance(cause, anthropic_sdk.APIStatusError)
+    assert (cause.message, cause.body) == (sdk_error.value.message, sdk_error.value.body)
 
 
 def test_a_compressed_body_is_decoded_and_a_plain_one_read_raw() -> None:
