@@ -346,7 +346,10 @@ class TestStreaming:
         assert delivered_on == {loop_thread}
         assert sampled.count == 40
         assert loop_thread not in sampled.threads  # the model ran on a worker thread
-        assert gaps and max(gaps) < 0.1  # the loop kept running while the model computed
+        # The loop kept running while the model computed: evaluating this prompt takes one or
+        # two llama calls of about a second each here, so a loop blocked by them would show a
+        # gap of that size; 0.5 s leaves room for a busy machine (0.12 s seen with a CPU hog).
+        assert gaps and max(gaps) < 0.5
 
 
 @pytest.mark.slow
