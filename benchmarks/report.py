@@ -193,7 +193,7 @@ def write_markdown(
         "",
         "How fast rxllm reads LLM streams compared with the bare OpenAI and Anthropic SDKs, "
         "measured against a loopback SSE server that sends what the real APIs send "
-        "(issue 5's harness). Regenerate with `python -m benchmarks` (full, under 15 "
+        "(issue 5's harness). Regenerate with `python -m benchmarks` (full, about 22 "
         "minutes) or `python -m benchmarks --quick` (about 2 minutes).",
         "",
         f"Run: **{mode}** mode, {now}, {seconds / 60:.1f} minutes.",
@@ -209,7 +209,7 @@ def write_markdown(
         "pip install -e '.[bench]'          # matplotlib, for the plot",
         "python -m benchmarks --quick       # ~2 minutes",
         "python -m benchmarks               # full: the issue's sizes, 5 repetitions",
-        "python -m benchmarks --only 1,5b   # some sections (1 2 3 4 5a 5b 6)",
+        "python -m benchmarks --only 1,5b   # some sections (1 2 3 4 5a 5b 5c 6)",
         "python -m benchmarks.hotspots      # cProfile of one 100k-chunk rxllm stream",
         "python -m benchmarks.micro         # ns per SSE event, Chunk, accumulator add; GC count",
         "```",

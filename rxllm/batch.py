@@ -183,6 +183,12 @@ def batch(
     call. `progress` draws a bar on stderr (or on the given stream). `key(input)` names an
     item in the checkpoint (default: a hash of its JSON).
 
+        inputs:   a  b  c                                   (concurrency=2)
+        call a:   ---"ok"--|
+        call b:   -----X(RateLimitError)
+        call c:             ---"ok"--|                      (starts when a is done)
+        out:      ---------(a,Response)(b,RateLimitError)---(c,Response)--|
+
     >>> import rxllm
     >>> llm = rxllm.scripted("ok")
     >>> results = rxllm.batch(["a", "b"], llm.stream, concurrency=2, progress=False)
