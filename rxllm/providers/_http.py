@@ -17,7 +17,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -333,20 +333,14 @@ class HTTPCall:
             parse = self._parse
             body = _sync_body(http)
             for piece in body:
-                for name, data in decoder.feed(piece):
-                    chunk = mapper.map(name, parse(data), data)
-                    if chunk is not None and not emit(chunk):
-                        return
-                if control.cancelled:
+                if not _deliver(decoder.feed(piece), mapper, parse, emit) or control.cancelled:
                     return
                 if mapper.done:
                     _drain_sync(body, closer)
                     break
             else:
-                for name, data in decoder.flush():
-                    chunk = mapper.map(name, parse(data), data)
-                    if chunk is not None and not emit(chunk):
-                        return
+                if not _deliver(decoder.flush(), mapper, parse, emit):
+                    return
             mapper.end()
         finally:
             unregister()
@@ -372,18 +366,14 @@ class HTTPCall:
         parse = self._parse
         body = _async_body(http)
         async for piece in body:
-            for name, data in decoder.feed(piece):
-                chunk = mapper.map(name, parse(data), data)
-                if chunk is not None and not emit(chunk):
-                    return
+            if not _deliver(decoder.feed(piece), mapper, parse, emit):
+                return
             if mapper.done:
                 await _drain_async(body)
                 break
         else:
-            for name, data in decoder.flush():
-                chunk = mapper.map(name, parse(data), data)
-                if chunk is not None and not emit(chunk):
-                    return
+            if not _deliver(decoder.flush(), mapper, parse, emit):
+                return
         mapper.end()
 
     def _parse(self, data: bytes) -> Any:
@@ -404,6 +394,21 @@ class HTTPCall:
         return map_sdk_error(
             error, self.provider, received=received, secrets=self._config.secrets()
         )
+
+
+def _deliver(
+    events: Iterable[tuple[str | None, bytes]],
+    mapper: EventMapper,
+    parse: Callable[[bytes], Any],
+    emit: Emit,
+) -> bool:
+    """Map the SSE events of one piece of the body to chunks and emit them (one call per
+    piece, not per event); False once `emit` says stop."""
+    for name, data in events:
+        chunk = mapper.map(name, parse(data), data)
+        if chunk is not None and not emit(chunk):
+            return False
+    return True
 
 
 _DRAIN_SECONDS = 0.1
