@@ -27,19 +27,30 @@ from typing import Any
 
 from rxllm.models import Chunk, Response, ToolCall, ToolCallDelta, Usage, raw_event
 
-__all__ = ["Accumulator", "Snapshot", "ToolCallParts", "register_raw_builder"]
+__all__ = ["Accumulator", "Snapshot", "ToolCallParts", "register_raw_builder", "with_raw_context"]
 
-RawBuilder = Callable[[Sequence[Any], Response], Any]
+RawBuilder = Callable[[Sequence[Any], Response, Any], Any]
 _RAW_BUILDERS: dict[str, RawBuilder] = {}
+
+
+def with_raw_context(chunk: Chunk, context: Any) -> Chunk:
+    """Attach `context` (anything the provider's raw builder needs to know about the request,
+    e.g. its response format) to the first chunk of a stream; accumulators keep it."""
+    private = chunk.__pydantic_private__
+    if private is not None:
+        private["_raw_context"] = context
+    return chunk
 
 
 def register_raw_builder(provider: str, builder: RawBuilder) -> None:
     """Declare how `provider`'s chunks become its native final object (`Response.raw`).
 
-    `builder(events, response)` gets the SDK event object of every chunk (each chunk's
-    `.raw`, in order, chunks without one left out) and the `Response` being built. It runs
-    only when `Response.raw` is read, so it may replay every event through the SDK's own
-    accumulator.
+    `builder(events, response, context)` gets the SDK event object of every chunk (each
+    chunk's `.raw`, in order, chunks without one left out), the `Response` being built and
+    the call's raw context (what the provider attached to the stream's first chunk with
+    `with_raw_context`, e.g. the request's response format and tools; None if nothing). It
+    runs only when `Response.raw` is read, so it may replay every event through the SDK's
+    own accumulator.
     """
     _RAW_BUILDERS[provider] = builder
 
@@ -108,6 +119,7 @@ class Accumulator:
         "id",
         "model",
         "provider",
+        "raw_context",
         "usage",
     )
 
@@ -117,6 +129,7 @@ class Accumulator:
         self._content: list[str] = []  # one piece per chunk, "" when it had none
         self._joined = _Joined()
         self._raws: list[Any] = []  # per chunk: its raw event bytes, itself, or None
+        self.raw_context: Any = None  # from the first chunk: for the raw builder
         self._sparse: dict[str, _Sparse] = {}
         self._models: list[tuple[int, str]] = []  # (position, model) where it changed
         self._ids: list[tuple[int, str]] = []
@@ -159,8 +172,10 @@ class Accumulator:
         if response_id and response_id != self.id:
             self.id = response_id
             self._ids.append((n, response_id))
-        if self.provider is None:
+        if self.provider is None:  # the first chunk
             self.provider = values["provider"]
+            if private:
+                self.raw_context = private.get("_raw_context")
         self._last = chunk
         self._n = n + 1
 
@@ -234,10 +249,11 @@ class Accumulator:
             chunk_count=n,
         )
         builder = _RAW_BUILDERS.get(provider)
+        context = self.raw_context
         if builder is not None and n:
             refs = self._raws[:n]
             response._with_raw_factory(  # pyright: ignore[reportPrivateUsage]
-                lambda: builder(_events(provider, refs), response)
+                lambda: builder(_events(provider, refs), response, context)
             )
         return response
 

@@ -34,7 +34,7 @@ from reactivex.disposable import Disposable
 from reactivex.scheduler import TimeoutScheduler
 from reactivex.scheduler.eventloop import AsyncIOThreadSafeScheduler
 
-from rxllm.accumulator import Accumulator
+from rxllm.accumulator import Accumulator, with_raw_context
 from rxllm.errors import LLMError, StreamTimeout
 from rxllm.models import Chunk
 
@@ -135,7 +135,9 @@ class Call(Protocol):
 
     The call pushes its chunks into `emit` (no generator between the provider's loop and the
     subscriber: a generator step per chunk is measurable at 100k chunks/s) and returns when
-    the stream ended or `emit` returned False. Exceptions propagate to the bridge.
+    the stream ended or `emit` returned False. Exceptions propagate to the bridge. A call may
+    also have a `raw_context` attribute: the bridge attaches it to the first chunk for the
+    provider's raw builder (see `rxllm.accumulator.with_raw_context`).
     """
 
     provider: str
@@ -239,6 +241,7 @@ class _Runner:
 
     __slots__ = (
         "call",
+        "context",
         "control",
         "gate",
         "observer",
@@ -271,6 +274,7 @@ class _Runner:
         self.gate = threading.Lock()
         self.started = False  # the first chunk went out: the call's thread reports
         self.settled = False  # the terminal notification is taken
+        self.context = getattr(call, "raw_context", None)  # for Response.raw (first chunk)
 
     def emit(self, chunk: Chunk) -> bool:
         """Deliver one chunk (or its snapshot); False when the call must stop (cancelled or
@@ -278,9 +282,9 @@ class _Runner:
         control = self.control
         if control.cancelled:
             return False
+        if not self.started and not self._start(chunk):
+            return False
         if self.watched:
-            if not self.started and not self._start():
-                return False
             control.last_event = _monotonic()
         item: Any
         if self.snapshots:
@@ -296,7 +300,13 @@ class _Runner:
             return False
         return not control.cancelled
 
-    def _start(self) -> bool:
+    def _start(self, chunk: Chunk) -> bool:
+        """The first chunk: give it the call's raw context; take the right to report."""
+        if self.context is not None:
+            with_raw_context(chunk, self.context)
+        if not self.watched:
+            self.started = True
+            return True
         with self.gate:
             if self.settled:
                 return False  # the watchdog already reported the stall

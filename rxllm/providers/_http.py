@@ -117,6 +117,11 @@ class SDKProvider:
         """A fresh event mapper for one call."""
         raise NotImplementedError
 
+    def raw_context(self, request: Request, kwargs: dict[str, Any]) -> Any:
+        """What the raw builder must know about the request to build what the SDK's stream
+        helper builds (e.g. a response format to parse); None when nothing."""
+        return None
+
     def sdk_stream_error(self, error: errors.StreamError, http: httpx2.Response) -> BaseException:
         """The exception the SDK's own stream raises for this error event (chained as the
         `StreamError`'s cause, as for every other error)."""
@@ -267,6 +272,7 @@ class HTTPCall:
         self._config = config
         self._retries = request.max_retries
         self._kwargs = config.arguments(request)
+        self.raw_context = config.raw_context(request, self._kwargs)
 
     def open_sync(self) -> AbstractContextManager[StreamResponse]:
         """Send the request with the sync client; the context closes the response."""

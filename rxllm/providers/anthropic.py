@@ -10,6 +10,7 @@ not the content-block index), usage combined from `message_start` (input) and
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import json
@@ -21,7 +22,7 @@ import anthropic
 import httpx2
 import jiter
 from anthropic.lib.streaming._messages import accumulate_event
-from anthropic.types import RawMessageStreamEvent
+from anthropic.types import RawContentBlockStopEvent, RawMessageStreamEvent
 
 from rxllm import errors
 from rxllm.accumulator import register_raw_builder
@@ -177,13 +178,38 @@ class AnthropicEvents:
             )
 
 
-def _response_raw(events: Sequence[Any], response: Response) -> Any:
+def _response_raw(events: Sequence[Any], response: Response, context: Any = None) -> Any:
+    """The `Message` the SDK's `messages.stream()` helper ends with: every event through the
+    SDK's `accumulate_event`, with the request's output format. Block stops carry no chunk,
+    so they are replayed before the message's final delta, where the API sends them (the
+    SDK parses `parsed_output` there)."""
+    output_format = (
+        context.get("output_format", anthropic.NOT_GIVEN)
+        if isinstance(context, dict)
+        else anthropic.NOT_GIVEN
+    )
     snapshot: Any = None
     json_buffers: dict[int, bytes] = {}
+
+    def apply(event: Any) -> Any:
+        return accumulate_event(
+            event=event,
+            current_snapshot=snapshot,
+            json_bufs=json_buffers,
+            output_format=output_format,
+        )
+
     for event in events:
-        if snapshot is None and getattr(event, "type", None) != "message_start":
+        kind = getattr(event, "type", None)
+        if snapshot is None and kind != "message_start":
             continue
-        snapshot = accumulate_event(event=event, current_snapshot=snapshot, json_bufs=json_buffers)
+        if kind == "message_delta":
+            for index in range(len(snapshot.content)):
+                stop = RawContentBlockStopEvent(type="content_block_stop", index=index)
+                # text that does not parse as the format keeps parsed_output None
+                with contextlib.suppress(ValueError):
+                    snapshot = apply(stop)
+        snapshot = apply(event)
     return snapshot
 
 
@@ -207,6 +233,12 @@ class AnthropicProvider(SDKProvider):
         return anthropic.Anthropic(
             **options, http_client=sync_http_client(anthropic.DefaultHttpxClient)
         )
+
+    def raw_context(self, request: Request, kwargs: dict[str, Any]) -> Any:
+        """A pydantic response format, for `Response.raw`'s `parsed_output`."""
+        if inspect.isclass(request.response_format):
+            return {"output_format": request.response_format}
+        return None
 
     def sdk_stream_error(self, error: errors.StreamError, http: httpx2.Response) -> BaseException:
         """`anthropic.APIStatusError` (status 200), as `anthropic.Stream` raises for an

@@ -563,7 +563,9 @@ def _returning(value: Any) -> Callable[[], Any]:
     return lambda: value
 
 
-def _response_raw(events: Sequence[Any], response: Response) -> dict[str, Any] | None:
+def _response_raw(
+    events: Sequence[Any], response: Response, context: Any = None
+) -> dict[str, Any] | None:
     """The llama-cpp `CreateChatCompletionResponse` the streamed chunks add up to."""
     if not events:
         return None

@@ -9,6 +9,7 @@ accumulates from the same chunks — both built only when read.
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import inspect
 from collections.abc import Sequence
@@ -157,14 +158,35 @@ def _usage(usage: dict[str, Any]) -> Usage:
     )
 
 
-def _response_raw(events: Sequence[Any], response: Response) -> Any:
-    state = ChatCompletionStreamState()
-    handled = False
-    for raw in events:
-        if isinstance(raw, ChatCompletionChunk):
-            state.handle_chunk(raw)
-            handled = True
-    return state.current_completion_snapshot if handled else None
+def _response_raw(events: Sequence[Any], response: Response, context: Any = None) -> Any:
+    """What the SDK's `chat.completions.stream()` helper ends with: its own state, given the
+    request's tools and response format, replays every chunk; a finished stream gives its
+    `get_final_completion()` (`message.parsed`, tool calls' `parsed_arguments`), one cut
+    short the snapshot so far. Where the SDK would raise (content that is not the format's
+    JSON, the length limit), the chunks are replayed without the format: no `parsed`."""
+    chunks = [raw for raw in events if isinstance(raw, ChatCompletionChunk)]
+    if not chunks:
+        return None
+    options = context if isinstance(context, dict) else {}
+    try:
+        return _replay(chunks, response, options)
+    except Exception:
+        if not options:
+            raise
+        return _replay(chunks, response, {})
+
+
+def _replay(chunks: list[ChatCompletionChunk], response: Response, options: dict[str, Any]) -> Any:
+    state: Any = ChatCompletionStreamState(
+        input_tools=options.get("tools", openai.NOT_GIVEN),
+        response_format=options.get("response_format", openai.NOT_GIVEN),
+    )
+    for chunk in chunks:
+        state.handle_chunk(chunk)
+    if response.finish_reason is not None:
+        with contextlib.suppress(Exception):  # e.g. "length": the SDK refuses to parse
+            return state.get_final_completion()
+    return state.current_completion_snapshot
 
 
 register_raw_builder(PROVIDER, _response_raw)
@@ -185,6 +207,15 @@ class OpenAIProvider(SDKProvider):
         if asynchronous:
             return openai.AsyncOpenAI(**options)
         return openai.OpenAI(**options, http_client=sync_http_client(openai.DefaultHttpxClient))
+
+    def raw_context(self, request: Request, kwargs: dict[str, Any]) -> Any:
+        """The tools and a pydantic response format, for `Response.raw` to be parsed."""
+        context: dict[str, Any] = {}
+        if "tools" in kwargs:
+            context["tools"] = kwargs["tools"]
+        if inspect.isclass(request.response_format):
+            context["response_format"] = request.response_format
+        return context or None
 
     def sdk_stream_error(self, error: errors.StreamError, http: httpx2.Response) -> BaseException:
         """`openai.APIError`, as `openai.Stream` raises for an `error` in the stream."""

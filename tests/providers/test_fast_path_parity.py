@@ -8,11 +8,13 @@ details (no space after `data:`, CRLF, comments, multi-line data), error events.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 import anthropic as anthropic_sdk
 import openai as openai_sdk
+import pydantic
 import pytest
 
 import rxllm
@@ -227,3 +229,76 @@ def test_a_compressed_body_is_decoded_and_a_plain_one_read_raw() -> None:
     assert b"".join(_sync_body(compressed)) == body
     plain = httpx2.Response(200, stream=httpx2.ByteStream(body))
     assert b"".join(_sync_body(plain)) == body
+
+
+class City(pydantic.BaseModel):
+    name: str
+    population: int
+
+
+def _sdk_helper_final(provider: str, server: Server, **kw: Any) -> Any:
+    """What the SDK's own stream helper ends with for the server's next script."""
+    messages = [{"role": "user", "content": "hi"}]
+    if provider == "openai":
+        client = openai_sdk.OpenAI(base_url=server.url, api_key=KEY, max_retries=0)
+        kw["stream_options"] = {"include_usage": True}  # as rxllm asks by default
+        with client.chat.completions.stream(model="m", messages=messages, **kw) as stream:
+            return stream.get_final_completion()
+    client_a = anthropic_sdk.Anthropic(base_url=server.url, api_key=KEY, max_retries=0)
+    with client_a.messages.stream(model="m", max_tokens=50, messages=messages, **kw) as stream:
+        return stream.get_final_message()
+
+
+# The SDK's generic ParsedChatCompletion warns when dumped with a parsed model in it.
+@pytest.mark.filterwarnings("ignore:Pydantic serializer warnings")
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_response_raw_is_what_the_sdk_stream_helper_parses(
+    server: Server, provider: str, mode: str
+) -> None:
+    script = Script(['{"name": "Os', 'lo", "population": 700000}'], response_id="r1")
+    server.push(script)
+    option = "response_format" if provider == "openai" else "output_format"
+    sdk = _sdk_helper_final(provider, server, **{option: City})
+    server.push(script)
+    llm: rxllm.LLM = getattr(rxllm, provider)("m", base_url=server.url, api_key=KEY)
+    stream = llm.stream("hi", response_format=City)
+    if mode == "sync":
+        ours = rxllm.collect(stream, timeout=10).raw
+    else:
+        ours = asyncio.run(rxllm.acollect(stream, timeout=10)).raw
+    assert type(ours) is type(sdk)
+    expected = City(name="Oslo", population=700000)
+    if provider == "openai":
+        assert ours.choices[0].message.parsed == sdk.choices[0].message.parsed == expected
+    else:
+        assert ours.parsed_output == sdk.parsed_output == expected
+    assert ours.model_dump(exclude={"created"}) == sdk.model_dump(exclude={"created"})
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_response_raw_of_a_cut_or_unparsable_answer_is_the_snapshot(
+    server: Server, provider: str
+) -> None:
+    llm: rxllm.LLM = getattr(rxllm, provider)("m", base_url=server.url, api_key=KEY)
+    server.push(Script(['{"name": "Os', 'lo", ', '"population": 7}']))
+    cut = rxllm.collect(
+        llm.stream("hi", response_format=City).pipe(
+            rxllm.ops.take_until(lambda c: "lo" in c.content)
+        ),
+        timeout=10,
+    ).raw
+    server.push(Script(["not JSON at all"]))
+    unparsable = rxllm.collect(llm.stream("hi", response_format=City), timeout=10).raw
+    # the SDK's running snapshot of a cut answer holds the JSON so far, as a dict
+    partial = {"name": "Oslo"} if provider == "openai" else None
+    for raw, text, parsed in (
+        (cut, '{"name": "Oslo", ', partial),
+        (unparsable, "not JSON at all", None),
+    ):
+        if provider == "openai":
+            assert raw.choices[0].message.content == text
+            assert raw.choices[0].message.parsed == parsed
+        else:
+            assert raw.content[0].text == text
+            assert raw.parsed_output is None
