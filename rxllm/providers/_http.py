@@ -383,8 +383,8 @@ class HTTPCall:
         mapper.end()
 
     def _parse(self, data: bytes) -> Any:
-        if data == b"[DONE]":
-            return data
+        if data.startswith(b"[DONE]"):  # as the SDK: "[DONE] " ends the stream too
+            return b"[DONE]"
         try:
             return jiter.from_json(data, cache_mode="keys")
         except ValueError as exc:
@@ -411,6 +411,8 @@ def _deliver(
     """Map the SSE events of one piece of the body to chunks and emit them (one call per
     piece, not per event); False once `emit` says stop."""
     for name, data in events:
+        if mapper.done:
+            break  # past the terminator ([DONE], message_stop): ignored, however it arrived
         chunk = mapper.map(name, parse(data), data)
         if chunk is not None and not emit(chunk):
             return False

@@ -50,10 +50,11 @@ _CREATE_PARAMS = frozenset(
 class OpenAIEvents:
     """Maps Chat Completions stream events (parsed JSON) to `Chunk`s. Pure; one per call."""
 
-    __slots__ = ("_text", "done", "finished")
+    __slots__ = ("_call_ids", "_text", "done", "finished")
 
     def __init__(self) -> None:
         self._text = text_chunk_maker(PROVIDER)
+        self._call_ids: dict[str, int] = {}  # for tool calls sent without an index (Gemini)
         self.done = False
         self.finished = False
 
@@ -76,7 +77,8 @@ class OpenAIEvents:
                 and len(delta) == 1
                 and choice.get("finish_reason") is None
                 and type(content := delta.get("content")) is str
-            ):  # the bulk of a stream: a text delta alone
+                and not choice.get("index")
+            ):  # the bulk of a stream: a text delta alone, of the first choice
                 return self._text(
                     content, data.get("model") or None, data.get("id") or None, payload
                 )
@@ -84,17 +86,21 @@ class OpenAIEvents:
         audio = b""
         tool_calls: tuple[ToolCallDelta, ...] = ()
         finish_reason = None
-        if choices:
-            choice = choices[0]
+        # With n > 1 the choices' deltas interleave: chunks follow the first choice (the
+        # others stay in each chunk's .raw, and so in Response.raw).
+        choice = _first_choice(choices) if choices else None
+        if choice is not None:
             delta = choice.get("delta")
             if delta:
                 content = delta.get("content") or ""
+                if type(content) is not str:  # e.g. Mistral's list of typed parts
+                    content, thinking = _content_parts(content)
                 refusal = delta.get("refusal") or ""
-                thinking = delta.get("reasoning_content") or delta.get("reasoning") or ""
+                thinking = delta.get("reasoning_content") or delta.get("reasoning") or thinking
                 calls = delta.get("tool_calls")
                 if calls:
                     tool_calls = tuple(
-                        _tool_delta(position, call) for position, call in enumerate(calls)
+                        self._tool_delta(position, call) for position, call in enumerate(calls)
                     )
                 sound = delta.get("audio")
                 if sound:
@@ -122,6 +128,24 @@ class OpenAIEvents:
             payload,
         )
 
+    def _tool_delta(self, position: int, call: dict[str, Any]) -> ToolCallDelta:
+        function = call.get("function") or {}
+        call_id = call.get("id") or None
+        index = call.get("index")
+        if index is None:
+            # Some OpenAI-compatible servers (Gemini) send each call whole without an index:
+            # a new id is a new call, no id continues the last one.
+            if call_id is not None:
+                index = self._call_ids.setdefault(call_id, len(self._call_ids))
+            else:
+                index = len(self._call_ids) - 1 if self._call_ids else position
+        return ToolCallDelta(
+            index=index,
+            id=call_id,
+            name=function.get("name") or None,
+            arguments=function.get("arguments") or "",
+        )
+
     def end(self) -> None:
         """Raise `StreamInterrupted` when the body ended without `[DONE]` or a finish reason."""
         if not self.done and not self.finished:
@@ -138,14 +162,29 @@ def _construct_chunk(data: dict[str, Any]) -> ChatCompletionChunk:
 register_event_builder(PROVIDER, lambda payload: _construct_chunk(jiter.from_json(payload)))
 
 
-def _tool_delta(position: int, call: dict[str, Any]) -> ToolCallDelta:
-    function = call.get("function") or {}
-    return ToolCallDelta(
-        index=call.get("index", position),
-        id=call.get("id") or None,
-        name=function.get("name") or None,
-        arguments=function.get("arguments") or "",
-    )
+def _first_choice(choices: Any) -> dict[str, Any] | None:
+    for choice in choices:
+        if type(choice) is dict and not choice.get("index"):
+            return choice
+    return None
+
+
+def _content_parts(parts: Any) -> tuple[str, str]:
+    """(text, thinking) of a `content` sent as a list of typed parts, e.g. Mistral's
+    `[{"type": "thinking", "thinking": [{"type": "text", "text": ...}]}, {"type": "text", ...}]`."""
+    text: list[str] = []
+    thinking: list[str] = []
+    for part in parts if isinstance(parts, list) else [parts]:
+        if isinstance(part, str):
+            text.append(part)
+        elif isinstance(part, dict):
+            kind = part.get("type")
+            if kind == "text":
+                text.append(str(part.get("text") or ""))
+            elif kind == "thinking":
+                inner = part.get("thinking")
+                thinking.append(inner if isinstance(inner, str) else _content_parts(inner)[0])
+    return "".join(text), "".join(thinking)
 
 
 def _usage(usage: dict[str, Any]) -> Usage:
@@ -164,7 +203,15 @@ def _response_raw(events: Sequence[Any], response: Response, context: Any = None
     `get_final_completion()` (`message.parsed`, tool calls' `parsed_arguments`), one cut
     short the snapshot so far. Where the SDK would raise (content that is not the format's
     JSON, the length limit), the chunks are replayed without the format: no `parsed`."""
-    chunks = [raw for raw in events if isinstance(raw, ChatCompletionChunk)]
+    # As the SDK's helper, skip what is not a chunk (Azure's asynchronous-filter and
+    # prompt-filter events, Perplexity's "chat.completion.done"); keep chunks that name no
+    # object at all (some compatible servers), which the helper would reject.
+    chunks = [
+        raw
+        for raw in events
+        if isinstance(raw, ChatCompletionChunk)
+        and getattr(raw, "object", None) in (None, "chat.completion.chunk")
+    ]
     if not chunks:
         return None
     options = context if isinstance(context, dict) else {}
@@ -286,7 +333,11 @@ def openai_llm(
     """An `LLM` on OpenAI Chat Completions streaming (or any OpenAI-compatible `base_url`).
 
     `**defaults` are request parameters merged into every call, plus `stall_timeout` and
-    `max_retries` (given to the SDK client for failures before the stream starts).
+    `max_retries` (given to the SDK client for failures before the stream starts). With
+    `n` > 1 choices the chunks and the `Response` follow the first choice; `Response.raw`
+    has them all. Compatible servers' variants are read too: `reasoning_content` /
+    `reasoning` as thinking, content sent as typed parts (Mistral), tool calls sent without
+    an index (Gemini), Azure's filter events (left out of `Response.raw`, as the SDK does).
 
     >>> import rxllm
     >>> llm = rxllm.openai("gpt-4o-mini", api_key="sk-...", temperature=0)

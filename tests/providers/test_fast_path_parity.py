@@ -302,3 +302,127 @@ def test_response_raw_of_a_cut_or_unparsable_answer_is_the_snapshot(
         else:
             assert raw.content[0].text == text
             assert raw.parsed_output is None
+
+
+# --- shapes seen from real servers (OpenAI-compatible ones included) ----------------------
+
+
+def _openai(server: Server) -> rxllm.LLM:
+    return rxllm.openai("gpt-x", base_url=server.url, api_key=KEY)
+
+
+def _body(*events: str) -> str:
+    return "".join(f"data: {event}\n\n" for event in events)
+
+
+def test_n_choices_chunks_follow_the_first_and_raw_has_them_all(server: Server) -> None:
+    def event(index: int, delta: dict[str, Any], finish: str | None = None) -> str:
+        body = json.loads(openai_event(delta, finish))
+        body["choices"][0]["index"] = index
+        return json.dumps(body)
+
+    call = {"index": 0, "id": "c", "type": "function", "function": {"name": "f", "arguments": ""}}
+    body = _body(
+        event(0, {"role": "assistant", "content": "A"}),
+        event(1, {"role": "assistant", "content": "B"}),
+        event(0, {"content": "a"}),
+        event(1, {"tool_calls": [{**call, "function": {"name": "f", "arguments": '{"b":2}'}}]}),
+        event(0, {}, "stop"),
+        event(1, {}, "tool_calls"),
+        "[DONE]",
+    )
+    server.push(Script(raw_events=body))
+    response = rxllm.collect(_openai(server).stream("hi"), timeout=10)
+    assert (response.text, response.tool_calls, response.finish_reason) == ("Aa", (), "stop")
+    choices = response.raw.choices
+    assert [c.message.content for c in choices] == ["Aa", "B"]
+    assert choices[1].message.tool_calls[0].function.arguments == '{"b":2}'
+
+
+def test_azure_asynchronous_filter_events_are_left_out_of_the_raw_response(
+    server: Server,
+) -> None:
+    filtered = json.dumps(
+        {
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": None,
+                    "content_filter_results": {"hate": {"filtered": False}},
+                    "content_filter_offsets": {"start_offset": 0, "end_offset": 5},
+                }
+            ],
+            "created": 0,
+            "id": "",
+            "model": "",
+            "object": "",
+        }
+    )
+    body = _body(
+        openai_event({"role": "assistant", "content": "Hi"}),
+        openai_event({}, "stop"),
+        filtered,
+        "[DONE] ",  # as Azure's documented sample prints it: the SDK takes it as the end
+    )
+    server.push(Script(raw_events=body))
+    sdk = _sdk_helper_final("openai", server)
+    server.push(Script(raw_events=body))
+    response = rxllm.collect(_openai(server).stream("hi"), timeout=10)
+    assert response.text == "Hi" and response.finish_reason == "stop"
+    assert response.raw.model_dump() == sdk.model_dump()
+
+
+def test_content_as_typed_parts_is_split_into_text_and_thinking(server: Server) -> None:
+    thought = {"type": "thinking", "thinking": [{"type": "text", "text": "2+2 is 4."}]}
+    body = _body(
+        openai_event({"role": "assistant", "content": [thought]}),  # Mistral's Magistral
+        openai_event({"content": [{"type": "text", "text": "2 + 2 = 4"}]}),
+        openai_event({"content": ""}, "stop"),
+        "[DONE]",
+    )
+    server.push(Script(raw_events=body))
+    chunks = list(rxllm.iterate(_openai(server).stream("hi")))
+    assert all(isinstance(c.content, str) for c in chunks)
+    response = rxllm.Accumulator()
+    for chunk in chunks:
+        response.push(chunk)
+    assert (response.response().text, response.response().thinking) == ("2 + 2 = 4", "2+2 is 4.")
+
+
+def test_tool_calls_without_an_index_are_told_apart_by_their_ids(server: Server) -> None:
+    def call(call_id: str, city: str) -> dict[str, Any]:
+        arguments = json.dumps({"location": city})
+        return {
+            "id": call_id,
+            "type": "function",
+            "function": {"name": "w", "arguments": arguments},
+        }
+
+    body = _body(  # Gemini's OpenAI-compatible API: each call whole, no "index"
+        openai_event({"role": "assistant", "tool_calls": [call("function-call-1", "Sydney")]}),
+        openai_event({"tool_calls": [call("function-call-2", "Paris")]}),
+        openai_event({}, "tool_calls"),
+        "[DONE]",
+    )
+    server.push(Script(raw_events=body))
+    response = rxllm.collect(_openai(server).stream("hi"), timeout=10)
+    assert [(c.id, c.args) for c in response.tool_calls] == [
+        ("function-call-1", {"location": "Sydney"}),
+        ("function-call-2", {"location": "Paris"}),
+    ]
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_events_after_the_terminator_are_ignored_however_they_arrive(
+    server: Server, provider: str
+) -> None:
+    if provider == "openai":
+        body = _body(openai_event({"content": "Hello"}, "stop"), "[DONE]")
+        body += _body(openai_event({"content": " AFTER"}))
+    else:
+        body = ANTHROPIC_BODY + anthropic_event(
+            "content_block_delta", index=0, delta={"type": "text_delta", "text": " AFTER"}
+        )
+    server.push(Script(raw_events=body))  # one write: the tail arrives with the terminator
+    llm: rxllm.LLM = getattr(rxllm, provider)("m", base_url=server.url, api_key=KEY)
+    assert "AFTER" not in rxllm.collect(llm.stream("hi"), timeout=10).text
