@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -101,6 +103,13 @@ def _until_observable(
             upstream = SingleAssignmentDisposable()
             stopper = SingleAssignmentDisposable()
             done = False
+            # Subscribed on a running event loop, every notification belongs on its thread
+            # (API.md), also when the signal fires on another one (a UI or timer thread).
+            try:
+                loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+            loop_thread = threading.get_ident()
 
             def finish(error: Exception | None = None) -> None:
                 nonlocal done
@@ -108,8 +117,15 @@ def _until_observable(
                     if done:
                         return
                     done = True
-                upstream.dispose()
+                upstream.dispose()  # at once, from any thread: the call stops now
                 stopper.dispose()
+                if loop is not None and threading.get_ident() != loop_thread:
+                    with contextlib.suppress(RuntimeError):  # the loop is already closed
+                        loop.call_soon_threadsafe(notify, error)
+                    return
+                notify(error)
+
+            def notify(error: Exception | None) -> None:
                 with lock:
                     if error is None:
                         observer.on_completed()

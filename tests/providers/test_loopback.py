@@ -369,6 +369,34 @@ def test_stop_button_closes_the_connection_while_the_model_is_silent(
     assert record.client_closed_at - fired[0] < 0.05
 
 
+def test_a_stop_fired_on_another_thread_completes_on_the_loop_thread(server: Server) -> None:
+    server.push(Script(["a", "b", "c"], hang_after=2))
+    stop = reactivex.subject.Subject[None]()
+
+    async def main() -> tuple[str, set[int], int]:
+        loop_thread = threading.get_ident()
+        seen: set[int] = set()
+        stream = (
+            make("openai", server)
+            .stream("hi")
+            .pipe(
+                ops.take_until(stop),
+                rx.do_action(
+                    on_next=lambda _: seen.add(threading.get_ident()),
+                    on_completed=lambda: seen.add(threading.get_ident()),
+                ),
+            )
+        )
+        threading.Timer(0.3, stop.on_next, args=(None,)).start()  # e.g. a UI thread
+        response = await rxllm.acollect(stream, timeout=10)
+        return response.text, seen, loop_thread
+
+    text, seen, loop_thread = asyncio.run(main())
+    assert text == "ab"
+    assert seen == {loop_thread}  # the completion too, not the timer's thread
+    assert server.last.wait_closed(2)
+
+
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_a_stop_signal_that_already_fired_sends_no_request(server: Server, mode: str) -> None:
     server.push(Script("never asked for"))
