@@ -167,7 +167,9 @@ def iterate(source: reactivex.Observable[T], *, buffer: int = 1024) -> Iterator[
     """Pull items from `source` in a for loop; leaving the loop early cancels the call.
 
     At most `buffer` items wait unread; past that the producer waits for the loop, so a
-    slow consumer slows the stream down instead of growing memory.
+    slow consumer slows the stream down instead of growing memory. The call is cancelled when
+    the iterator is closed: at once when a `for` loop over `iterate(...)` breaks; an iterator
+    kept in a variable is closed by `it.close()` (or when it is garbage-collected).
 
     >>> import rxllm
     >>> [c.content for c in rxllm.iterate(rxllm.scripted(["a", "b"]).stream("x"))]
@@ -220,6 +222,10 @@ class Failure:
 
 async def aiterate(source: reactivex.Observable[T]) -> AsyncIterator[T]:
     """`iterate` for asyncio: `async for` over `source`; leaving early cancels the call.
+
+    An async iterator kept in a variable is closed (and the call cancelled) by
+    `await it.aclose()`; a loop over `aiterate(...)` itself is closed right after it breaks
+    (the event loop finalizes the dropped generator).
 
     >>> import asyncio, rxllm
     >>> async def main():
