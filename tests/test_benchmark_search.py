@@ -62,7 +62,10 @@ def test_paced_repeats_each_reader_and_reports_medians(monkeypatch: pytest.Monke
     assert len(row.values["rxllm"].values) == cfg.paced_reps
     assert 600 <= row.values["rxllm"].median <= 700
     assert 75 <= row.values["sdk"].median <= 90
-    assert row.ratio.median == pytest.approx(row.values["rxllm"].median / row.values["sdk"].median)
+    # one ratio per repetition, rxllm's over the SDK's of the same repetition
+    pairs = zip(row.values["rxllm"].values, row.values["sdk"].values, strict=True)
+    assert row.ratio.values == pytest.approx([rx / sdk for rx, sdk in pairs])
+    assert len(row.ratio.values) == cfg.paced_reps
     # interleaved: after the doubling, the readers take turns
     bisections = order[-3 * cfg.paced_refine * cfg.paced_reps :]
     assert bisections[: cfg.paced_refine] == ["sdk"] * cfg.paced_refine
