@@ -686,7 +686,7 @@ def accumulate_scaling(url: str, config: Config, emit: Emit) -> None:
         models = {n: model_name(n) for n in sizes}
         clients.rxllm(protocol, model_name(_WARM))
         times: dict[int, list[float]] = {n: [] for n in sizes}
-        for _ in range(config.reps):
+        for _ in range(config.scaling_reps):
             for n, model in models.items():
                 times[n].append(
                     _timed(lambda m=model: clients.rxllm(protocol, m), n, f"scaling {n}")
@@ -716,7 +716,7 @@ def accumulate_scaling(url: str, config: Config, emit: Emit) -> None:
     for n in sizes:
         alone(n)
     alone_times: dict[int, list[float]] = {n: [] for n in sizes}
-    for _ in range(config.reps):
+    for _ in range(config.scaling_reps):
         for n in sizes:
             alone_times[n].append(timed_alone(n))
     _scaling_rows(emit, "accumulate() alone (chunks in memory)", sizes, alone_times)

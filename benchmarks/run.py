@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     config: Config = quick() if args.quick else full()
     overrides: dict[str, object] = {}
     if args.reps:
-        overrides["reps"] = overrides["concurrency_reps"] = args.reps
+        overrides["reps"] = overrides["concurrency_reps"] = overrides["scaling_reps"] = args.reps
     if args.concurrency_protocols:
         overrides["concurrency_protocols"] = tuple(args.concurrency_protocols.split(","))
     if overrides:
@@ -113,7 +113,8 @@ def main(argv: list[str] | None = None) -> None:
         setup.append("processes not pinned to CPUs")
     raise_fd_limit()
     setup.append(
-        f"repetitions: {config.reps} (throughput, tee, scaling), {config.ttfc_reps} (first "
+        f"repetitions: {config.reps} (throughput, tee), {config.scaling_reps} (scaling), "
+        f"{config.ttfc_reps} (first "
         f"chunk), {config.cancel_reps} (cancellation), {config.concurrency_reps} (5a, a fresh "
         "process each)"
     )
