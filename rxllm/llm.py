@@ -158,8 +158,8 @@ class LLM:
     ) -> CallStream:
         """The call as a cold `Observable[Chunk]`: nothing is sent until subscription.
 
-        Raises `ValueError` at once for bad arguments (no prompt and no messages, both, an
-        unknown role, a negative max_tokens, ...).
+        Raises `ValueError` at once for bad arguments (no prompt and no messages, both, an empty
+        prompt, an unknown role, a negative max_tokens, ...).
         """
         request = self.request(
             prompt,
@@ -198,6 +198,11 @@ class LLM:
             raise ValueError(
                 f"the prompt must be a str, not {type(prompt).__name__}; "
                 "pass a list of messages with messages=[...]"
+            )
+        if prompt is not None and not prompt.strip():
+            raise ValueError(
+                "the prompt is empty: give the text to answer, e.g. llm.stream('Hello'); "
+                "to send only a system prompt, put it in messages=[...] with a user message"
             )
         if system is not None and not isinstance(system, str):
             raise ValueError(f"system must be a str, not {type(system).__name__}")

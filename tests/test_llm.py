@@ -27,6 +27,8 @@ def llm() -> rxllm.LLM:
         (("hi",), {"stall_timeout": 0}, "stall_timeout must be a positive number"),
         (("hi",), {"stream": False}, "always streams"),
         ((42,), {}, "prompt must be a str"),
+        (("",), {}, "the prompt is empty"),
+        ((" \n",), {}, "the prompt is empty"),
     ],
 )
 def test_bad_arguments_raise_before_subscription(
