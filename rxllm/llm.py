@@ -117,6 +117,8 @@ class LLM:
         self._provider = provider
         check_params(defaults)
         self._defaults = dict(defaults)
+        # What this provider cannot take is known now: say so here, not at the first call.
+        self.request("check the defaults")
 
     @property
     def provider(self) -> str:

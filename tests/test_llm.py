@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 import rxllm
@@ -42,6 +44,22 @@ def test_bad_arguments_raise_before_subscription(
 def test_bad_defaults_raise_at_creation() -> None:
     with pytest.raises(ValueError, match="max_tokens"):
         rxllm.scripted("x", max_tokens=0)
+
+
+@pytest.mark.parametrize(
+    ("factory", "says"),
+    [
+        (lambda: rxllm.anthropic("claude-x", api_key="k", temperature=0.2), "'temperature'"),
+        (lambda: rxllm.openai("gpt-x", api_key="k", temprature=0.2), "'temprature'"),
+        (lambda: rxllm.openai("gpt-x", api_key="k").with_params(temprature=0.2), "'temprature'"),
+        (lambda: rxllm.local(seeed=1), "'seeed'"),
+    ],
+)
+def test_defaults_a_provider_cannot_take_raise_at_creation(
+    no_keys: None, factory: Callable[[], object], says: str
+) -> None:
+    with pytest.raises(ValueError, match=f"no parameter {says}"):
+        factory()
 
 
 def test_openai_rejects_unknown_parameters_before_any_request(no_keys: None) -> None:

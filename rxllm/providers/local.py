@@ -629,6 +629,4 @@ def local(model_path: str | os.PathLike[str] | None = None, **defaults: Any) -> 
                 f"rxllm.local(): no model file at {str(path)!r}; pass the path of a GGUF "
                 "file, or no model_path for the default SmolLM2-135M-Instruct"
             )
-    llm = LLM(LocalProvider(path), **defaults)
-    llm.request("")  # unknown or malformed defaults fail here, not at the first call
-    return llm
+    return LLM(LocalProvider(path), **defaults)  # unknown defaults fail here
