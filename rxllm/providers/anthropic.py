@@ -54,6 +54,8 @@ STOP_REASONS = {
 _CREATE_PARAMS = frozenset(
     inspect.signature(anthropic.resources.messages.Messages.create).parameters
 ) - {"self", "messages", "model", "stream", "system"}
+_SAMPLING = frozenset({"temperature", "top_p", "top_k"})
+"""Sampling parameters the Messages API had; a clearer error if the SDK has dropped them."""
 
 
 def _construct_event(data: dict[str, Any]) -> Any:
@@ -256,6 +258,13 @@ class AnthropicProvider(SDKProvider):
 
     def check(self, request: Request) -> None:
         """Reject what the Messages API cannot take, before any request."""
+        sampling = sorted(_SAMPLING & set(request.params) - _CREATE_PARAMS)
+        if sampling:
+            raise ValueError(
+                f"anthropic messages take no parameter {', '.join(map(repr, sampling))}: the "
+                f"installed anthropic SDK ({anthropic.__version__}) has no sampling parameters; "
+                "remove it, or send it with extra_body={...} if your server takes it"
+            )
         self.check_params(request, _CREATE_PARAMS, "anthropic messages")
         for position, message in enumerate(request.messages):
             if message["role"] in ("tool", "function"):
