@@ -55,18 +55,35 @@ _FROZEN = ConfigDict(
 class Usage(BaseModel):
     """Token counts as reported by the provider (running totals, the last one wins).
 
+    `input_tokens` is the whole prompt for every provider, cached tokens included; the
+    cache and reasoning counts say how much of it (and of `output_tokens`) was what.
+
     >>> Usage(input_tokens=12, output_tokens=30, total_tokens=42).total_tokens
     42
+    >>> usage = Usage(input_tokens=5210, cache_read_tokens=5000, output_tokens=1)
+    >>> usage.input_tokens - usage.cache_read_tokens  # the part billed at the full price
+    210
     """
 
     model_config = _FROZEN
 
     input_tokens: int = 0
-    """Tokens of the prompt (OpenAI `prompt_tokens`, Anthropic `input_tokens`)."""
+    """Tokens of the prompt, cached ones included: OpenAI `prompt_tokens`; Anthropic
+    `input_tokens + cache_read_input_tokens + cache_creation_input_tokens` (Anthropic's own
+    `input_tokens` counts only the part after the last cache breakpoint)."""
     output_tokens: int = 0
     """Tokens generated so far (OpenAI `completion_tokens`, Anthropic `output_tokens`)."""
     total_tokens: int = 0
     """`input_tokens + output_tokens` unless the provider reports its own total."""
+    cache_read_tokens: int = 0
+    """Of `input_tokens`, those read from the provider's prompt cache (OpenAI
+    `prompt_tokens_details.cached_tokens`, Anthropic `cache_read_input_tokens`)."""
+    cache_write_tokens: int = 0
+    """Of `input_tokens`, those written to the prompt cache (Anthropic
+    `cache_creation_input_tokens`; OpenAI caches without saying so)."""
+    reasoning_tokens: int = 0
+    """Of `output_tokens`, those spent on hidden reasoning (OpenAI
+    `completion_tokens_details.reasoning_tokens`; Anthropic does not report it)."""
 
     def __add__(self, other: Usage) -> Usage:
         """Sum two usages, e.g. over the attempts of a retried call."""
@@ -74,6 +91,9 @@ class Usage(BaseModel):
             input_tokens=self.input_tokens + other.input_tokens,
             output_tokens=self.output_tokens + other.output_tokens,
             total_tokens=self.total_tokens + other.total_tokens,
+            cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
+            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
         )
 
 

@@ -126,6 +126,10 @@ class TestScript:
         with pytest.raises(ValueError, match="Script"):
             Script("Hi", **options)
 
+    def test_raw_events_as_a_list_of_sse_strings_says_to_join_them(self) -> None:
+        with pytest.raises(ValueError, match="join the events into one str"):
+            Script(raw_events=["event: ping\ndata: {}\n\n"])  # type: ignore[list-item]
+
     def test_items_must_be_text_or_chunks(self) -> None:
         with pytest.raises(TypeError, match=r"str or rxllm\.Chunk"):
             Script(["Hi", 42])  # type: ignore[list-item]

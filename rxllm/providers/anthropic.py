@@ -54,6 +54,8 @@ STOP_REASONS = {
 _CREATE_PARAMS = frozenset(
     inspect.signature(anthropic.resources.messages.Messages.create).parameters
 ) - {"self", "messages", "model", "stream", "system"}
+_INPUT_COUNTS = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+"""The prompt's token counts in Anthropic's usage: rxllm's `input_tokens` is their sum."""
 _SAMPLING = frozenset({"temperature", "top_p", "top_k"})
 """Sampling parameters the Messages API had; a clearer error if the SDK has dropped them."""
 
@@ -69,14 +71,15 @@ register_event_builder(PROVIDER, lambda payload: _construct_event(jiter.from_jso
 
 class AnthropicEvents:
     """Maps Messages stream events (parsed JSON) to `Chunk`s. One per call: it keeps the
-    block-index -> tool-ordinal table and the input tokens of `message_start`."""
+    block-index -> tool-ordinal table and the prompt's token counts of `message_start`."""
 
-    __slots__ = ("_input_tokens", "_text", "_tools", "done", "finished", "id", "model")
+    __slots__ = ("_input", "_text", "_tools", "done", "finished", "id", "model")
 
     def __init__(self) -> None:
         self._text = text_chunk_maker(PROVIDER)
         self._tools: dict[int, int] = {}
-        self._input_tokens = 0
+        # input_tokens, cache_read_input_tokens, cache_creation_input_tokens, as last reported
+        self._input = dict.fromkeys(_INPUT_COUNTS, 0)
         self.done = False
         self.finished = False
         self.model: str | None = None
@@ -132,28 +135,13 @@ class AnthropicEvents:
             message = data.get("message") or {}
             self.model = message.get("model")
             self.id = message.get("id")
-            reported = message.get("usage") or {}
-            self._input_tokens = reported.get("input_tokens") or 0
-            output = reported.get("output_tokens") or 0
-            usage = Usage(
-                input_tokens=self._input_tokens,
-                output_tokens=output,
-                total_tokens=self._input_tokens + output,
-            )
+            usage = self._usage(message.get("usage") or {})
         elif kind == "message_delta":
             reason = (data.get("delta") or {}).get("stop_reason")
             if reason:
                 finish_reason = STOP_REASONS.get(reason, reason)
                 self.finished = True
-            reported = data.get("usage") or {}
-            if reported.get("input_tokens") is not None:
-                self._input_tokens = reported["input_tokens"]
-            output = reported.get("output_tokens") or 0
-            usage = Usage(
-                input_tokens=self._input_tokens,
-                output_tokens=output,
-                total_tokens=self._input_tokens + output,
-            )
+            usage = self._usage(data.get("usage") or {})
         elif kind == "message_stop":
             self.done = True
             return None
@@ -170,6 +158,26 @@ class AnthropicEvents:
             provider=PROVIDER,
             raw_factory=None if payload is not None else lambda: _construct_event(data),
             raw_data=payload,
+        )
+
+    def _usage(self, reported: dict[str, Any]) -> Usage:
+        """The running usage: the prompt's counts of `message_start`, updated by any that a
+        `message_delta` reports again (they are cumulative), and the output so far."""
+        counts = self._input
+        for name in _INPUT_COUNTS:
+            value = reported.get(name)
+            if type(value) is int:
+                counts[name] = value
+        read = counts["cache_read_input_tokens"]
+        write = counts["cache_creation_input_tokens"]
+        prompt = counts["input_tokens"] + read + write
+        output = reported.get("output_tokens") or 0
+        return Usage(
+            input_tokens=prompt,
+            output_tokens=output,
+            total_tokens=prompt + output,
+            cache_read_tokens=read,
+            cache_write_tokens=write,
         )
 
     def end(self) -> None:

@@ -190,11 +190,21 @@ def _content_parts(parts: Any) -> tuple[str, str]:
 def _usage(usage: dict[str, Any]) -> Usage:
     prompt = usage.get("prompt_tokens") or 0
     completion = usage.get("completion_tokens") or 0
+    prompt_details = usage.get("prompt_tokens_details")
+    completion_details = usage.get("completion_tokens_details")
     return Usage(
         input_tokens=prompt,
         output_tokens=completion,
         total_tokens=usage.get("total_tokens") or prompt + completion,
+        cache_read_tokens=_count(prompt_details, "cached_tokens"),
+        reasoning_tokens=_count(completion_details, "reasoning_tokens"),
     )
+
+
+def _count(details: Any, name: str) -> int:
+    """A count in one of the usage's `*_details` objects (absent or null on many servers)."""
+    value = details.get(name) if type(details) is dict else None  # pyright: ignore[reportUnknownMemberType]
+    return value if type(value) is int else 0
 
 
 def _response_raw(events: Sequence[Any], response: Response, context: Any = None) -> Any:

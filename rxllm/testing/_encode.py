@@ -216,11 +216,15 @@ class _OpenAIEvents:
         delta = '{"role":"assistant"}' if self._role() else "{}"
         events = [f'{self._prefix}{delta},"logprobs":null,"finish_reason":{_json(reason)}}}]}}\n\n']
         if self._include_usage:
-            counts = {
+            counts: dict[str, Any] = {
                 "prompt_tokens": usage.input_tokens,
                 "completion_tokens": usage.output_tokens,
                 "total_tokens": usage.total_tokens,
             }
+            if usage.cache_read_tokens:
+                counts["prompt_tokens_details"] = {"cached_tokens": usage.cache_read_tokens}
+            if usage.reasoning_tokens:
+                counts["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
             events.append(f'data: {self._head}"choices":[],"usage":{_json(counts)}}}\n\n')
         events.append("data: [DONE]\n\n")
         return events
@@ -246,10 +250,16 @@ class _AnthropicEvents:
     malformed = "event: content_block_delta\ndata: {not json\n\n"
     ping = 'event: ping\ndata: {"type": "ping"}\n\n'
 
-    def __init__(self, script: Script, input_tokens: int, response_id: str | None) -> None:
+    def __init__(self, script: Script, usage: Usage, response_id: str | None) -> None:
         self._id = response_id or f"msg_{uuid.uuid4().hex[:24]}"
         self._model = script.model
-        self._input_tokens = input_tokens
+        # Anthropic's input_tokens leaves out the cached part that rxllm's includes.
+        read, write = usage.cache_read_tokens, usage.cache_write_tokens
+        self._input: dict[str, int] = {
+            "input_tokens": max(usage.input_tokens - read - write, 0),
+            **({"cache_read_input_tokens": read} if read else {}),
+            **({"cache_creation_input_tokens": write} if write else {}),
+        }
         self._block: tuple[str, int] | None = None
         self._index = -1
         self._tools: dict[int, tuple[str, str]] = {}
@@ -264,7 +274,7 @@ class _AnthropicEvents:
             "content": [],
             "stop_reason": None,
             "stop_sequence": None,
-            "usage": {"input_tokens": self._input_tokens, "output_tokens": 1},
+            "usage": {**self._input, "output_tokens": 1},
         }
         return [_event("message_start", {"type": "message_start", "message": message})]
 
@@ -456,7 +466,7 @@ def plan(
     else:
         if script.raw_events is None:
             _check_anthropic(script.content)
-        events = _AnthropicEvents(script, usage.input_tokens, response_id or script.response_id)
+        events = _AnthropicEvents(script, usage, response_id or script.response_id)
 
     raw = script.raw_events
     if raw is None:

@@ -161,7 +161,7 @@ class Script:
         elif isinstance(raw_events, str | bytes):
             raw = raw_events.encode() if isinstance(raw_events, str) else bytes(raw_events)
         else:
-            raw = tuple(dict(event) for event in raw_events)
+            raw = tuple(_raw_event(event) for event in raw_events)
         if raw is not None and items:
             raise ValueError("Script takes either chunks or raw_events, not both")
 
@@ -223,3 +223,13 @@ class Script:
                 continue
             shown.append(f"{name}={value!r}")
         return f"Script({', '.join(shown)})"
+
+
+def _raw_event(event: Any) -> dict[str, Any]:
+    if not isinstance(event, Mapping):
+        raise ValueError(
+            "Script(raw_events=...) takes the whole body as a str or bytes, or a list of event "
+            f"objects (dicts); got a list holding a {type(event).__name__}: for SSE text, join "
+            "the events into one str"
+        )
+    return dict(event)  # pyright: ignore[reportUnknownArgumentType]

@@ -186,7 +186,10 @@ def test_anthropic_every_chunk_raw_equals_the_sdk_event(server: Server) -> None:
         assert mine.raw.to_dict() == sdk.to_dict()
     assert "".join(c.content for c in ours) == "Hi"
     assert ours[-1].finish_reason == "stop"
-    assert ours[-1].usage == rxllm.Usage(input_tokens=5, output_tokens=9, total_tokens=14)
+    # the prompt counts its cached part, as OpenAI's prompt_tokens does
+    assert ours[-1].usage == rxllm.Usage(
+        input_tokens=7, output_tokens=9, total_tokens=16, cache_read_tokens=2
+    )
 
 
 def test_anthropic_error_event_raises_where_the_sdk_raises(server: Server) -> None:

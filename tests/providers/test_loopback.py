@@ -54,6 +54,57 @@ def test_text_usage_and_stop(server: Server, provider: str, mode: str) -> None:
     assert response.model == "test-model"
 
 
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_usage_counts_cached_and_reasoning_tokens(server: Server, provider: str, mode: str) -> None:
+    # A prompt of 5210 tokens, 5000 read from the cache and 200 written to it: Anthropic
+    # reports input_tokens=10 plus the two cache counts, OpenAI prompt_tokens=5210 with
+    # cached_tokens=5000. rxllm's input_tokens is the whole prompt for both.
+    usage = rxllm.Usage(
+        input_tokens=5210,
+        output_tokens=40,
+        total_tokens=5250,
+        cache_read_tokens=5000,
+        cache_write_tokens=200 if provider == "anthropic" else 0,
+        reasoning_tokens=30 if provider == "openai" else 0,
+    )
+    server.push(Script("Cached.", usage=usage))
+    response = run(make(provider, server).stream("again"), mode)
+    assert response.usage == usage
+    sent = response.raw.usage  # the SDK's own object says the same
+    if provider == "anthropic":
+        assert (sent.input_tokens, sent.cache_read_input_tokens) == (10, 5000)
+        assert sent.cache_creation_input_tokens == 200
+    else:
+        assert sent.prompt_tokens == 5210
+        assert sent.prompt_tokens_details.cached_tokens == 5000
+        assert sent.completion_tokens_details.reasoning_tokens == 30
+
+
+def test_anthropic_usage_reported_again_by_message_delta(server: Server) -> None:
+    # The Messages API repeats the prompt's counts (cumulative, some null) in message_delta.
+    events = (
+        'event: message_start\ndata: {"type":"message_start","message":{"id":"m","type":'
+        '"message","role":"assistant","model":"test-model","content":[],"stop_reason":null,'
+        '"stop_sequence":null,"usage":{"input_tokens":3,"output_tokens":1,'
+        '"cache_read_input_tokens":100}}}\n\n'
+        'event: content_block_start\ndata: {"type":"content_block_start","index":0,'
+        '"content_block":{"type":"text","text":""}}\n\n'
+        'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+        '"delta":{"type":"text_delta","text":"Hi"}}\n\n'
+        'event: content_block_stop\ndata: {"type":"content_block_stop","index":0}\n\n'
+        'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":'
+        '"end_turn","stop_sequence":null},"usage":{"input_tokens":3,"output_tokens":7,'
+        '"cache_read_input_tokens":100,"cache_creation_input_tokens":null}}\n\n'
+        'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+    )
+    server.push(Script(raw_events=events))
+    response = rxllm.collect(make("anthropic", server).stream("hi"), timeout=10)
+    assert response.usage == rxllm.Usage(
+        input_tokens=103, output_tokens=7, total_tokens=110, cache_read_tokens=100
+    )
+
+
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_parallel_tool_calls(server: Server, provider: str) -> None:
     server.push(
