@@ -7,6 +7,7 @@ Providers only supply `make_call(request)`; everything callers see is defined he
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import math
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, ParamSpec, Protocol
 
 import reactivex
+from pydantic import BaseModel
 
 from rxllm.accumulator import Snapshot
 from rxllm.calls import Call, call_subscriber
@@ -210,6 +212,8 @@ class LLM:
             raise ValueError(f"system must be a str, not {type(system).__name__}")
         if "stream" in params:
             raise ValueError("rxllm always streams: remove the 'stream' argument")
+        if response_format is not None:
+            _check_response_format(response_format)
         merged = {**self._defaults, **params}
         check_params(merged)
         stall_timeout = merged.pop("stall_timeout", None)
@@ -298,6 +302,18 @@ def check_params(params: Mapping[str, Any]) -> None:
         isinstance(retries, bool) or not isinstance(retries, int) or retries < 0
     ):
         raise ValueError(f"max_retries must be an int >= 0, not {retries!r}")
+
+
+def _check_response_format(value: Any) -> None:
+    if isinstance(value, Mapping):
+        return  # the provider's own format, e.g. {"type": "json_object"}
+    if inspect.isclass(value) and (issubclass(value, BaseModel) or dataclasses.is_dataclass(value)):
+        return
+    raise ValueError(
+        f"response_format must be a pydantic model class, a dataclass, or the provider's own "
+        f"dict (e.g. {{'type': 'json_object'}}), not {value!r}; for a list or a union, wrap "
+        "it in a model: class Answer(BaseModel): items: list[Item]"
+    )
 
 
 def _check_messages(messages: Sequence[Mapping[str, Any]]) -> tuple[Mapping[str, Any], ...]:

@@ -30,6 +30,8 @@ def llm() -> rxllm.LLM:
         (("hi",), {"stream": False}, "always streams"),
         ((42,), {}, "prompt must be a str"),
         (("",), {}, "the prompt is empty"),
+        (("hi",), {"response_format": list[int]}, "wrap it in a model"),
+        (("hi",), {"response_format": str}, "response_format must be a pydantic model"),
         ((" \n",), {}, "the prompt is empty"),
     ],
 )

@@ -1,8 +1,9 @@
 """Tool definitions in each provider's own format, from dicts or plain Python functions.
 
 A tool may be given as the provider's own dict (passed through untouched), as the other
-provider's dict (translated), or as a Python function, whose JSON schema pydantic derives
-from the signature and whose docstring's first paragraph becomes the description.
+provider's dict (translated), as a Python function, whose JSON schema pydantic derives
+from the signature and whose docstring's first paragraph becomes the description, or as a
+pydantic model class (its own JSON schema, field descriptions included).
 
 >>> def weather(city: str, unit: str = "C") -> str:
 ...     '''Current weather in a city.'''
@@ -33,7 +34,11 @@ def function_parameters(fn: Callable[..., Any]) -> dict[str, Any]:
         default = ... if parameter.default is parameter.empty else parameter.default
         fields[name] = (annotation, default)
     model = pydantic.create_model(f"{fn.__name__}_arguments", **fields)
-    schema: dict[str, Any] = model.model_json_schema()
+    return _untitled(model.model_json_schema())
+
+
+def _untitled(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` without the titles pydantic derives from names (noise for the model)."""
     schema.pop("title", None)
     for value in schema.get("properties", {}).values():
         value.pop("title", None)
@@ -42,7 +47,12 @@ def function_parameters(fn: Callable[..., Any]) -> dict[str, Any]:
 
 def tool_schema(tool: Any, provider: Literal["openai", "anthropic"]) -> Any:
     """`tool` in `provider`'s format (a function, an OpenAI dict or an Anthropic dict)."""
-    if callable(tool) and not isinstance(tool, Mapping):
+    if inspect.isclass(tool) and issubclass(tool, pydantic.BaseModel):
+        # A model as a tool (instructor's habit): its own schema, with field descriptions.
+        name = tool.__name__
+        description = inspect.cleandoc(tool.__doc__ or "").split("\n\n")[0].strip()
+        parameters = _untitled(tool.model_json_schema())
+    elif callable(tool) and not isinstance(tool, Mapping):
         name = tool.__name__
         description = inspect.getdoc(tool) or ""
         description = description.split("\n\n")[0].strip()

@@ -13,7 +13,7 @@ import anthropic as anthropic_sdk
 import openai as openai_sdk
 import pytest
 import reactivex
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from reactivex import operators as rx
 
 import rxllm
@@ -234,6 +234,33 @@ def test_openai_request_carries_everything_in_its_own_format(server: Server) -> 
     assert body["audio"] == {"voice": "alloy", "format": "pcm16"}
     assert body["modalities"] == ["text", "audio"]
     assert server.last.headers["authorization"] == f"Bearer {KEY}"
+
+
+class Lookup(BaseModel):
+    """Find a customer.
+
+    Longer notes that stay out of the description."""
+
+    customer_id: str = Field(description="The id from the CRM, e.g. cus_123")
+    limit: int = Field(3, ge=1, description="How many records")
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_pydantic_model_as_a_tool_keeps_its_field_descriptions(
+    server: Server, provider: str
+) -> None:
+    server.push(Script("ok"))
+    rxllm.collect(make(provider, server).stream("hi", tools=[Lookup]), timeout=10)
+    (tool,) = server.last.body["tools"]
+    spec = tool["function"] if provider == "openai" else tool
+    schema = spec["parameters"] if provider == "openai" else spec["input_schema"]
+    assert spec["name"] == "Lookup" and spec["description"] == "Find a customer."
+    assert schema["properties"]["customer_id"] == {
+        "description": "The id from the CRM, e.g. cus_123",
+        "type": "string",
+    }
+    assert schema["properties"]["limit"]["minimum"] == 1
+    assert schema["required"] == ["customer_id"]
 
 
 class Verdict(BaseModel):
