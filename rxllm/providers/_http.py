@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import json
 import os
 import threading
 import time
@@ -32,7 +33,14 @@ from rxllm.sse import SSEDecoder
 if TYPE_CHECKING:
     from rxllm.llm import Request
 
-__all__ = ["EventMapper", "HTTPCall", "SDKProvider", "map_sdk_error", "retry_after_seconds"]
+__all__ = [
+    "EventMapper",
+    "HTTPCall",
+    "SDKProvider",
+    "map_sdk_error",
+    "parse_json",
+    "retry_after_seconds",
+]
 
 
 class EventMapper(Protocol):
@@ -386,7 +394,7 @@ class HTTPCall:
         if data.startswith(b"[DONE]"):  # as the SDK: "[DONE] " ends the stream too
             return b"[DONE]"
         try:
-            return jiter.from_json(data, cache_mode="keys")
+            return parse_json(data)
         except ValueError as exc:
             raise errors.StreamError(
                 f"{self.provider}: the stream sent an event that is not valid JSON ({exc}): "
@@ -400,6 +408,16 @@ class HTTPCall:
         return map_sdk_error(
             error, self.provider, received=received, secrets=self._config.secrets()
         )
+
+
+def parse_json(data: bytes) -> Any:
+    """An event's JSON, parsed by jiter; what jiter refuses and the SDKs' `json.loads`
+    takes (a lone surrogate escape, sent by servers that split an emoji's UTF-16 pair
+    across events) is parsed as the SDKs parse it."""
+    try:
+        return jiter.from_json(data, cache_mode="keys")
+    except ValueError:
+        return json.loads(data)  # raises ValueError (JSONDecodeError) when it is not JSON
 
 
 def _deliver(

@@ -20,7 +20,6 @@ from typing import Any
 
 import anthropic
 import httpx2
-import jiter
 from anthropic.lib.streaming._messages import accumulate_event
 from anthropic.types import RawContentBlockStopEvent, RawMessageStreamEvent
 
@@ -35,7 +34,7 @@ from rxllm.models import (
     register_event_builder,
     text_chunk_maker,
 )
-from rxllm.providers._http import SDKProvider, sync_http_client
+from rxllm.providers._http import SDKProvider, parse_json, sync_http_client
 from rxllm.providers.tools import tool_schema
 
 __all__ = ["STOP_REASONS", "AnthropicEvents", "AnthropicProvider", "anthropic_llm"]
@@ -66,18 +65,21 @@ def _construct_event(data: dict[str, Any]) -> Any:
     return construct_type_unchecked(value=data, type_=RawMessageStreamEvent)  # type: ignore[arg-type]
 
 
-register_event_builder(PROVIDER, lambda payload: _construct_event(jiter.from_json(payload)))
+register_event_builder(PROVIDER, lambda payload: _construct_event(parse_json(payload)))
 
 
 class AnthropicEvents:
     """Maps Messages stream events (parsed JSON) to `Chunk`s. One per call: it keeps the
     block-index -> tool-ordinal table and the prompt's token counts of `message_start`."""
 
-    __slots__ = ("_input", "_text", "_tools", "done", "finished", "id", "model")
+    __slots__ = ("_input", "_pending", "_text", "_tools", "done", "finished", "id", "model")
 
     def __init__(self) -> None:
         self._text = text_chunk_maker(PROVIDER)
         self._tools: dict[int, int] = {}
+        # block index -> the JSON of a tool_use's input given whole in its start: the call's
+        # arguments at the block's stop, unless input_json_deltas replace it (as in the SDK)
+        self._pending: dict[int, str] = {}
         # input_tokens, cache_read_input_tokens, cache_creation_input_tokens, as last reported
         self._input = dict.fromkeys(_INPUT_COUNTS, 0)
         self.done = False
@@ -106,7 +108,10 @@ class AnthropicEvents:
             elif delta_kind == "thinking_delta":
                 thinking = delta.get("thinking") or ""
             elif delta_kind == "input_json_delta":
-                ordinal = self._tools.get(data.get("index", -1))
+                index = data.get("index", -1)
+                ordinal = self._tools.get(index)
+                if self._pending:
+                    self._pending.pop(index, None)
                 if ordinal is not None:
                     tool_calls = (
                         ToolCallDelta(index=ordinal, arguments=delta.get("partial_json") or ""),
@@ -119,23 +124,33 @@ class AnthropicEvents:
             elif block_kind == "thinking":
                 thinking = block.get("thinking") or ""
             elif block_kind == "tool_use":
-                ordinal = self._tools[data.get("index", -1)] = len(self._tools)
+                index = data.get("index", -1)
+                ordinal = self._tools[index] = len(self._tools)
                 start_input = block.get("input")
+                if start_input:
+                    self._pending[index] = json.dumps(start_input)
                 tool_calls = (
-                    ToolCallDelta(
-                        index=ordinal,
-                        id=block.get("id"),
-                        name=block.get("name"),
-                        arguments=json.dumps(start_input) if start_input else "",
-                    ),
+                    ToolCallDelta(index=ordinal, id=block.get("id"), name=block.get("name")),
                 )
-        elif kind in ("ping", "content_block_stop"):
+        elif kind == "content_block_stop":
+            arguments = self._pending.pop(data.get("index", -1), None) if self._pending else None
+            if arguments is None:
+                return None
+            tool_calls = (ToolCallDelta(index=self._tools[data["index"]], arguments=arguments),)
+        elif kind == "ping":
             return None
         elif kind == "message_start":
             message = data.get("message") or {}
             self.model = message.get("model")
             self.id = message.get("id")
             usage = self._usage(message.get("usage") or {})
+            blocks = message.get("content")
+            if blocks:  # a message that starts with content (prefilled, or whole at once)
+                content, thinking, tool_calls = self._blocks(blocks)
+            reason = message.get("stop_reason")
+            if reason:
+                finish_reason = STOP_REASONS.get(reason, reason)
+                self.finished = True
         elif kind == "message_delta":
             reason = (data.get("delta") or {}).get("stop_reason")
             if reason:
@@ -159,6 +174,30 @@ class AnthropicEvents:
             raw_factory=None if payload is not None else lambda: _construct_event(data),
             raw_data=payload,
         )
+
+    def _blocks(self, blocks: Any) -> tuple[str, str, tuple[ToolCallDelta, ...]]:
+        """Text, thinking and tool calls of content blocks given whole in `message_start`."""
+        text: list[str] = []
+        thinking: list[str] = []
+        calls: list[ToolCallDelta] = []
+        for index, block in enumerate(blocks if type(blocks) is list else ()):
+            kind = block.get("type") if type(block) is dict else None
+            if kind == "text":
+                text.append(block.get("text") or "")
+            elif kind == "thinking":
+                thinking.append(block.get("thinking") or "")
+            elif kind == "tool_use":
+                ordinal = self._tools[index] = len(self._tools)
+                start_input = block.get("input")
+                calls.append(
+                    ToolCallDelta(
+                        index=ordinal,
+                        id=block.get("id"),
+                        name=block.get("name"),
+                        arguments=json.dumps(start_input) if start_input else "",
+                    )
+                )
+        return "".join(text), "".join(thinking), tuple(calls)
 
     def _usage(self, reported: dict[str, Any]) -> Usage:
         """The running usage: the prompt's counts of `message_start`, updated by any that a
@@ -211,8 +250,8 @@ def _response_raw(events: Sequence[Any], response: Response, context: Any = None
 
     for event in events:
         kind = getattr(event, "type", None)
-        if snapshot is None and kind != "message_start":
-            continue
+        if (snapshot is None and kind != "message_start") or kind == "content_block_stop":
+            continue  # block stops (the few that carry a chunk) are replayed below
         if kind == "message_delta":
             for index in range(len(snapshot.content)):
                 stop = RawContentBlockStopEvent(type="content_block_stop", index=index)

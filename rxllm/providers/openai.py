@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx2
-import jiter
 import openai
 from openai.lib.streaming.chat import ChatCompletionStreamState
 from openai.types.chat import ChatCompletionChunk
@@ -32,7 +31,7 @@ from rxllm.models import (
     register_event_builder,
     text_chunk_maker,
 )
-from rxllm.providers._http import SDKProvider, sync_http_client
+from rxllm.providers._http import SDKProvider, parse_json, sync_http_client
 from rxllm.providers.tools import tool_schema
 
 __all__ = ["OpenAIEvents", "OpenAIProvider", "openai_llm"]
@@ -75,7 +74,7 @@ class OpenAIEvents:
             if (
                 type(delta) is dict
                 and len(delta) == 1
-                and choice.get("finish_reason") is None
+                and not choice.get("finish_reason")  # null, or "" (Ollama, SGLang)
                 and type(content := delta.get("content")) is str
                 and not choice.get("index")
             ):  # the bulk of a stream: a text delta alone, of the first choice
@@ -108,7 +107,7 @@ class OpenAIEvents:
                     if encoded:
                         audio = base64.b64decode(encoded)
                     transcript = sound.get("transcript") or ""
-            finish_reason = choice.get("finish_reason")
+            finish_reason = choice.get("finish_reason") or None  # "" says nothing either
             if finish_reason is not None:
                 self.finished = True
         usage = data.get("usage")
@@ -159,7 +158,7 @@ def _construct_chunk(data: dict[str, Any]) -> ChatCompletionChunk:
     return ChatCompletionChunk.construct(**data)
 
 
-register_event_builder(PROVIDER, lambda payload: _construct_chunk(jiter.from_json(payload)))
+register_event_builder(PROVIDER, lambda payload: _construct_chunk(parse_json(payload)))
 
 
 def _first_choice(choices: Any) -> dict[str, Any] | None:

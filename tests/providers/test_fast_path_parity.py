@@ -18,6 +18,7 @@ import pydantic
 import pytest
 
 import rxllm
+from rxllm import ops
 from rxllm.testing import Script, Server
 
 KEY = "sk-parity"
@@ -429,3 +430,68 @@ def test_events_after_the_terminator_are_ignored_however_they_arrive(
     server.push(Script(raw_events=body))  # one write: the tail arrives with the terminator
     llm: rxllm.LLM = getattr(rxllm, provider)("m", base_url=server.url, api_key=KEY)
     assert "AFTER" not in rxllm.collect(llm.stream("hi"), timeout=10).text
+
+
+def test_an_empty_finish_reason_says_nothing(server: Server) -> None:
+    # Ollama, SGLang and LocalAI send "finish_reason": "" on every content chunk.
+    body = _body(
+        openai_event({"role": "assistant", "content": "Hel"}, ""),
+        openai_event({"content": "lo"}, ""),
+        openai_event({}, "stop"),
+        "[DONE]",
+    )
+    server.push(Script(raw_events=body))
+    chunks = rx_chunks(_openai(server))
+    assert [c.finish_reason for c in chunks] == [None, None, "stop"]
+    server.push(Script(raw_events=body))
+    cut = rxllm.collect(
+        _openai(server).stream("hi").pipe(ops.take_until(lambda c: c.content == "Hel")),
+        timeout=10,
+    )
+    assert (cut.text, cut.finish_reason) == ("Hel", None)  # cut short: nobody said why
+    # a body that ends after those chunks, without a reason or [DONE], was cut
+    server.push(Script(raw_events=_body(openai_event({"content": "Hel"}, ""))))
+    with pytest.raises(rxllm.StreamInterrupted) as caught:
+        rxllm.collect(_openai(server).stream("hi"), timeout=10)
+    assert caught.value.partial is not None and caught.value.partial.text == "Hel"
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_a_lone_surrogate_escape_is_read_as_the_sdk_reads_it(server: Server, provider: str) -> None:
+    # Servers written in JS can split an emoji's UTF-16 pair across events: each event
+    # holds a lone surrogate escape ("\\ud83d"). jiter refuses it; the SDKs' json.loads
+    # keeps it, and so does rxllm.
+    halves = ["Nice \ud83d", "\ude00 day"]
+    llm: rxllm.LLM
+    if provider == "openai":
+        body = _body(*(openai_event({"content": h}) for h in halves), openai_event({}, "stop"))
+        body += "data: [DONE]\n\n"
+        llm = rxllm.openai("gpt-x", base_url=server.url, api_key=KEY)
+    else:
+        body = (
+            ANTHROPIC_BODY.split("event: content_block_start")[0]
+            + anthropic_event(
+                "content_block_start", index=0, content_block={"type": "text", "text": ""}
+            )
+            + "".join(
+                anthropic_event(
+                    "content_block_delta", index=0, delta={"type": "text_delta", "text": h}
+                )
+                for h in halves
+            )
+            + anthropic_event("content_block_stop", index=0)
+            + anthropic_event("message_delta", delta={"stop_reason": "end_turn"}, usage={})
+            + anthropic_event("message_stop")
+        )
+        llm = rxllm.anthropic("claude-x", base_url=server.url, api_key=KEY)
+    assert "\\ud83d" in body
+    server.push(Script(raw_events=body))
+    chunks = rx_chunks(llm)
+    assert "".join(c.content for c in chunks) == "".join(halves)
+    assert all(c.raw is not None for c in chunks)  # .raw parses the event the same way
+    server.push(Script(raw_events=body))
+    response = rxllm.collect(llm.stream("hi"), timeout=10)
+    assert response.finish_reason == "stop"
+    raw = response.raw
+    text = raw.choices[0].message.content if provider == "openai" else raw.content[0].text
+    assert text == "".join(halves)

@@ -234,6 +234,85 @@ def test_anthropic_thinking_text_tools_usage_and_stop_reason() -> None:
     assert message.usage.output_tokens == 40
 
 
+def _message_start(content: list[dict], stop_reason: str | None = None) -> dict:  # type: ignore[type-arg]
+    message = {
+        "id": "msg_p",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-x",
+        "content": content,
+        "stop_reason": stop_reason,
+        "stop_sequence": None,
+        "usage": {"input_tokens": 3, "output_tokens": 0},
+    }
+    return {"type": "message_start", "message": message}
+
+
+def test_anthropic_content_given_whole_in_message_start() -> None:
+    # vercel/ai's recorded "message_start prepopulated content": server tool results and a
+    # client tool call arrive in message_start, stop reason included, then message_stop.
+    events = [
+        _message_start(
+            [
+                {"type": "code_execution_tool_result", "tool_use_id": "srv_1", "content": {}},
+                {"type": "text", "text": "Looking up."},
+                {"type": "tool_use", "id": "tu_9", "name": "lookup", "input": {"id": "c_1"}},
+            ],
+            stop_reason="tool_use",
+        ),
+        {"type": "message_stop"},
+    ]
+    mapper = AnthropicEvents()
+    chunks = [c for e in events if (c := mapper.map(e["type"], e)) is not None]
+    acc = Accumulator()
+    acc.extend(chunks)
+    response = acc.response()
+    assert response.text == "Looking up."
+    assert [(c.id, c.name, c.args) for c in response.tool_calls] == [
+        ("tu_9", "lookup", {"id": "c_1"})
+    ]
+    assert response.finish_reason == "tool_calls"
+    assert response.raw.stop_reason == "tool_use"
+    assert response.raw.content[2].input == {"id": "c_1"}
+
+
+@pytest.mark.parametrize("deltas", [[], ['{"b": ', "2}"]])
+def test_anthropic_tool_input_in_its_start_is_replaced_by_deltas(deltas: list[str]) -> None:
+    # As the SDK's accumulator: input_json_deltas replace an input given in the block's
+    # start; without deltas the start's input is the call's arguments.
+    events = [
+        _message_start([]),
+        {
+            "type": "content_block_start",
+            "index": 0,
+            "content_block": {"type": "tool_use", "id": "tu_1", "name": "f", "input": {"a": 1}},
+        },
+        *(
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "input_json_delta", "partial_json": part},
+            }
+            for part in deltas
+        ),
+        {"type": "content_block_stop", "index": 0},
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "tool_use"},
+            "usage": {"output_tokens": 5},
+        },
+        {"type": "message_stop"},
+    ]
+    mapper = AnthropicEvents()
+    chunks = [c for e in events if (c := mapper.map(e["type"], e)) is not None]
+    acc = Accumulator()
+    acc.extend(chunks)
+    response = acc.response()
+    expected = {"b": 2} if deltas else {"a": 1}
+    assert [c.args for c in response.tool_calls] == [expected]
+    assert response.raw.content[0].input == expected  # the SDK's accumulator agrees
+
+
 @pytest.mark.parametrize(
     ("reason", "normalized"),
     [
