@@ -166,8 +166,29 @@ class SDKProvider:
         """Other credentials the SDK reads on its own (e.g. an auth-token variable)."""
         return ()
 
-    def _options(self) -> dict[str, Any]:
-        options: dict[str, Any] = {"api_key": self.key(), "base_url": self.base_url}
+    def twin_options(self, client: Any) -> dict[str, Any]:
+        """What a client of the other kind (sync/async) needs to talk as `client` does
+        (beyond its key, base URL, timeout, retries, headers and query)."""
+        return {}
+
+    def _options(self, *, asynchronous: bool) -> dict[str, Any]:
+        # A client given for one kind of call is the model for the other kind: same
+        # endpoint, credentials, headers and query (Azure's api-version), never the SDK's
+        # default host with this client's key.
+        twin = self._client if asynchronous else self._async_client
+        options: dict[str, Any]
+        if twin is not None:
+            options = {
+                "api_key": self.api_key or twin.api_key,
+                "base_url": self.base_url or str(twin.base_url),
+                "timeout": twin.timeout,
+                "max_retries": twin.max_retries,
+                "default_headers": getattr(twin, "_custom_headers", None) or None,
+                "default_query": getattr(twin, "_custom_query", None) or None,
+                **self.twin_options(twin),
+            }
+        else:
+            options = {"api_key": self.key(), "base_url": self.base_url}
         if self._max_retries is not None:
             options["max_retries"] = self._max_retries
         return options
@@ -178,7 +199,9 @@ class SDKProvider:
             return self._client
         with self._lock:
             if self._client is None:
-                self._client = self.new_client(self._options(), asynchronous=False)
+                self._client = self.new_client(
+                    self._options(asynchronous=False), asynchronous=False
+                )
             return self._client
 
     def async_client(self) -> Any:
@@ -188,7 +211,7 @@ class SDKProvider:
         loop = asyncio.get_running_loop()
         client = self._async_clients.get(loop)
         if client is None:
-            client = self.new_client(self._options(), asynchronous=True)
+            client = self.new_client(self._options(asynchronous=True), asynchronous=True)
             self._async_clients[loop] = client
         return client
 
@@ -608,6 +631,21 @@ def _scrub_exception(error: BaseException, secrets: tuple[str | None, ...]) -> N
     if isinstance(message, str):
         with contextlib.suppress(AttributeError):
             error.message = errors.scrub(message, *secrets)  # type: ignore[attr-defined]
+    body = getattr(error, "body", None)
+    if body is not None:  # the provider's error object, which may echo a credential
+        with contextlib.suppress(AttributeError):
+            error.body = _scrub_data(body, secrets)  # type: ignore[attr-defined]
+
+
+def _scrub_data(value: Any, secrets: tuple[str | None, ...]) -> Any:
+    """`value` (decoded JSON) with every string scrubbed of keys."""
+    if isinstance(value, str):
+        return errors.scrub(value, *secrets)
+    if isinstance(value, dict):
+        return {k: _scrub_data(v, secrets) for k, v in value.items()}  # pyright: ignore[reportUnknownVariableType]
+    if isinstance(value, list):
+        return [_scrub_data(v, secrets) for v in value]  # pyright: ignore[reportUnknownVariableType]
+    return value
 
 
 _STATUS_HINTS = {

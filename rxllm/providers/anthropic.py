@@ -275,6 +275,10 @@ class AnthropicProvider(SDKProvider):
         """The SDK also sends `ANTHROPIC_AUTH_TOKEN` as a bearer token when it is set."""
         return (os.environ.get("ANTHROPIC_AUTH_TOKEN"),)
 
+    def twin_options(self, client: Any) -> dict[str, Any]:
+        """The bearer token a given client sends."""
+        return {"auth_token": client.auth_token}
+
     def new_client(self, options: dict[str, Any], *, asynchronous: bool) -> Any:
         """A new `anthropic.Anthropic` / `anthropic.AsyncAnthropic`."""
         if asynchronous:

@@ -258,6 +258,10 @@ class OpenAIProvider(SDKProvider):
         "e.g. api_key='unused')"
     )
 
+    def twin_options(self, client: Any) -> dict[str, Any]:
+        """The organization and project a given client sends."""
+        return {"organization": client.organization, "project": client.project}
+
     def new_client(self, options: dict[str, Any], *, asynchronous: bool) -> Any:
         """A new `openai.OpenAI` / `openai.AsyncOpenAI`."""
         if asynchronous:

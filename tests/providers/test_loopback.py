@@ -656,3 +656,47 @@ def test_no_key_in_messages_wherever_the_key_came_from(
     printed = "".join(traceback.format_exception(caught.value)) + repr(caught.value)
     assert "is not allowed" in printed
     assert SECRET not in printed
+    # nor in the provider's error object, kept on the error and on its SDK cause
+    error = caught.value
+    bodies = repr(getattr(error, "body", None)) + repr(getattr(error.__cause__, "body", None))
+    assert "is not allowed" in bodies
+    assert SECRET not in bodies
+
+
+@pytest.mark.parametrize("given", ["sync", "async"])
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_one_given_client_is_the_model_for_the_other_kind_of_call(
+    server: Server, provider: str, given: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only client= (or only async_client=) given: a call of the other kind must go where the
+    # given client goes, with its key and headers; never to the SDK's default host. The
+    # default host is a second loopback server here, so a regression cannot reach the net.
+    with Server() as default_host:
+        variable = "OPENAI_BASE_URL" if provider == "openai" else "ANTHROPIC_BASE_URL"
+        monkeypatch.setenv(variable, default_host.url + ("/v1" if provider == "openai" else ""))
+        for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"):
+            monkeypatch.delenv(name, raising=False)
+        sdk = openai_sdk if provider == "openai" else anthropic_sdk
+        options = {
+            "base_url": server.url + ("/v1" if provider == "openai" else ""),
+            "api_key": KEY,
+            "default_headers": {"X-Team": "blue"},
+            "max_retries": 0,
+        }
+        if given == "sync":
+            client = {"client": (sdk.OpenAI if provider == "openai" else sdk.Anthropic)(**options)}
+        else:
+            client = {
+                "async_client": (sdk.AsyncOpenAI if provider == "openai" else sdk.AsyncAnthropic)(
+                    **options
+                )
+            }
+        llm = getattr(rxllm, provider)("test-model", **client)
+        server.push(Script("Right place."))
+        # the other kind of call: asyncio for a sync client, sync for an async one
+        response = run(llm.stream("hi"), "async" if given == "sync" else "sync")
+        assert response.text == "Right place."
+        assert default_host.requests == []
+        headers = server.last.headers
+        assert headers["x-team"] == "blue"
+        assert KEY in headers.get("authorization", "") + headers.get("x-api-key", "")
