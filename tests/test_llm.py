@@ -51,7 +51,6 @@ def test_bad_defaults_raise_at_creation() -> None:
 @pytest.mark.parametrize(
     ("factory", "says"),
     [
-        (lambda: rxllm.anthropic("claude-x", api_key="k", temperature=0.2), "'temperature': the"),
         (lambda: rxllm.openai("gpt-x", api_key="k", temprature=0.2), "'temprature'"),
         (lambda: rxllm.openai("gpt-x", api_key="k").with_params(temprature=0.2), "'temprature'"),
         (lambda: rxllm.local(seeed=1), "'seeed'"),

@@ -56,7 +56,9 @@ _CREATE_PARAMS = frozenset(
 _INPUT_COUNTS = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
 """The prompt's token counts in Anthropic's usage: rxllm's `input_tokens` is their sum."""
 _SAMPLING = frozenset({"temperature", "top_p", "top_k"})
-"""Sampling parameters the Messages API had; a clearer error if the SDK has dropped them."""
+"""The Messages API's sampling parameters. SDKs that no longer list them (anthropic 2.x)
+get them in `extra_body`, so `rxllm.anthropic(model, temperature=0)` sends them as before;
+a model that refuses them answers with `BadRequestError`."""
 
 
 def _construct_event(data: dict[str, Any]) -> Any:
@@ -309,14 +311,7 @@ class AnthropicProvider(SDKProvider):
 
     def check(self, request: Request) -> None:
         """Reject what the Messages API cannot take, before any request."""
-        sampling = sorted(_SAMPLING & set(request.params) - _CREATE_PARAMS)
-        if sampling:
-            raise ValueError(
-                f"anthropic messages take no parameter {', '.join(map(repr, sampling))}: the "
-                f"installed anthropic SDK ({anthropic.__version__}) has no sampling parameters; "
-                "remove it, or send it with extra_body={...} if your server takes it"
-            )
-        self.check_params(request, _CREATE_PARAMS, "anthropic messages")
+        self.check_params(request, _CREATE_PARAMS | _SAMPLING, "anthropic messages")
         for position, message in enumerate(request.messages):
             if message["role"] in ("tool", "function"):
                 raise ValueError(
@@ -341,6 +336,9 @@ class AnthropicProvider(SDKProvider):
             "max_tokens": DEFAULT_MAX_TOKENS,
             **request.params,
         }
+        sampling = {name: kwargs.pop(name) for name in _SAMPLING - _CREATE_PARAMS if name in kwargs}
+        if sampling:  # sent as the API names them; an explicit extra_body wins
+            kwargs["extra_body"] = {**sampling, **(kwargs.get("extra_body") or {})}
         if system_parts:
             kwargs["system"] = "\n\n".join(system_parts)
         if request.tools:
@@ -390,7 +388,8 @@ def anthropic_llm(
     """An `LLM` on Anthropic Messages streaming.
 
     `**defaults` are request parameters merged into every call (`max_tokens` defaults to
-    4096), plus `stall_timeout` and `max_retries`.
+    4096), plus `stall_timeout` and `max_retries`. `temperature`, `top_p` and `top_k` are
+    sent even though anthropic 2.x's `messages.create` no longer lists them.
 
     >>> import rxllm
     >>> rxllm.anthropic("claude-sonnet-4-5", api_key="sk-ant-...").provider

@@ -236,6 +236,18 @@ def test_openai_request_carries_everything_in_its_own_format(server: Server) -> 
     assert server.last.headers["authorization"] == f"Bearer {KEY}"
 
 
+def test_anthropic_sampling_parameters_reach_the_request_body(server: Server) -> None:
+    # anthropic 2.x's messages.create lists no sampling parameters; API.md's own example of
+    # a default is temperature, so rxllm sends them as the Messages API names them.
+    server.push(Script("ok"))
+    llm = make("anthropic", server, temperature=0.2, top_k=5)
+    rxllm.collect(llm.stream("hi", top_p=0.9, extra_body={"top_k": 7}), timeout=10)
+    body = server.last.body
+    assert (body["temperature"], body["top_p"], body["top_k"]) == (0.2, 0.9, 7)
+    with pytest.raises(ValueError, match="no parameter 'temprature'"):
+        llm.stream("hi", temprature=0.2)
+
+
 class Lookup(BaseModel):
     """Find a customer.
 
