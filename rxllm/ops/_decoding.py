@@ -36,7 +36,9 @@ def decoding(
 
     What `decode` returns is emitted at once, what `flush` returns on completion. A
     `TypeError` from `value` (a wrong item type) or a `ValueError` from the decoder goes to
-    `on_error`. On an error from the source, what is not yet complete is dropped.
+    `on_error`, and so does a decoder's `failure` attribute once set (after the values
+    `decode` returned with it). On an error from the source, what is not yet complete is
+    dropped.
     """
 
     def operator(source: reactivex.Observable[In]) -> reactivex.Observable[Out]:
@@ -53,6 +55,9 @@ def decoding(
                     return
                 for out in complete:
                     observer.on_next(out)
+                failure = getattr(decoder, "failure", None)
+                if failure is not None:  # after the values it completed
+                    observer.on_error(failure)
 
             def on_completed() -> None:
                 try:

@@ -16,7 +16,8 @@ linear —
 and skips the moments when the text ends inside a number, whose value could still change
 ("3" then "35"); strings grow in place ("trailing-strings"), so a partial never takes
 back what an earlier one showed, for plain field types. A leading markdown fence
-(```` ```json ````) is skipped, and so is everything from its closing fence on.
+(```` ```json ````), or prose up to the first fenced block, is skipped, and so is
+everything from its closing fence on.
 """
 
 from __future__ import annotations
@@ -71,7 +72,10 @@ _KEPT_ATTRIBUTES = (
     "exclude",
     "repr",
 )
-_LEADING_FENCE = re.compile(r"\s*`{1,3}[\w+.-]*[^\S\n]*(?:\n|(?=[{\[]))")
+_LEADING_FENCE = re.compile(r"\s*`{1,3}[^\S\n]*[\w+.-]*[^\S\n]*(?:\n|(?=[{\[]))")
+_FENCE_AFTER_PROSE = re.compile(r"\n[^\S\n]*```[^\S\n]*[\w+.-]*[^\S\n]*\n")
+_JSON_FIRST = frozenset('{["-0123456789')
+"""How a JSON text of a model, a list or a number starts; anything else is prose."""
 _CLOSING_FENCE = "\n```"
 # Re-parsing costs O(text). Up to this many characters every piece is parsed; beyond, a
 # parse waits until 1/_PARSES_PER_TEXT of the text is new, so a long output costs about
@@ -294,7 +298,7 @@ class PartialDecoder(Generic[M]):
         assert self._start is not None
         text = self._text
         if self._start > 0 and self._end is None:  # inside a fence: the JSON ends at its close
-            end = text.find(_CLOSING_FENCE, self._searched)
+            end = text.find(_CLOSING_FENCE, max(self._searched, self._start))
             if end >= 0:
                 self._end = end
             self._searched = max(self._start, len(text) - len(_CLOSING_FENCE) + 1)
@@ -317,13 +321,18 @@ class PartialDecoder(Generic[M]):
 
 
 def _json_start(text: str) -> int | None:
-    """Where the JSON begins: after blank space and a leading fence; None while undecided."""
+    """Where the JSON begins: after blank space and a leading fence, or inside the first
+    fenced block after some prose ("Sure! Here it is: ```json ..."); None while undecided."""
     stripped = len(text) - len(text.lstrip())
     if stripped == len(text):
         return None
-    if text[stripped] != "`":
+    first = text[stripped]
+    if first == "`":
+        fence = _LEADING_FENCE.match(text)
+        return fence.end() if fence else None
+    if first in _JSON_FIRST:
         return stripped
-    fence = _LEADING_FENCE.match(text)
+    fence = _FENCE_AFTER_PROSE.search(text, stripped)
     return fence.end() if fence else None
 
 
@@ -354,8 +363,9 @@ def partial(
 
     `source="content"` (the default) reads the text; `source="tool_arguments"` reads the
     arguments of the first tool call (index 0), for structured output through a forced
-    tool call. A leading markdown fence (```` ```json ````) is skipped; prose before the
-    JSON is not.
+    tool call. A leading markdown fence (```` ```json ````) is skipped, and so is prose
+    before a fenced block ("Sure! Here it is:" then ```` ```json ````); prose before bare
+    JSON is not (the error says so).
 
         chunks:   -'{"city": "Os'--'lo", "pop'--'": 709}'-|
         partial(City)
@@ -450,7 +460,16 @@ def _failure_message(
         message += "; ".join(problems[:3]) + more
     else:
         message = f"partial({name}): validating the {what} failed: {type(error).__name__}: {error}"
-    if response.finish_reason == "length":
+    start = text.lstrip()[:1]
+    if start and start not in _JSON_FIRST and start != "`":
+        message += (
+            f"; the {what} starts with prose, not JSON ({text.strip()[:40]!r}), and has no "
+            "```json block: ask for JSON only"
+            + (f", or pass response_format={name}" if source == "content" else "")
+        )
+    if response.finish_reason == "content_filter":
+        message += " (the model refused or was filtered: finish_reason='content_filter')"
+    elif response.finish_reason == "length":
         message += " (the output was cut off at max_tokens: finish_reason='length')"
     elif response.finish_reason is None and text.strip():
         message += " (the stream ended before the provider finished)"

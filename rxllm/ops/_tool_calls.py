@@ -13,6 +13,7 @@ from collections.abc import Callable
 import reactivex
 
 from rxllm.accumulator import ToolCallParts
+from rxllm.errors import OutputValidationError
 from rxllm.models import Chunk, ToolCall
 from rxllm.ops._decoding import chunk_for, decoding
 
@@ -34,11 +35,14 @@ class ToolCallDecoder:
     [ToolCall(id='c2', name='g', arguments='')]
     """
 
-    __slots__ = ("_done", "_pending")
+    __slots__ = ("_done", "_pending", "failure")
 
     def __init__(self) -> None:
         self._pending: dict[int, ToolCallParts] = {}
         self._done: set[int] = set()
+        self.failure: Exception | None = None
+        """Set when a call was cut off at max_tokens: the stream fails after the calls
+        `decode` returned (a call with half its arguments must not run)."""
 
     def decode(self, chunk: Chunk) -> list[ToolCall]:
         """Add a chunk's fragments; the calls this chunk completed, in index order.
@@ -64,8 +68,29 @@ class ToolCallDecoder:
                 parts = self._pending[index] = ToolCallParts()
             parts.add(delta)
         if chunk.finish_reason is not None:
-            complete += self.flush()
+            released = self.flush()
+            if chunk.finish_reason == "length":
+                released = self._cut_off(released)
+            complete += released
         return complete
+
+    def _cut_off(self, released: list[ToolCall]) -> list[ToolCall]:
+        """The calls of an answer cut at max_tokens that are whole; `failure` for the rest."""
+        whole: list[ToolCall] = []
+        for call in released:
+            try:
+                call.args  # noqa: B018 - parsing is the check
+            except ValueError:
+                self.failure = OutputValidationError(
+                    f"tool_calls(): the answer was cut off at max_tokens "
+                    f"(finish_reason='length') inside tool call {call.name!r} (id "
+                    f"{call.id!r}), whose arguments are incomplete: {call.arguments[-60:]!r}; "
+                    "raise max_tokens",
+                    retryable=False,
+                )
+                break
+            whole.append(call)
+        return whole
 
     def flush(self) -> list[ToolCall]:
         """Every call not handed out yet (the stream ended), in index order."""
@@ -89,7 +114,9 @@ def tool_calls() -> Callable[[reactivex.Observable[Chunk]], reactivex.Observable
     call's fragments; `id` and `name` come from whichever fragments carried them. On an
     error from the source, calls not yet complete are dropped and the error passes
     through. A fragment for a call already emitted (calls interleaved) fails the stream
-    with `ValueError`.
+    with `ValueError`. A call whose arguments were cut off at max_tokens
+    (`finish_reason="length"`, arguments not valid JSON) is not emitted: the stream fails
+    with `OutputValidationError` after the calls that were whole.
 
         chunks:  -[0:"f" '{"a"']--[0:': 1}']--[1:"g" '{}']---|
         tool_calls()

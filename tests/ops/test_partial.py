@@ -165,6 +165,9 @@ class TestDecoder:
             '```json{"city": "Oslo"}```',
             '`{"city": "Oslo"}`',
             '  {"city": "Oslo"}  \n',
+            '``` json\n{"city": "Oslo"}\n```',
+            'Sure! Here it is:\n```json\n{"city": "Oslo"}\n```\nAnything else?',
+            'The answer:\n\n  ```\n{"city": "Oslo"}\n```',
         ],
     )
     def test_a_markdown_fence_is_skipped(self, text: str) -> None:
@@ -179,12 +182,19 @@ class TestDecoder:
         with pytest.raises(pydantic.ValidationError):
             decoder.flush()
 
-    def test_prose_before_the_json_is_not_skipped(self) -> None:
+    def test_prose_before_bare_json_is_not_skipped(self) -> None:
         decoder = PartialDecoder(Address)
         partials = decoder.decode('Sure! {"city": "Oslo"}')
         assert partials == []
         with pytest.raises(pydantic.ValidationError):
             decoder.flush()
+
+    def test_prose_before_bare_json_fails_saying_so(self) -> None:
+        stream = reactivex.of(Chunk(content='Sure! {"city": '), Chunk(content='"Oslo"}'))
+        errors: list[Exception] = []
+        stream.pipe(partial(Address)).subscribe(on_error=errors.append)
+        assert "starts with prose, not JSON ('Sure! {" in str(errors[0])
+        assert "response_format=Address" in str(errors[0])
 
     def test_a_long_output_is_parsed_less_often_but_completely(self) -> None:
         items = [Address(city=f"City number {i}") for i in range(800)]  # 23 KB
@@ -272,6 +282,16 @@ class TestOperator:
         assert isinstance(errors[0], rxllm.OutputValidationError)
         assert "finish_reason='length'" in str(errors[0])
         assert "Invalid JSON" in str(errors[0])
+
+    def test_a_refusal_says_so(self) -> None:
+        # Anthropic's stop_reason "refusal" is finish_reason "content_filter", with no
+        # refusal text of its own
+        stream = reactivex.of(
+            Chunk(content="I can't help with that."), Chunk(finish_reason="content_filter")
+        )
+        errors: list[Exception] = []
+        stream.pipe(partial(Address)).subscribe(on_error=errors.append)
+        assert "the model refused or was filtered" in str(errors[0])
 
     def test_no_output_at_all(self) -> None:
         call = ToolCallDelta(index=0, id="c", name="f", arguments="{}")

@@ -138,6 +138,34 @@ class TestOperator:
         assert isinstance(last, OnError) and isinstance(last.exception, ValueError)
         assert xs.subscriptions == [subscribe(200, 230)]
 
+    def test_a_call_cut_off_at_max_tokens_fails_after_the_whole_ones(self) -> None:
+        cut = Chunk(finish_reason="length")
+        scheduler = TestScheduler()
+        xs = scheduler.create_hot_observable(
+            on_next(210, fragment(0, "{}", id="c0", name="f")),
+            on_next(220, fragment(1, '{"city": "Os', id="c1", name="weather")),
+            on_next(230, cut),
+            on_next(240, Chunk(content="after")),
+            on_completed(250),
+        )
+        results = scheduler.start(lambda: xs.pipe(tool_calls()))
+        assert results.messages[0] == on_next(220, ToolCall(id="c0", name="f", arguments="{}"))
+        assert results.messages[1].time == 230
+        error = results.messages[1].value
+        assert isinstance(error, OnError)
+        assert isinstance(error.exception, rxllm.OutputValidationError)
+        assert "inside tool call 'weather'" in str(error.exception)
+        assert len(results.messages) == 2
+        assert xs.subscriptions == [subscribe(200, 230)]
+
+    def test_a_whole_call_at_max_tokens_is_emitted(self) -> None:
+        decoder = ToolCallDecoder()
+        decoder.decode(fragment(0, '{"a": 1}', id="c0", name="f"))
+        assert decoder.decode(Chunk(finish_reason="length")) == [
+            ToolCall(id="c0", name="f", arguments='{"a": 1}')
+        ]
+        assert decoder.failure is None
+
     def test_other_items_are_a_type_error(self) -> None:
         failures: list[Exception] = []
         reactivex.of("text").pipe(tool_calls()).subscribe(on_error=failures.append)  # type: ignore[arg-type]
