@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from rxllm.accumulator import Snapshot
 from rxllm.calls import Call, call_subscriber
-from rxllm.models import Chunk
+from rxllm.models import Chunk, message_from_model
 
 __all__ = ["LLM", "CallStream", "Provider", "Request", "check_params"]
 
@@ -153,7 +153,7 @@ class LLM:
         self,
         prompt: str | None = None,
         *,
-        messages: Sequence[Mapping[str, Any]] | None = None,
+        messages: Sequence[Mapping[str, Any] | BaseModel] | None = None,
         system: str | None = None,
         tools: Sequence[Any] | None = None,
         audio: Mapping[str, Any] | None = None,
@@ -180,7 +180,7 @@ class LLM:
         self,
         prompt: str | None = None,
         *,
-        messages: Sequence[Mapping[str, Any]] | None = None,
+        messages: Sequence[Mapping[str, Any] | BaseModel] | None = None,
         system: str | None = None,
         tools: Sequence[Any] | None = None,
         audio: Mapping[str, Any] | None = None,
@@ -316,7 +316,9 @@ def _check_response_format(value: Any) -> None:
     )
 
 
-def _check_messages(messages: Sequence[Mapping[str, Any]]) -> tuple[Mapping[str, Any], ...]:
+def _check_messages(
+    messages: Sequence[Mapping[str, Any] | BaseModel],
+) -> tuple[Mapping[str, Any], ...]:
     if isinstance(messages, str | bytes) or not isinstance(messages, Sequence):
         raise ValueError(
             "messages must be a list of {'role': ..., 'content': ...} dicts; "
@@ -325,7 +327,9 @@ def _check_messages(messages: Sequence[Mapping[str, Any]]) -> tuple[Mapping[str,
     if not messages:
         raise ValueError("messages is empty: give at least one {'role': 'user', ...} message")
     checked: list[Mapping[str, Any]] = []
-    for position, message in enumerate(messages):
+    for position, given in enumerate(messages):
+        # an SDK's message object, e.g. response.raw.choices[0].message, is taken as a dict
+        message = message_from_model(given) if isinstance(given, BaseModel) else given
         if not isinstance(message, Mapping):
             raise ValueError(
                 f"messages[{position}] must be a dict with 'role' and 'content', "

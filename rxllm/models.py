@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
@@ -397,3 +397,121 @@ class Response(_LazyRaw):
     """Which provider produced it."""
     chunk_count: int = 0
     """How many chunks were accumulated into it."""
+
+    def message(self, provider: Literal["openai", "anthropic"] | None = None) -> dict[str, Any]:
+        """This answer as the assistant message to send back in the next call's `messages`,
+        in `provider`'s format (default: the provider that answered; OpenAI's format for
+        the local and scripted ones).
+
+        OpenAI: `content`, `tool_calls`, `refusal` and the audio's id. Anthropic: the
+        answer's content blocks as the API sent them (a thinking block keeps the
+        `signature` the API needs to see again with tool results; server tools' blocks are
+        kept), else text and tool-use blocks from the fields.
+
+        >>> import rxllm
+        >>> from rxllm import Chunk, ToolCallDelta
+        >>> call = ToolCallDelta(index=0, id="c1", name="add", arguments='{"a": 1}')
+        >>> llm = rxllm.scripted(["Adding.", Chunk(tool_calls=(call,))])
+        >>> response = rxllm.collect(llm.stream("1+?"))
+        >>> response.message()["tool_calls"][0]["function"]
+        {'name': 'add', 'arguments': '{"a": 1}'}
+        >>> response.message("anthropic")["content"][1]
+        {'type': 'tool_use', 'id': 'c1', 'name': 'add', 'input': {'a': 1}}
+        """
+        if provider is None:
+            provider = "anthropic" if self.provider == "anthropic" else "openai"
+        if provider == "openai":
+            return self._openai_message()
+        if provider == "anthropic":
+            return {"role": "assistant", "content": self._anthropic_blocks()}
+        raise ValueError(f"provider must be 'openai' or 'anthropic', not {provider!r}")
+
+    def _openai_message(self) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": self.text or None}
+        if self.tool_calls:
+            message["tool_calls"] = [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments or "{}"},
+                }
+                for call in self.tool_calls
+            ]
+        if self.refusal:
+            message["refusal"] = self.refusal
+        if self.audio and self.provider == "openai":
+            audio = getattr(getattr(self._raw_message(), "audio", None), "id", None)
+            if audio:  # a later turn refers to the audio answer by its id
+                message["audio"] = {"id": audio}
+        return message
+
+    def _anthropic_blocks(self) -> list[dict[str, Any]]:
+        if self.provider == "anthropic":
+            raw = self._raw_message()
+            content = getattr(raw, "content", None)
+            if isinstance(content, list) and len(content) > 0:  # pyright: ignore[reportUnknownArgumentType]
+                return [_anthropic_block(block) for block in content]  # pyright: ignore[reportUnknownVariableType]
+        blocks: list[dict[str, Any]] = []
+        if self.text:
+            blocks.append({"type": "text", "text": self.text})
+        blocks.extend(
+            {"type": "tool_use", "id": call.id, "name": call.name, "input": call.args}
+            for call in self.tool_calls
+        )
+        return blocks
+
+    def _raw_message(self) -> Any:
+        """The SDK's message (OpenAI: the first choice's), or None if it cannot be built."""
+        try:
+            raw = self.raw
+        except Exception:  # e.g. shapes the SDK's own accumulator rejects
+            return None
+        choices = getattr(raw, "choices", None)
+        if choices is not None:
+            return choices[0].message if choices else None
+        return raw
+
+
+_ANTHROPIC_BLOCK_FIELDS: dict[str, tuple[str, ...]] = {
+    "text": ("type", "text"),
+    "thinking": ("type", "thinking", "signature"),
+    "redacted_thinking": ("type", "data"),
+    "tool_use": ("type", "id", "name", "input"),
+}
+
+
+def _anthropic_block(block: Any) -> dict[str, Any]:
+    """An Anthropic response content block as a request block: the fields the API takes
+    back (a parsed output or empty citations dropped); blocks of other types (server tools)
+    as the API sent them."""
+    dumped: dict[str, Any] = block.model_dump(mode="json", exclude_none=True)
+    fields = _ANTHROPIC_BLOCK_FIELDS.get(dumped.get("type", ""))
+    if fields is None:
+        return dumped
+    return {name: dumped[name] for name in fields if name in dumped}
+
+
+_OPENAI_MESSAGE_FIELDS = frozenset(
+    {"role", "content", "name", "tool_calls", "tool_call_id", "refusal", "audio", "function_call"}
+)
+
+
+def message_from_model(model: BaseModel) -> dict[str, Any]:
+    """A message given as an SDK object (OpenAI's `ChatCompletionMessage`, Anthropic's
+    `Message`, or any model with a `role`) as the dict a request takes: what the API takes
+    back, without the response-only fields (`parsed`, `annotations`, audio data)."""
+    content = getattr(model, "content", None)
+    if getattr(model, "type", None) == "message" and isinstance(content, list):
+        blocks: list[Any] = content  # pyright: ignore[reportUnknownVariableType]
+        role = getattr(model, "role", "assistant")
+        return {"role": role, "content": [_anthropic_block(block) for block in blocks]}
+    dumped = model.model_dump(mode="json", exclude_none=True)
+    message = {k: v for k, v in dumped.items() if k in _OPENAI_MESSAGE_FIELDS}
+    if "tool_calls" in message:
+        message["tool_calls"] = [
+            {k: call[k] for k in ("id", "type", "function") if k in call}
+            for call in message["tool_calls"]
+        ]
+    if isinstance(message.get("audio"), dict):
+        message["audio"] = {"id": message["audio"].get("id")}
+    return message
