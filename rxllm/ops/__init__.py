@@ -8,6 +8,7 @@
 
 from rxllm.ops._accumulate import accumulate
 from rxllm.ops._audio_segments import audio_segments
+from rxllm.ops._on_finish import Finish, on_finish
 from rxllm.ops._partial import partial, partial_type
 from rxllm.ops._retry import retry
 from rxllm.ops._sentences import sentences
@@ -19,8 +20,10 @@ from rxllm.ops._tool_calls import tool_calls
 from rxllm.ops._tool_results import tool_results
 
 __all__ = [
+    "Finish",
     "accumulate",
     "audio_segments",
+    "on_finish",
     "partial",
     "partial_type",
     "retry",
