@@ -3,6 +3,8 @@ provider's own format, with the tool results after it (both SDKs, loopback serve
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import reactivex
 from reactivex import operators as rx
@@ -108,3 +110,15 @@ def test_a_local_or_scripted_answer_renders_in_either_format() -> None:
     ]
     with pytest.raises(ValueError, match="provider must be"):
         response.message("gemini")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_the_readme_tool_recipe_runs(server: Server, provider: str) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    recipe = readme.split("Tools and conversations")[1].split("```python")[1].split("```")[0]
+    server.push(Script(TOOL_TURN))
+    server.push(Script("It is 3."))
+    scope = {"rxllm": rxllm, "ops": ops, "llm": make(provider, server)}
+    exec(recipe, scope)
+    assert server.requests[-1].body["messages"][1]["role"] == "assistant"
+    assert scope["results"][0].output == 3
