@@ -20,7 +20,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, cast
 
 import httpx2
 import jiter
@@ -134,6 +134,13 @@ class SDKProvider:
         """The exception the SDK's own stream raises for this error event (chained as the
         `StreamError`'s cause, as for every other error)."""
         raise NotImplementedError
+
+    def sdk_body_error(
+        self, error: httpx2.TransportError, http: httpx2.Response
+    ) -> BaseException | None:
+        """What the SDK's own stream raises when reading the body fails with `error` (None:
+        the transport's exception itself, as the Anthropic SDK lets it through)."""
+        return None
 
     # --- shared ------------------------------------------------------------------------------
 
@@ -357,6 +364,8 @@ class HTTPCall:
                 except errors.StreamError as exc:
                     self._chain(exc, api_response.http_response)
                     raise
+                except httpx2.TransportError as exc:
+                    self._raise_as_sdk(exc, api_response.http_response)
         except _Cancelled:
             return  # cancelled before the SDK (re)sent the request: nothing was sent
 
@@ -389,6 +398,15 @@ class HTTPCall:
             except errors.StreamError as exc:
                 self._chain(exc, api_response.http_response)
                 raise
+            except httpx2.TransportError as exc:
+                self._raise_as_sdk(exc, api_response.http_response)
+
+    def _raise_as_sdk(self, error: httpx2.TransportError, http: httpx2.Response) -> NoReturn:
+        """Raise what the SDK's own stream raises when reading its body fails this way."""
+        wrapped = self._config.sdk_body_error(error, http)
+        if wrapped is None:
+            raise error
+        raise wrapped from error
 
     def _chain(self, error: errors.StreamError, http: httpx2.Response) -> None:
         if error.__cause__ is None and error.body is not None:

@@ -258,6 +258,14 @@ class OpenAIProvider(SDKProvider):
         "e.g. api_key='unused')"
     )
 
+    def sdk_body_error(
+        self, error: httpx2.TransportError, http: httpx2.Response
+    ) -> BaseException | None:
+        """`APITimeoutError` / `APIConnectionError`, as `openai.Stream` raises mid-body."""
+        if isinstance(error, httpx2.TimeoutException):
+            return openai.APITimeoutError(request=http.request)
+        return openai.APIConnectionError(request=http.request)
+
     def twin_options(self, client: Any) -> dict[str, Any]:
         """The organization and project a given client sends."""
         return {"organization": client.organization, "project": client.project}

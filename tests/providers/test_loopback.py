@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 
 import anthropic as anthropic_sdk
+import httpx2
 import openai as openai_sdk
 import pytest
 import reactivex
@@ -377,6 +378,14 @@ def test_dropped_connection_is_stream_interrupted_with_partial(
         run(make(provider, server).stream("hi"), mode)
     assert caught.value.retryable
     assert caught.value.partial is not None and caught.value.partial.text == "ab"
+    # the cause is what the bare SDK's stream raises there: OpenAI wraps the transport's
+    # error in APIConnectionError, Anthropic lets it through
+    cause = caught.value.__cause__
+    if provider == "openai":
+        assert isinstance(cause, openai_sdk.APIConnectionError)
+        assert isinstance(cause.__cause__, httpx2.TransportError)
+    else:
+        assert isinstance(cause, httpx2.TransportError)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
