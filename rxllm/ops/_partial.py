@@ -22,11 +22,12 @@ everything from its closing fence on.
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import (
     Annotated,
     Any,
@@ -96,7 +97,8 @@ def partial_type(tp: Any) -> Any:
     A model becomes a subclass named `Partial<Name>` (cached), with the same aliases,
     descriptions, constraints and validators, whose fields default to `None`.
     Discriminated unions become plain (smart) unions, because a partial object may not
-    have its discriminator yet. Other types are returned as they are. The model's own
+    have its discriminator yet; one whose discriminator names a field is None until that
+    field arrives, so no variant is guessed and then taken back. Other types are returned as they are. The model's own
     properties, computed fields and validators run on partials too, where fields may be
     `None`; a partial variant that pydantic cannot build falls back to the model itself.
 
@@ -167,7 +169,8 @@ class _PartialBuilder:
             return tp
         args = get_args(tp)
         if origin is Annotated:
-            metadata = [m for m in tp.__metadata__ if not _is_discriminator(m)]
+            kept, waits = _without_discriminators(tp.__metadata__)
+            metadata = kept + waits
             inner = self.convert(args[0])
             return Annotated[(inner, *metadata)] if metadata else inner
         converted = tuple(self.convert(arg) for arg in args)
@@ -198,11 +201,17 @@ class _PartialBuilder:
         for name, info in model.model_fields.items():
             spec = info.asdict()
             annotation = self.convert(spec["annotation"])
-            metadata = [m for m in spec["metadata"] if not _is_discriminator(m)]
+            metadata, waits = _without_discriminators(spec["metadata"])
+            discriminator = spec["attributes"].get("discriminator")
+            if discriminator is not None:  # Field(discriminator=...) on the field itself
+                waits += _unknown_variant_is_none(discriminator)
             if metadata:
                 annotation = Annotated[(annotation, *metadata)]
+            optional: Any = typing.Optional[annotation]  # noqa: UP045 - built at runtime
+            if waits:  # outside the Optional: the field may be None until its variant is known
+                optional = Annotated[(optional, *waits)]
             attributes = {k: v for k, v in spec["attributes"].items() if k in _KEPT_ATTRIBUTES}
-            fields[name] = (typing.Optional[annotation], pydantic.Field(None, **attributes))  # noqa: UP045 - built at runtime
+            fields[name] = (optional, pydantic.Field(None, **attributes))
         partial_model: type[BaseModel] = pydantic.create_model(
             f"Partial{model.__name__}",
             __base__=model,
@@ -215,10 +224,32 @@ class _PartialBuilder:
         return partial_model
 
 
-def _is_discriminator(metadata: Any) -> bool:
-    return isinstance(metadata, pydantic.Discriminator) or (
-        isinstance(metadata, pydantic.fields.FieldInfo) and metadata.discriminator is not None
-    )
+def _without_discriminators(metadata: Iterable[Any]) -> tuple[list[Any], list[Any]]:
+    """`metadata` without discriminators (a partial object may not have its own yet), and
+    for each discriminator that names a field a validator that reads an object without that
+    field as None, so no variant is guessed before the object says which it is."""
+    kept: list[Any] = []
+    waits: list[Any] = []
+    for item in metadata:
+        if isinstance(item, pydantic.Discriminator) or (
+            isinstance(item, pydantic.fields.FieldInfo) and item.discriminator is not None
+        ):
+            waits += _unknown_variant_is_none(item.discriminator)
+        else:
+            kept.append(item)
+    return kept, waits
+
+
+def _unknown_variant_is_none(discriminator: Any) -> list[Any]:
+    if isinstance(discriminator, pydantic.Discriminator):
+        discriminator = discriminator.discriminator
+    if not isinstance(discriminator, str):
+        return []  # a callable discriminator: the plain union decides
+    return [pydantic.BeforeValidator(functools.partial(_none_without, discriminator))]
+
+
+def _none_without(key: str, value: Any) -> Any:
+    return None if isinstance(value, dict) and key not in value else value
 
 
 class PartialDecoder(Generic[M]):

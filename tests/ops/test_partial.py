@@ -103,10 +103,17 @@ class TestPartialType:
         assert value.label is None
         assert value.children[0].children == [partial_node()]
 
-    def test_discriminated_unions_accept_a_pet_without_its_kind_yet(self) -> None:
-        value = partial_type(Owner).model_validate({"pet": {"lives": 9}})
-        assert value.pet.lives == 9
-        assert value.pet.kind is None
+    def test_a_discriminated_union_waits_for_its_discriminator(self) -> None:
+        # no variant is guessed (a guess could be taken back): None until "kind" arrives
+        assert partial_type(Owner).model_validate({"pet": {"lives": 9}}).pet is None
+        value = partial_type(Owner).model_validate({"pet": {"kind": "dog"}})
+        assert type(value.pet).__name__ == "PartialDog" and value.pet.good is None
+
+    def test_streamed_pets_never_change_species(self) -> None:
+        text = '{"pet": {"kind": "dog", "good": true}}'
+        partials, final = decode_all(Owner, list(text))
+        assert {type(p.pet).__name__ for p in partials if p.pet is not None} == {"PartialDog"}
+        assert final == Owner(pet=Dog(kind="dog", good=True))
 
     def test_other_types_are_kept(self) -> None:
         assert partial_type(int) is int
