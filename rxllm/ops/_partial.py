@@ -98,9 +98,10 @@ def partial_type(tp: Any) -> Any:
     descriptions, constraints and validators, whose fields default to `None`.
     Discriminated unions become plain (smart) unions, because a partial object may not
     have its discriminator yet; one whose discriminator names a field is None until that
-    field arrives, so no variant is guessed and then taken back. Other types are returned as they are. The model's own
-    properties, computed fields and validators run on partials too, where fields may be
-    `None`; a partial variant that pydantic cannot build falls back to the model itself.
+    field arrives, so no variant is guessed and then taken back. Other types are returned
+    as they are. The model's own properties, computed fields and validators run on
+    partials too, where fields may be `None`; a partial variant that pydantic cannot build
+    falls back to the model itself.
 
     >>> from pydantic import BaseModel
     >>> class City(BaseModel):
