@@ -22,6 +22,7 @@ __all__ = [
     "ToolCall",
     "ToolCallDelta",
     "Usage",
+    "message_from_model",
     "raw_event",
     "register_event_builder",
     "text_chunk_maker",
