@@ -2,8 +2,9 @@
 
 A tool may be given as the provider's own dict (passed through untouched), as the other
 provider's dict (translated), as a Python function, whose JSON schema pydantic derives
-from the signature and whose docstring's first paragraph becomes the description, or as a
-pydantic model class (its own JSON schema, field descriptions included).
+from the signature (string annotations included) and whose docstring's first paragraph
+becomes the description (its `Args:` section describes the parameters), or as a pydantic
+model class (its own JSON schema, field descriptions included).
 
 >>> def weather(city: str, unit: str = "C") -> str:
 ...     '''Current weather in a city.'''
@@ -16,6 +17,7 @@ pydantic model class (its own JSON schema, field descriptions included).
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
@@ -25,16 +27,79 @@ __all__ = ["function_parameters", "tool_schema"]
 
 
 def function_parameters(fn: Callable[..., Any]) -> dict[str, Any]:
-    """The JSON schema of `fn`'s parameters, as pydantic sees their annotations."""
+    """The JSON schema of `fn`'s parameters, as pydantic sees their annotations, with the
+    descriptions of an `Args:` section of its docstring (Google style; a
+    `Field(description=...)` in the annotation wins).
+
+    >>> def weather(city: str, unit: str = "C") -> str:
+    ...     '''Current weather.
+    ...
+    ...     Args:
+    ...         city: The city, e.g. Oslo.
+    ...         unit (str): C or F.
+    ...     '''
+    >>> function_parameters(weather)["properties"]["city"]
+    {'description': 'The city, e.g. Oslo.', 'type': 'string'}
+    """
     fields: dict[str, Any] = {}
-    for name, parameter in inspect.signature(fn).parameters.items():
+    described = _argument_descriptions(inspect.getdoc(fn) or "")
+    try:  # string annotations (`from __future__ import annotations`) read as types
+        signature = inspect.signature(fn, eval_str=True)
+    except (NameError, TypeError, SyntaxError):  # e.g. a name imported only for type checking
+        signature = inspect.signature(fn)
+    for name, parameter in signature.parameters.items():
         if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
             continue
         annotation = Any if parameter.annotation is parameter.empty else parameter.annotation
         default = ... if parameter.default is parameter.empty else parameter.default
+        if name in described and not _described(annotation, default):
+            default = pydantic.Field(default, description=described[name])
         fields[name] = (annotation, default)
     model = pydantic.create_model(f"{fn.__name__}_arguments", **fields)
     return _untitled(model.model_json_schema())
+
+
+def _described(annotation: Any, default: Any) -> bool:
+    """Whether the parameter already has a description (its annotation's or default's
+    `Field`), which a docstring's does not override."""
+    metadata = getattr(annotation, "__metadata__", ())
+    return any(
+        isinstance(item, pydantic.fields.FieldInfo) and item.description
+        for item in (*metadata, default)
+    )
+
+
+_ARGS_HEADERS = ("args:", "arguments:", "parameters:", "params:")
+_ARGUMENT = re.compile(r"^(\*{0,2}\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$")
+
+
+def _argument_descriptions(doc: str) -> dict[str, str]:
+    """The `name: description` entries of a docstring's `Args:` section (continuation
+    lines, indented deeper, are joined; the section ends at the next unindented line)."""
+    found: dict[str, str] = {}
+    inside = False
+    indent: int | None = None
+    current: str | None = None
+    for line in doc.splitlines():
+        stripped = line.strip()
+        if not inside:
+            inside = stripped.lower() in _ARGS_HEADERS
+            continue
+        if not stripped:
+            current = None
+            continue
+        depth = len(line) - len(line.lstrip())
+        if depth == 0:
+            break  # the next section ("Returns:")
+        if indent is None:
+            indent = depth
+        match = _ARGUMENT.match(stripped) if depth == indent else None
+        if match is not None:
+            current = match.group(1).lstrip("*")
+            found[current] = match.group(2).strip()
+        elif current is not None:
+            found[current] = f"{found[current]} {stripped}".strip()
+    return {name: text for name, text in found.items() if text}
 
 
 def _untitled(schema: dict[str, Any]) -> dict[str, Any]:
