@@ -9,6 +9,7 @@ disposed (Vercel's onFinish / onAbort).
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any, Literal, NamedTuple, TypeVar
@@ -23,6 +24,7 @@ from rxllm.sinks import materialize
 __all__ = ["Finish", "on_finish"]
 
 T = TypeVar("T")
+_log = logging.getLogger("rxllm")
 
 
 class Finish(NamedTuple):
@@ -45,7 +47,10 @@ def on_finish(
     The callback runs where the end happens: on the thread (or loop) that delivered the
     completion or error, before it is passed on; or on the thread that disposed. If it
     raises at completion or error, the subscriber gets that exception through `on_error`;
-    at disposal it propagates out of `dispose()`.
+    at disposal nobody listens any more and `dispose()` must not raise (`take_until` would
+    never complete), so it is logged on the `rxllm` logger with its traceback.
+
+    Put it after `retry(...)`, not before: `retry` resumes only a provider stream.
 
         chunks:    -a--b--c--|            -a--b--X             -a--b-- (disposed)
         on_finish(cb)
@@ -114,7 +119,10 @@ def on_finish(
 
             def dispose() -> None:
                 subscription.dispose()
-                finish("disposed", None)
+                try:
+                    finish("disposed", None)
+                except Exception:  # nobody listens any more, and dispose() must not raise
+                    _log.exception("rxllm.ops.on_finish: the callback raised at disposal")
 
             return Disposable(dispose)
 

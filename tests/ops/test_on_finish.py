@@ -96,3 +96,17 @@ def test_a_stop_button_keeps_the_half_answer(server: Server, provider: str, mode
     assert finish.response.text == "w0 w1 w2 "  # what had passed when it was stopped
     assert finish.response.finish_reason is None
     assert server.last.wait_closed(2)
+
+
+def test_a_callback_that_raises_at_disposal_is_logged_and_the_stop_still_completes(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def fails(_: Finish) -> None:
+        raise RuntimeError("cannot save")
+
+    llm = rxllm.scripted(["One. ", "Two. ", "Three."], delay=0.01)
+    stream = llm.stream("count").pipe(
+        ops.on_finish(fails), ops.take_until(lambda c: "Two" in c.content)
+    )
+    assert rxllm.collect(stream, timeout=5).text == "One. Two. "
+    assert "callback raised at disposal" in caplog.text and "cannot save" in caplog.text
