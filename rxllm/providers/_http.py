@@ -144,22 +144,22 @@ class SDKProvider:
 
     # --- shared ------------------------------------------------------------------------------
 
-    def key(self) -> str:
-        """The API key to use; `AuthenticationError` naming the variable when there is none."""
-        key = (
-            self.api_key
-            or os.environ.get(self.env_var)
-            # a ready-made client brings its own credentials
-            or getattr(self._client, "api_key", None)
-            or getattr(self._async_client, "api_key", None)
+    def key(self) -> str | None:
+        """The API key for the clients rxllm makes (None: the credentials are a given
+        client's, or a token the SDK reads itself); `AuthenticationError` naming the
+        variable when there is no credential at all."""
+        key = self.api_key or os.environ.get(self.env_var)
+        if key:
+            return key
+        if self._client is not None or self._async_client is not None:
+            return None  # a given client brings its own: a key, a token, a key provider
+        if any(self.extra_secrets()):  # e.g. ANTHROPIC_AUTH_TOKEN, read by the SDK
+            return None
+        raise errors.AuthenticationError(
+            f"no {self.name} API key: set the {self.env_var} environment variable or pass "
+            f"rxllm.{self.name}(..., api_key=...){self.key_hint}",
+            provider=self.name,
         )
-        if not key:
-            raise errors.AuthenticationError(
-                f"no {self.name} API key: set the {self.env_var} environment variable or pass "
-                f"rxllm.{self.name}(..., api_key=...){self.key_hint}",
-                provider=self.name,
-            )
-        return key
 
     def secrets(self) -> tuple[str, ...]:
         """Every credential this provider may send (given, from the environment, or held by
@@ -173,9 +173,9 @@ class SDKProvider:
         """Other credentials the SDK reads on its own (e.g. an auth-token variable)."""
         return ()
 
-    def twin_options(self, client: Any) -> dict[str, Any]:
-        """What a client of the other kind (sync/async) needs to talk as `client` does
-        (beyond its key, base URL, timeout, retries, headers and query)."""
+    def twin_options(self, client: Any, *, asynchronous: bool) -> dict[str, Any]:
+        """What a client of the other kind (`asynchronous` or not) needs to talk as `client`
+        does (beyond its key, base URL, timeout, retries, headers and query)."""
         return {}
 
     def _options(self, *, asynchronous: bool) -> dict[str, Any]:
@@ -185,6 +185,13 @@ class SDKProvider:
         twin = self._client if asynchronous else self._async_client
         options: dict[str, Any]
         if twin is not None:
+            if type(twin._client).__name__ not in _SDK_HTTP_CLIENTS:  # pyright: ignore[reportPrivateUsage]
+                raise ValueError(
+                    f"rxllm.{self.name}() was given only "
+                    f"{'client=' if asynchronous else 'async_client='}, with its own "
+                    "http_client, which rxllm cannot copy for the other kind of call: pass "
+                    f"{'async_client=' if asynchronous else 'client='} too"
+                )
             options = {
                 "api_key": self.api_key or twin.api_key,
                 "base_url": self.base_url or str(twin.base_url),
@@ -192,7 +199,7 @@ class SDKProvider:
                 "max_retries": twin.max_retries,
                 "default_headers": getattr(twin, "_custom_headers", None) or None,
                 "default_query": getattr(twin, "_custom_query", None) or None,
-                **self.twin_options(twin),
+                **self.twin_options(twin, asynchronous=asynchronous),
             }
         else:
             options = {"api_key": self.key(), "base_url": self.base_url}
@@ -242,6 +249,9 @@ class _Cancelled(BaseException):
     (re)sent its request, e.g. while it slept between retries. A BaseException, so the SDK,
     which retries any `Exception`, lets it through."""
 
+
+_SDK_HTTP_CLIENTS = frozenset({"SyncHttpxClientWrapper", "AsyncHttpxClientWrapper"})
+"""The http clients the SDKs make for themselves (a client without its own http_client)."""
 
 _phase = threading.local()
 """The sync call whose request this thread is sending (`control`, `unregister`), if any."""

@@ -277,7 +277,7 @@ class AnthropicProvider(SDKProvider):
         """The SDK also sends `ANTHROPIC_AUTH_TOKEN` as a bearer token when it is set."""
         return (os.environ.get("ANTHROPIC_AUTH_TOKEN"),)
 
-    def twin_options(self, client: Any) -> dict[str, Any]:
+    def twin_options(self, client: Any, *, asynchronous: bool) -> dict[str, Any]:
         """The bearer token a given client sends."""
         return {"auth_token": client.auth_token}
 

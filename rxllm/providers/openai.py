@@ -8,6 +8,7 @@ accumulates from the same chunks — both built only when read.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import dataclasses
@@ -266,9 +267,19 @@ class OpenAIProvider(SDKProvider):
             return openai.APITimeoutError(request=http.request)
         return openai.APIConnectionError(request=http.request)
 
-    def twin_options(self, client: Any) -> dict[str, Any]:
-        """The organization and project a given client sends."""
-        return {"organization": client.organization, "project": client.project}
+    def twin_options(self, client: Any, *, asynchronous: bool) -> dict[str, Any]:
+        """The organization, project and key provider a given client sends with."""
+        if isinstance(client, openai.AzureOpenAI | openai.AsyncAzureOpenAI):
+            raise ValueError(
+                "rxllm.openai() was given only one Azure client, and an Azure client cannot "
+                "be copied for the other kind of call (deployment paths, api-key header): "
+                "pass both client=AzureOpenAI(...) and async_client=AsyncAzureOpenAI(...)"
+            )
+        options = {"organization": client.organization, "project": client.project}
+        provider = getattr(client, "_api_key_provider", None)
+        if provider is not None and not self.api_key:  # a callable key, called per request
+            options["api_key"] = _key_provider(provider, asynchronous=asynchronous)
+        return options
 
     def new_client(self, options: dict[str, Any], *, asynchronous: bool) -> Any:
         """A new `openai.OpenAI` / `openai.AsyncOpenAI`."""
@@ -340,6 +351,27 @@ def _response_format(value: Any) -> Any:
 
         return type_to_response_format_param(value)
     return value
+
+
+def _key_provider(provider: Any, *, asynchronous: bool) -> Any:
+    """A sync client's key provider for an async client, or the other way round."""
+    if asynchronous:
+
+        async def async_key() -> str:
+            key = provider()
+            return str(await key if inspect.isawaitable(key) else key)
+
+        return async_key
+
+    def sync_key() -> str:
+        key = provider()
+        return str(asyncio.run(_awaited(key)) if inspect.isawaitable(key) else key)
+
+    return sync_key
+
+
+async def _awaited(value: Any) -> Any:
+    return await value
 
 
 def openai_llm(

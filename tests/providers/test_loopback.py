@@ -721,3 +721,46 @@ def test_one_given_client_is_the_model_for_the_other_kind_of_call(
         headers = server.last.headers
         assert headers["x-team"] == "blue"
         assert KEY in headers.get("authorization", "") + headers.get("x-api-key", "")
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize(
+    "credential", ["anthropic_auth_token", "anthropic_token_env", "openai_key_provider"]
+)
+def test_credentials_other_than_a_plain_key_work(
+    server: Server, credential: str, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    llm: rxllm.LLM
+    if credential == "anthropic_auth_token":
+        client = anthropic_sdk.Anthropic(base_url=server.url, auth_token=KEY, max_retries=0)
+        llm = rxllm.anthropic("test-model", client=client)
+    elif credential == "anthropic_token_env":
+        monkeypatch.setenv("ANTHROPIC_AUTH_TOKEN", KEY)
+        llm = rxllm.anthropic("test-model", base_url=server.url, max_retries=0)
+    else:
+        client = openai_sdk.OpenAI(base_url=server.url + "/v1", api_key=lambda: KEY, max_retries=0)
+        llm = rxllm.openai("test-model", client=client)
+    server.push(Script("Signed in."))
+    assert run(llm.stream("hi"), mode).text == "Signed in."
+    assert server.last.headers["authorization"] == f"Bearer {KEY}"
+
+
+@pytest.mark.parametrize("kind", ["azure", "own_http_client"])
+def test_a_given_client_that_cannot_be_copied_says_to_pass_both(server: Server, kind: str) -> None:
+    if kind == "azure":
+        client = openai_sdk.AzureOpenAI(
+            api_key=KEY, azure_endpoint=server.url, api_version="2024-10-21", max_retries=0
+        )
+    else:
+        client = openai_sdk.OpenAI(
+            base_url=server.url + "/v1", api_key=KEY, http_client=openai_sdk.DefaultHttpxClient()
+        )
+    llm = rxllm.openai("test-model", client=client)
+    server.push(Script("sync is fine"))
+    assert rxllm.collect(llm.stream("hi"), timeout=10).text == "sync is fine"
+    with pytest.raises(rxllm.LLMError, match="async_client=") as caught:
+        asyncio.run(rxllm.acollect(llm.stream("hi"), timeout=10))
+    assert len(server.requests) == 1  # nothing was sent anywhere
+    assert KEY not in str(caught.value)
