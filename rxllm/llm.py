@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from rxllm.accumulator import Snapshot
 from rxllm.calls import Call, call_subscriber
-from rxllm.models import Chunk, message_from_model
+from rxllm.models import Chunk, Response, message_from_model
 
 __all__ = ["LLM", "CallStream", "Provider", "Request", "check_params"]
 
@@ -328,6 +328,10 @@ def _check_messages(
         raise ValueError("messages is empty: give at least one {'role': 'user', ...} message")
     checked: list[Mapping[str, Any]] = []
     for position, given in enumerate(messages):
+        if isinstance(given, Response):
+            raise ValueError(
+                f"messages[{position}] is a Response, not a message: pass response.message()"
+            )
         # an SDK's message object, e.g. response.raw.choices[0].message, is taken as a dict
         message = message_from_model(given) if isinstance(given, BaseModel) else given
         if not isinstance(message, Mapping):

@@ -506,11 +506,21 @@ def message_from_model(model: BaseModel) -> dict[str, Any]:
         blocks: list[Any] = content  # pyright: ignore[reportUnknownVariableType]
         role = getattr(model, "role", "assistant")
         return {"role": role, "content": [_anthropic_block(block) for block in blocks]}
+    if isinstance(model, Response):
+        raise ValueError("a Response is not a message: pass response.message() instead")
     dumped = model.model_dump(mode="json", exclude_none=True)
     message = {k: v for k, v in dumped.items() if k in _OPENAI_MESSAGE_FIELDS}
+    if "content" not in message and "content" in type(model).model_fields:
+        message["content"] = None  # an answer that is only tool calls, a refusal or audio
     if "tool_calls" in message:
         message["tool_calls"] = [
-            {k: call[k] for k in ("id", "type", "function") if k in call}
+            {
+                "id": call.get("id"),
+                "type": call.get("type", "function"),
+                "function": {
+                    k: v for k, v in call["function"].items() if k in ("name", "arguments")
+                },
+            }
             for call in message["tool_calls"]
         ]
     if isinstance(message.get("audio"), dict):

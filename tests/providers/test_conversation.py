@@ -122,3 +122,44 @@ def test_the_readme_tool_recipe_runs(server: Server, provider: str) -> None:
     exec(recipe, scope)
     assert server.requests[-1].body["messages"][1]["role"] == "assistant"
     assert scope["results"][0].output == 3
+
+
+def test_sdk_messages_without_content_or_with_parsed_arguments(server: Server) -> None:
+    from openai.types.chat import ParsedChatCompletionMessage, ParsedFunctionToolCall
+    from openai.types.chat.parsed_function_tool_call import ParsedFunction
+
+    call = ParsedFunctionToolCall(
+        id="call_1",
+        type="function",
+        function=ParsedFunction(name="add", arguments='{"a": 1}', parsed_arguments={"a": 1}),
+    )
+    only_calls = ParsedChatCompletionMessage(
+        role="assistant", content=None, tool_calls=[call], parsed=None
+    )
+    refusal = ParsedChatCompletionMessage(
+        role="assistant", content=None, refusal="I can't.", parsed=None
+    )
+    server.push(Script("ok"))
+    llm = make("openai", server)
+    rxllm.collect(llm.stream(messages=[{"role": "user", "content": "x"}, only_calls, refusal]))
+    sent = server.last.body["messages"][1:]
+    assert sent == [
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "add", "arguments": '{"a": 1}'},
+                }
+            ],
+        },
+        {"role": "assistant", "content": None, "refusal": "I can't."},
+    ]
+
+
+def test_a_response_given_as_a_message_says_to_call_message() -> None:
+    response = rxllm.collect(rxllm.scripted("Hi.").stream("hi"))
+    with pytest.raises(ValueError, match=r"messages\[1\] is a Response.*response.message\(\)"):
+        rxllm.scripted("x").stream(messages=[{"role": "user", "content": "x"}, response])
