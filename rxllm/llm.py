@@ -208,13 +208,22 @@ class LLM:
                 "the prompt is empty: give the text to answer, e.g. llm.stream('Hello'); "
                 "to send only a system prompt, put it in messages=[...] with a user message"
             )
-        if system is not None and not isinstance(system, str):
-            raise ValueError(f"system must be a str, not {type(system).__name__}")
         if "stream" in params:
             raise ValueError("rxllm always streams: remove the 'stream' argument")
+        merged = {**self._defaults, **params}
+        # stream()'s own arguments given as defaults (rxllm.openai(m, response_format=City))
+        # apply to every call that does not give its own
+        system = merged.pop("system", None) if system is None else system
+        tools = merged.pop("tools", None) if tools is None else tools
+        audio = merged.pop("audio", None) if audio is None else audio
+        if response_format is None:
+            response_format = merged.pop("response_format", None)
+        for name in ("system", "tools", "audio", "response_format"):
+            merged.pop(name, None)
+        if system is not None and not isinstance(system, str):
+            raise ValueError(f"system must be a str, not {type(system).__name__}")
         if response_format is not None:
             _check_response_format(response_format)
-        merged = {**self._defaults, **params}
         check_params(merged)
         stall_timeout = merged.pop("stall_timeout", None)
         max_retries = merged.pop("max_retries", None)

@@ -249,6 +249,32 @@ def test_anthropic_sampling_parameters_reach_the_request_body(server: Server) ->
         llm.stream("hi", temprature=0.2)
 
 
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_streams_own_arguments_as_defaults_apply_to_every_call(
+    server: Server, provider: str
+) -> None:
+    def weather(city: str) -> str:
+        """Current weather."""
+        return "sunny"
+
+    llm = make(provider, server, system="Be brief.", tools=[weather], response_format=Verdict)
+    server.push(Script('{"guilty": false, "reason": "none"}'))
+    rxllm.collect(llm.stream("hi"), timeout=10)
+    body = server.last.body
+    if provider == "openai":
+        assert body["messages"][0] == {"role": "system", "content": "Be brief."}
+        assert body["tools"][0]["function"]["name"] == "weather"
+        assert body["response_format"]["json_schema"]["name"] == "Verdict"
+    else:
+        assert body["system"] == "Be brief."
+        assert body["tools"][0]["name"] == "weather"
+        assert body["output_config"]["format"]["type"] == "json_schema"
+    server.push(Script("ok"))
+    rxllm.collect(llm.stream("hi", system="Be long."), timeout=10)  # a call's own wins
+    sent = server.last.body
+    assert "Be long." in str(sent.get("system", sent["messages"][0]))
+
+
 class Lookup(BaseModel):
     """Find a customer.
 
