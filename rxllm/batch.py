@@ -82,9 +82,13 @@ class _Limiter:
             return start - now
 
     def spent(self, response: Response) -> None:
-        if self.tpm and response.usage is not None:
+        usage = response.usage
+        if self.tpm and usage is not None:
+            tokens = usage.total_tokens
+            if response.provider == "anthropic":  # cache reads do not count to its limits
+                tokens -= usage.cache_read_tokens
             with self._lock:
-                self._tokens.append((self.clock(), response.usage.total_tokens))
+                self._tokens.append((self.clock(), tokens))
 
 
 class _Progress:
@@ -178,7 +182,8 @@ def batch(
 
     Emits `(input, Response)` or `(input, LLMError)` in completion order. Calls start no
     faster than `requests_per_minute`, and wait while the tokens reported in the last
-    minute exceed `tokens_per_minute`. With `checkpoint` (a JSONL path) every finished item
+    minute exceed `tokens_per_minute` (Anthropic's cache reads left out, as its limits
+    leave them out). With `checkpoint` (a JSONL path) every finished item
     is appended, and items that already succeeded there are emitted from it without a
     call. `progress` draws a bar on stderr (or on the given stream). `key(input)` names an
     item in the checkpoint (default: a hash of its JSON).

@@ -128,6 +128,18 @@ def test_tokens_per_minute_waits_for_the_window() -> None:
     assert limiter.reserve() == pytest.approx(50)  # until the 150 tokens leave the window
 
 
+def test_anthropic_cache_reads_do_not_count_to_tokens_per_minute() -> None:
+    now = [1000.0]
+    limiter = batch_module._Limiter(None, 2000, clock=lambda: now[0])
+    usage = rxllm.Usage(
+        input_tokens=5210, output_tokens=2, total_tokens=5212, cache_read_tokens=5000
+    )
+    limiter.spent(rxllm.Response(usage=usage, provider="anthropic"))
+    assert limiter.reserve() == 0  # 212 tokens count, not 5212
+    limiter.spent(rxllm.Response(usage=usage, provider="openai"))
+    assert limiter.reserve() > 0
+
+
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="concurrency"):
         rxllm.batch([1], rxllm.scripted("x").stream, concurrency=0)
