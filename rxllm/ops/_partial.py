@@ -74,7 +74,8 @@ _KEPT_ATTRIBUTES = (
     "repr",
 )
 _LEADING_FENCE = re.compile(r"\s*`{1,3}[^\S\n]*[\w+.-]*[^\S\n]*(?:\n|(?=[{\[]))")
-_FENCE_AFTER_PROSE = re.compile(r"\n[^\S\n]*```[^\S\n]*[\w+.-]*[^\S\n]*\n")
+_FENCE = re.compile(r"```[^\S\n]*([\w+.-]*)[^\S\n]*\n")
+"""A fence line's start: its language, up to the end of the line."""
 _JSON_FIRST = frozenset('{["-0123456789')
 """How a JSON text of a model, a list or a number starts; anything else is prose."""
 _CLOSING_FENCE = "\n```"
@@ -170,7 +171,7 @@ class _PartialBuilder:
             return tp
         args = get_args(tp)
         if origin is Annotated:
-            kept, waits = _without_discriminators(tp.__metadata__)
+            kept, waits = _without_discriminators(tp.__metadata__, args[0])
             metadata = kept + waits
             inner = self.convert(args[0])
             return Annotated[(inner, *metadata)] if metadata else inner
@@ -202,10 +203,10 @@ class _PartialBuilder:
         for name, info in model.model_fields.items():
             spec = info.asdict()
             annotation = self.convert(spec["annotation"])
-            metadata, waits = _without_discriminators(spec["metadata"])
+            metadata, waits = _without_discriminators(spec["metadata"], spec["annotation"])
             discriminator = spec["attributes"].get("discriminator")
             if discriminator is not None:  # Field(discriminator=...) on the field itself
-                waits += _unknown_variant_is_none(discriminator)
+                waits += _unknown_variant_is_none(discriminator, spec["annotation"])
             if metadata:
                 annotation = Annotated[(annotation, *metadata)]
             optional: Any = typing.Optional[annotation]  # noqa: UP045 - built at runtime
@@ -225,7 +226,7 @@ class _PartialBuilder:
         return partial_model
 
 
-def _without_discriminators(metadata: Iterable[Any]) -> tuple[list[Any], list[Any]]:
+def _without_discriminators(metadata: Iterable[Any], union: Any) -> tuple[list[Any], list[Any]]:
     """`metadata` without discriminators (a partial object may not have its own yet), and
     for each discriminator that names a field a validator that reads an object without that
     field as None, so no variant is guessed before the object says which it is."""
@@ -235,22 +236,34 @@ def _without_discriminators(metadata: Iterable[Any]) -> tuple[list[Any], list[An
         if isinstance(item, pydantic.Discriminator) or (
             isinstance(item, pydantic.fields.FieldInfo) and item.discriminator is not None
         ):
-            waits += _unknown_variant_is_none(item.discriminator)
+            waits += _unknown_variant_is_none(item.discriminator, union)
         else:
             kept.append(item)
     return kept, waits
 
 
-def _unknown_variant_is_none(discriminator: Any) -> list[Any]:
+def _unknown_variant_is_none(discriminator: Any, union: Any) -> list[Any]:
     if isinstance(discriminator, pydantic.Discriminator):
         discriminator = discriminator.discriminator
     if not isinstance(discriminator, str):
         return []  # a callable discriminator: the plain union decides
-    return [pydantic.BeforeValidator(functools.partial(_none_without, discriminator))]
+    keys = {discriminator}  # the field's name, and its aliases in the variants
+    for given in get_args(union):
+        member = get_args(given)[0] if get_origin(given) is Annotated else given
+        field = member.model_fields.get(discriminator) if _is_model(member) else None
+        if field is not None:
+            keys.update(a for a in (field.alias, field.validation_alias) if isinstance(a, str))
+    return [pydantic.BeforeValidator(functools.partial(_none_without, frozenset(keys)))]
 
 
-def _none_without(key: str, value: Any) -> Any:
-    return None if isinstance(value, dict) and key not in value else value
+def _is_model(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
+
+
+def _none_without(keys: frozenset[str], value: Any) -> Any:
+    if isinstance(value, dict) and keys.isdisjoint(value):  # pyright: ignore[reportUnknownArgumentType]
+        return None
+    return value
 
 
 class PartialDecoder(Generic[M]):
@@ -364,8 +377,21 @@ def _json_start(text: str) -> int | None:
         return fence.end() if fence else None
     if first in _JSON_FIRST:
         return stripped
-    fence = _FENCE_AFTER_PROSE.search(text, stripped)
-    return fence.end() if fence else None
+    return _json_block(text, stripped)
+
+
+def _json_block(text: str, start: int) -> int | None:
+    """Where the first fenced block after `start` that is JSON (```` ```json ```` or no
+    language) begins; blocks in another language are skipped whole."""
+    inside = False  # within a block of another language: the next fence closes it
+    for fence in _FENCE.finditer(text, start):
+        if inside:
+            inside = False
+        elif fence.group(1).lower() in ("", "json", "jsonc", "json5"):
+            return fence.end()
+        else:
+            inside = True
+    return None
 
 
 def _adds_nothing(value: Any, previous: Any) -> bool:
@@ -493,11 +519,11 @@ def _failure_message(
     else:
         message = f"partial({name}): validating the {what} failed: {type(error).__name__}: {error}"
     start = text.lstrip()[:1]
-    if start and start not in _JSON_FIRST and start != "`":
+    if start and start not in '{["`':
+        fenced = "" if "```" in text else ", and no ```json block"
         message += (
-            f"; the {what} starts with prose, not JSON ({text.strip()[:40]!r}), and has no "
-            "```json block: ask for JSON only"
-            + (f", or pass response_format={name}" if source == "content" else "")
+            f"; the {what} starts with prose, not JSON ({text.strip()[:40]!r}){fenced}: ask "
+            "for JSON only" + (f", or pass response_format={name}" if source == "content" else "")
         )
     if response.finish_reason == "content_filter":
         message += " (the model refused or was filtered: finish_reason='content_filter')"

@@ -109,6 +109,22 @@ class TestPartialType:
         value = partial_type(Owner).model_validate({"pet": {"kind": "dog"}})
         assert type(value.pet).__name__ == "PartialDog" and value.pet.good is None
 
+    def test_a_discriminator_under_an_alias_is_found_by_its_alias(self) -> None:
+        class Fish(BaseModel):
+            kind: Literal["fish"] = Field(alias="type")
+            fins: int
+
+        class Bird(BaseModel):
+            kind: Literal["bird"] = Field(alias="type")
+            wings: int
+
+        class Tank(BaseModel):
+            pet: Fish | Bird = Field(discriminator="kind")
+
+        value = partial_type(Tank).model_validate({"pet": {"type": "bird"}})
+        assert type(value.pet).__name__ == "PartialBird"
+        assert partial_type(Tank).model_validate({"pet": {"wings": 2}}).pet is None
+
     def test_streamed_pets_never_change_species(self) -> None:
         text = '{"pet": {"kind": "dog", "good": true}}'
         partials, final = decode_all(Owner, list(text))
@@ -175,6 +191,8 @@ class TestDecoder:
             '``` json\n{"city": "Oslo"}\n```',
             'Sure! Here it is:\n```json\n{"city": "Oslo"}\n```\nAnything else?',
             'The answer:\n\n  ```\n{"city": "Oslo"}\n```',
+            'Sure! Here it is: ```json\n{"city": "Oslo"}\n```',
+            'Code:\n```python\nprint(1)\n```\nand the data:\n```json\n{"city": "Oslo"}\n```',
         ],
     )
     def test_a_markdown_fence_is_skipped(self, text: str) -> None:
@@ -201,7 +219,13 @@ class TestDecoder:
         errors: list[Exception] = []
         stream.pipe(partial(Address)).subscribe(on_error=errors.append)
         assert "starts with prose, not JSON ('Sure! {" in str(errors[0])
+        assert "and no ```json block" in str(errors[0])
         assert "response_format=Address" in str(errors[0])
+        fenced = reactivex.of(Chunk(content="2 cities:\n```python\nx = 1\n```\n"))
+        errors.clear()
+        fenced.pipe(partial(Address)).subscribe(on_error=errors.append)
+        assert "starts with prose, not JSON ('2 cities" in str(errors[0])
+        assert "no ```json block" not in str(errors[0])
 
     def test_a_long_output_is_parsed_less_often_but_completely(self) -> None:
         items = [Address(city=f"City number {i}") for i in range(800)]  # 23 KB
