@@ -75,21 +75,24 @@ class ToolCallDecoder:
         return complete
 
     def _cut_off(self, released: list[ToolCall]) -> list[ToolCall]:
-        """The calls of an answer cut at max_tokens that are whole; `failure` for the rest."""
-        whole: list[ToolCall] = []
-        for call in released:
-            try:
-                call.args  # noqa: B018 - parsing is the check
-            except ValueError:
-                self.failure = OutputValidationError(
-                    f"tool_calls(): the answer was cut off at max_tokens "
-                    f"(finish_reason='length') inside tool call {call.name!r} (id "
-                    f"{call.id!r}), whose arguments are incomplete: {call.arguments[-60:]!r}; "
-                    "raise max_tokens",
-                    retryable=False,
-                )
-                break
-            whole.append(call)
+        """The calls of an answer cut at max_tokens that are whole; `failure` for the last
+        one (the call being written when the tokens ran out) unless its arguments are a
+        complete JSON object."""
+        if not released:
+            return released
+        *whole, last = released
+        try:
+            complete = bool(last.arguments.strip()) and isinstance(last.args, dict)
+        except ValueError:
+            complete = False
+        if complete:
+            return released
+        self.failure = OutputValidationError(
+            f"tool_calls(): the answer was cut off at max_tokens (finish_reason='length') "
+            f"inside tool call {last.name!r} (id {last.id!r}), whose arguments are "
+            f"incomplete: {last.arguments[-60:]!r}; raise max_tokens",
+            retryable=False,
+        )
         return whole
 
     def flush(self) -> list[ToolCall]:
@@ -114,9 +117,9 @@ def tool_calls() -> Callable[[reactivex.Observable[Chunk]], reactivex.Observable
     call's fragments; `id` and `name` come from whichever fragments carried them. On an
     error from the source, calls not yet complete are dropped and the error passes
     through. A fragment for a call already emitted (calls interleaved) fails the stream
-    with `ValueError`. A call whose arguments were cut off at max_tokens
-    (`finish_reason="length"`, arguments not valid JSON) is not emitted: the stream fails
-    with `OutputValidationError` after the calls that were whole.
+    with `ValueError`. The call being written when the answer was cut off at max_tokens
+    (`finish_reason="length"`, its arguments empty or not a complete JSON object) is not
+    emitted: the stream fails with `OutputValidationError` after the calls that were whole.
 
         chunks:  -[0:"f" '{"a"']--[0:': 1}']--[1:"g" '{}']---|
         tool_calls()

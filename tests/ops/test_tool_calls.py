@@ -158,6 +158,13 @@ class TestOperator:
         assert len(results.messages) == 2
         assert xs.subscriptions == [subscribe(200, 230)]
 
+    def test_a_call_cut_before_its_arguments_at_max_tokens_is_not_emitted(self) -> None:
+        decoder = ToolCallDecoder()
+        decoder.decode(fragment(0, "{}", id="c0", name="f"))
+        decoder.decode(fragment(1, id="c1", name="g"))  # its name only, then the cut
+        assert decoder.decode(Chunk(finish_reason="length")) == []
+        assert decoder.failure is not None and "'g'" in str(decoder.failure)
+
     def test_a_whole_call_at_max_tokens_is_emitted(self) -> None:
         decoder = ToolCallDecoder()
         decoder.decode(fragment(0, '{"a": 1}', id="c0", name="f"))
