@@ -407,7 +407,9 @@ class Response(_LazyRaw):
         OpenAI: `content`, `tool_calls`, `refusal` and the audio's id. Anthropic: the
         answer's content blocks as the API sent them (a thinking block keeps the
         `signature` the API needs to see again with tool results; server tools' blocks are
-        kept), else text and tool-use blocks from the fields.
+        kept; a thinking block cut before its signature is left out), else text and
+        tool-use blocks from the fields. Raises `ValueError` when a tool call's arguments
+        are not a JSON object (a call cut short) and have to be parsed for that format.
 
         >>> import rxllm
         >>> from rxllm import Chunk, ToolCallDelta
@@ -451,7 +453,9 @@ class Response(_LazyRaw):
             raw = self._raw_message()
             content = getattr(raw, "content", None)
             if isinstance(content, list) and len(content) > 0:  # pyright: ignore[reportUnknownArgumentType]
-                return [_anthropic_block(block) for block in content]  # pyright: ignore[reportUnknownVariableType]
+                sent = [_anthropic_block(block) for block in content]  # pyright: ignore[reportUnknownVariableType]
+                # a thinking block cut before its signature cannot be sent back
+                return [b for b in sent if b["type"] != "thinking" or b.get("signature")]
         blocks: list[dict[str, Any]] = []
         if self.text:
             blocks.append({"type": "text", "text": self.text})

@@ -163,3 +163,13 @@ def test_a_response_given_as_a_message_says_to_call_message() -> None:
     response = rxllm.collect(rxllm.scripted("Hi.").stream("hi"))
     with pytest.raises(ValueError, match=r"messages\[1\] is a Response.*response.message\(\)"):
         rxllm.scripted("x").stream(messages=[{"role": "user", "content": "x"}, response])
+
+
+def test_a_thinking_block_cut_before_its_signature_is_left_out(server: Server) -> None:
+    server.push(Script([Chunk(thinking=f"step {i}. ") for i in range(50)], delay=0.005))
+    llm = make("anthropic", server)
+    cut = rxllm.collect(
+        llm.stream("think").pipe(ops.take_until(lambda c: "step 3" in c.thinking)), timeout=10
+    )
+    assert cut.thinking.startswith("step 0.")
+    assert cut.message()["content"] == []  # no unsigned thinking block to be refused
