@@ -234,6 +234,14 @@ def test_anthropic_thinking_text_tools_usage_and_stop_reason() -> None:
     assert message.usage.output_tokens == 40
 
 
+def _anthropic_response(events: list[dict]) -> rxllm.Response:  # type: ignore[type-arg]
+    """The response a fresh mapper makes of `events`, accumulated."""
+    mapper = AnthropicEvents()
+    acc = Accumulator()
+    acc.extend([c for e in events if (c := mapper.map(e["type"], e)) is not None])
+    return acc.response()
+
+
 def _message_start(content: list[dict], stop_reason: str | None = None) -> dict:  # type: ignore[type-arg]
     message = {
         "id": "msg_p",
@@ -262,11 +270,7 @@ def test_anthropic_content_given_whole_in_message_start() -> None:
         ),
         {"type": "message_stop"},
     ]
-    mapper = AnthropicEvents()
-    chunks = [c for e in events if (c := mapper.map(e["type"], e)) is not None]
-    acc = Accumulator()
-    acc.extend(chunks)
-    response = acc.response()
+    response = _anthropic_response(events)
     assert response.text == "Looking up."
     assert [(c.id, c.name, c.args) for c in response.tool_calls] == [
         ("tu_9", "lookup", {"id": "c_1"})
@@ -303,11 +307,7 @@ def test_anthropic_tool_input_in_its_start_is_replaced_by_deltas(deltas: list[st
         },
         {"type": "message_stop"},
     ]
-    mapper = AnthropicEvents()
-    chunks = [c for e in events if (c := mapper.map(e["type"], e)) is not None]
-    acc = Accumulator()
-    acc.extend(chunks)
-    response = acc.response()
+    response = _anthropic_response(events)
     expected = {"b": 2} if deltas else {"a": 1}
     assert [c.args for c in response.tool_calls] == [expected]
     assert response.raw.content[0].input == expected  # the SDK's accumulator agrees
