@@ -180,7 +180,7 @@ class SDKProvider:
 
     def _options(self, *, asynchronous: bool) -> dict[str, Any]:
         # A client given for one kind of call is the model for the other kind: same
-        # endpoint, credentials, headers and query (Azure's api-version), never the SDK's
+        # endpoint, credentials, headers and query, never the SDK's
         # default host with this client's key.
         twin = self._client if asynchronous else self._async_client
         options: dict[str, Any]
