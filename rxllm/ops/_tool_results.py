@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Literal
 
 import pydantic
@@ -103,14 +105,16 @@ class ToolResult(BaseModel):
 
 
 def tool_results(
-    registry: Registry,
+    registry: Registry, *, concurrency: int = 1
 ) -> Callable[[reactivex.Observable[ToolCall]], reactivex.Observable[ToolResult]]:
     """Run each tool call's Python function and emit its `ToolResult`, in order.
 
     `registry` maps tool names to functions, or is a sequence of functions named by their
     `__name__`. The call's JSON arguments are validated and coerced against the function's
     signature by `pydantic.validate_call` (callable objects: their `__call__`; builtins are
-    called as they are). Tools run one at a time, in the order of the calls.
+    called as they are). Tools run one at a time, in the order of the calls; with
+    `concurrency=n`, up to `n` run at once (sync tools on worker threads, async ones as
+    tasks on the loop) and the results still come out in the order of the calls.
 
     A failure is a result, not an error: `error` is set (and `content` says it) when the
     arguments are not a JSON object or do not fit the signature, when the tool is unknown
@@ -120,9 +124,11 @@ def tool_results(
     Sync functions run on the thread that delivers the call. Async functions (or any
     function returning an awaitable): subscribed inside a running asyncio loop, every tool
     runs in a task on that loop (sync ones too, so they stay in order; a slow sync tool
-    blocks the loop as it would anywhere) and results are delivered on the loop's thread;
-    disposing cancels the running tool. Subscribed outside a loop, an async tool runs to
-    completion with `asyncio.run` on the delivering thread.
+    blocks the loop as it would anywhere, unless `concurrency` > 1 sends it to a worker
+    thread) and results are delivered on the loop's thread; disposing cancels the running
+    tools. Subscribed outside a loop, an async tool runs to completion with `asyncio.run`
+    on the thread that runs it; with `concurrency` > 1 tools run on worker threads and the
+    results are delivered from them, one at a time.
 
         calls:    -weather(Oslo)------nope()-----|
         tool_results([weather])
@@ -138,6 +144,8 @@ def tool_results(
     >>> [r.output for r in rxllm.iterate(results)]
     [3]
     """
+    if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
+        raise ValueError(f"tool_results(concurrency=...) must be an int >= 1, not {concurrency!r}")
     tools = _registry(registry)
 
     def operator(calls: reactivex.Observable[ToolCall]) -> reactivex.Observable[ToolResult]:
@@ -147,8 +155,10 @@ def tool_results(
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:
+                if concurrency > 1:
+                    return _run_in_threads(tools, calls, observer, scheduler, concurrency)
                 return _run_blocking(tools, calls, observer, scheduler)
-            return _run_on_loop(tools, calls, observer, scheduler, loop)
+            return _run_on_loop(tools, calls, observer, scheduler, loop, concurrency=concurrency)
 
         return reactivex.create(subscribe)
 
@@ -275,8 +285,11 @@ def _run_on_loop(
     observer: abc.ObserverBase[ToolResult],
     scheduler: abc.SchedulerBase | None,
     loop: asyncio.AbstractEventLoop,
+    *,
+    concurrency: int = 1,
 ) -> abc.DisposableBase:
     queue: deque[ToolCall] = deque()
+    running: deque[asyncio.Future[ToolResult]] = deque()  # started, in the calls' order
     task: asyncio.Task[None] | None = None
     upstream_done = False
     stopped = False
@@ -291,12 +304,21 @@ def _run_on_loop(
         elif not loop.is_closed():
             loop.call_soon_threadsafe(action)
 
+    async def run_one(call: ToolCall) -> ToolResult:
+        if concurrency > 1 and not _is_async(tools, call):
+            outcome = await loop.run_in_executor(None, _start, tools, call)
+        else:
+            outcome = _start(tools, call)
+        return outcome if isinstance(outcome, ToolResult) else await outcome
+
     async def drain() -> None:
         nonlocal task, stopped
         try:
-            while queue and not stopped:
-                outcome = _start(tools, queue.popleft())
-                result = outcome if isinstance(outcome, ToolResult) else await outcome
+            while (queue or running) and not stopped:
+                while queue and len(running) < concurrency:
+                    running.append(loop.create_task(run_one(queue.popleft())))
+                result = await running[0]
+                running.popleft()
                 if stopped:
                     return
                 observer.on_next(result)
@@ -340,6 +362,9 @@ def _run_on_loop(
         nonlocal stopped
         stopped = True
         queue.clear()
+        for started in running:
+            started.cancel()
+        running.clear()
         if task is not None:
             task.cancel()
 
@@ -350,6 +375,79 @@ def _run_on_loop(
         scheduler=scheduler,
     )
     return CompositeDisposable(upstream, Disposable(lambda: on_loop(stop)))
+
+
+def _is_async(tools: Mapping[str, Callable[..., Any]], call: ToolCall) -> bool:
+    """Whether the call's tool is a coroutine function (validate_call keeps the wrapped one)."""
+    tool = tools.get(call.name)
+    original = getattr(tool, "__wrapped__", tool)
+    return inspect.iscoroutinefunction(original) or inspect.iscoroutinefunction(
+        getattr(original, "__call__", None)  # noqa: B004 - an async callable object
+    )
+
+
+def _run_in_threads(
+    tools: Mapping[str, Callable[..., Any]],
+    calls: reactivex.Observable[ToolCall],
+    observer: abc.ObserverBase[ToolResult],
+    scheduler: abc.SchedulerBase | None,
+    concurrency: int,
+) -> abc.DisposableBase:
+    """Outside a loop with `concurrency` > 1: up to that many tools at once on worker
+    threads; results and the completion go out in the calls' order, one at a time."""
+    pool = ThreadPoolExecutor(concurrency, thread_name_prefix="rxllm-tool")
+    pending: deque[Future[ToolResult]] = deque()
+    lock = threading.RLock()
+    state = {"upstream_done": False, "stopped": False}
+
+    def run(call: ToolCall) -> ToolResult:
+        outcome = _start(tools, call)
+        return outcome if isinstance(outcome, ToolResult) else _await_here(call, outcome)
+
+    def flush() -> None:
+        with lock:
+            try:
+                while pending and pending[0].done() and not state["stopped"]:
+                    observer.on_next(pending.popleft().result())
+            except Exception as error:  # a subscriber's on_next raised: it goes to on_error
+                fail(error)
+                return
+            if state["upstream_done"] and not pending and not state["stopped"]:
+                state["stopped"] = True
+                pool.shutdown(wait=False)
+                observer.on_completed()
+
+    def on_next(call: ToolCall) -> None:
+        if not isinstance(call, ToolCall):
+            fail(_not_a_call(call))
+            return
+        with lock:
+            if state["stopped"]:
+                return
+            started = pool.submit(run, call)
+            pending.append(started)
+        started.add_done_callback(lambda _: flush())
+
+    def on_completed() -> None:
+        with lock:
+            state["upstream_done"] = True
+        flush()
+
+    def stop() -> None:
+        with lock:
+            state["stopped"] = True
+            pending.clear()
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    def fail(error: Exception) -> None:
+        with lock:
+            if state["stopped"]:
+                return
+            stop()
+            observer.on_error(error)
+
+    upstream = calls.subscribe(on_next, fail, on_completed, scheduler=scheduler)
+    return CompositeDisposable(upstream, Disposable(stop))
 
 
 def _not_a_call(item: object) -> TypeError:

@@ -384,3 +384,105 @@ async def _gather(source: reactivex.Observable[ToolCall], registry: Any) -> list
 
     source.pipe(tool_results(registry)).subscribe(found.append, on_error, on_completed)
     return await asyncio.wait_for(done, 5)
+
+
+class TestConcurrency:
+    """`concurrency=n`: up to n tools at once, results in the calls' order."""
+
+    def test_sync_tools_outside_a_loop_run_together_and_come_out_in_order(self) -> None:
+        barrier = threading.Barrier(3, timeout=5)  # passes only if all three run at once
+        done: list[int] = []
+
+        def slow(n: int) -> int:
+            barrier.wait()
+            threading.Event().wait(0.05 * (3 - n))  # the first call finishes last
+            done.append(n)
+            return n
+
+        calls = [call("slow", f'{{"n": {n}}}', id=f"c{n}") for n in range(3)]
+        results = (
+            reactivex.from_iterable(calls)
+            .pipe(tool_results([slow], concurrency=3), operators.to_list())
+            .run()
+        )
+        assert [r.output for r in results] == [0, 1, 2]
+        assert done == [2, 1, 0]
+        assert all(r.error is None for r in results)
+
+    async def test_on_a_loop_async_and_sync_tools_run_together_in_order(self) -> None:
+        started = 0
+        all_started = asyncio.Event()
+        barrier = threading.Barrier(2, timeout=5)
+
+        async def fetch(n: int) -> int:
+            nonlocal started
+            started += 1
+            if started == 2:
+                all_started.set()
+            await asyncio.wait_for(all_started.wait(), 5)
+            await asyncio.sleep(0.05 * (2 - n))
+            return n
+
+        def compute(n: int) -> int:
+            barrier.wait()  # on worker threads: both sync tools at once, the loop free
+            return 10 + n
+
+        calls = [
+            call("fetch", '{"n": 0}', id="a"),
+            call("fetch", '{"n": 1}', id="b"),
+            call("compute", '{"n": 0}', id="c"),
+            call("compute", '{"n": 1}', id="d"),
+        ]
+        loop_thread = threading.get_ident()
+        seen: list[tuple[Any, int]] = []
+        done = asyncio.Event()
+        reactivex.from_iterable(calls).pipe(
+            tool_results([fetch, compute], concurrency=2)
+        ).subscribe(
+            lambda r: seen.append((r.output, threading.get_ident())),
+            lambda e: done.set(),
+            done.set,
+        )
+        await asyncio.wait_for(done.wait(), 10)
+        assert [output for output, _ in seen] == [0, 1, 10, 11]
+        assert {thread for _, thread in seen} == {loop_thread}
+
+    @pytest.mark.parametrize("bad", [0, -1, 1.5, True])
+    def test_a_bad_concurrency_is_a_value_error(self, bad: Any) -> None:
+        with pytest.raises(ValueError, match="concurrency"):
+            tool_results([], concurrency=bad)
+
+    def test_a_source_error_drops_what_is_still_running(self) -> None:
+        gate = threading.Event()
+
+        def wait() -> str:
+            gate.wait(5)
+            return "late"
+
+        source: Subject[ToolCall] = Subject()
+        events: list[Any] = []
+        source.pipe(tool_results([wait], concurrency=2)).subscribe(
+            events.append, lambda e: events.append(("error", str(e)))
+        )
+        source.on_next(call("wait"))
+        source.on_error(rxllm.StreamInterrupted("dropped"))
+        gate.set()
+        threading.Event().wait(0.1)
+        assert events == [("error", "dropped")]
+
+    def test_disposal_stops_emitting_and_frees_the_workers(self) -> None:
+        gate = threading.Event()
+
+        def wait(n: int) -> int:
+            gate.wait(5)
+            return n
+
+        source: Subject[ToolCall] = Subject()
+        seen: list[Any] = []
+        subscription = source.pipe(tool_results([wait], concurrency=2)).subscribe(seen.append)
+        source.on_next(call("wait", '{"n": 1}'))
+        subscription.dispose()
+        gate.set()
+        threading.Event().wait(0.1)
+        assert seen == []
+        assert not source.observers  # the upstream was unsubscribed
