@@ -96,8 +96,9 @@ class SDKProvider:
         self.model = model
         self.api_key = api_key
         self.base_url = base_url
-        self._client = client
+        self._client = client  # the sync client in use: given, or made on first use
         self._async_client = async_client
+        self._given = (client, async_client)  # what the user passed, never what rxllm made
         self._max_retries = max_retries
         self._lock = threading.Lock()
         self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
@@ -151,7 +152,7 @@ class SDKProvider:
         key = self.api_key or os.environ.get(self.env_var)
         if key:
             return key
-        if self._client is not None or self._async_client is not None:
+        if any(client is not None for client in self._given):
             return None  # a given client brings its own: a key, a token, a key provider
         if any(self.extra_secrets()):  # e.g. ANTHROPIC_AUTH_TOKEN, read by the SDK
             return None
@@ -182,7 +183,8 @@ class SDKProvider:
         # A client given for one kind of call is the model for the other kind: same
         # endpoint, credentials, headers and query, never the SDK's
         # default host with this client's key.
-        twin = self._client if asynchronous else self._async_client
+        given_sync, given_async = self._given
+        twin = given_sync if asynchronous else given_async
         options: dict[str, Any]
         if twin is not None:
             if type(twin._client).__name__ not in _SDK_HTTP_CLIENTS:  # pyright: ignore[reportPrivateUsage]

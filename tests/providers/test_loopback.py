@@ -790,3 +790,14 @@ def test_a_given_client_that_cannot_be_copied_says_to_pass_both(server: Server, 
         asyncio.run(rxllm.acollect(llm.stream("hi"), timeout=10))
     assert len(server.requests) == 1  # nothing was sent anywhere
     assert KEY not in str(caught.value)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_one_llm_serves_sync_then_asyncio_then_sync_calls(server: Server, provider: str) -> None:
+    # The client rxllm makes for the first sync call is its own, not a given one: an asyncio
+    # call after it makes its own async client as usual (it was refused as "given only
+    # client=, with its own http_client").
+    llm = make(provider, server)
+    for mode in ("sync", "async", "sync", "async"):
+        server.push(Script(f"{mode} ok"))
+        assert run(llm.stream("hi"), mode).text == f"{mode} ok"
