@@ -7,7 +7,6 @@ Providers only supply `make_call(request)`; everything callers see is defined he
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import inspect
 import math
@@ -224,6 +223,8 @@ class LLM:
             raise ValueError(f"system must be a str, not {type(system).__name__}")
         if response_format is not None:
             _check_response_format(response_format)
+        if tools is not None:
+            _check_tools(tools)
         check_params(merged)
         stall_timeout = merged.pop("stall_timeout", None)
         max_retries = merged.pop("max_retries", None)
@@ -316,13 +317,24 @@ def check_params(params: Mapping[str, Any]) -> None:
 def _check_response_format(value: Any) -> None:
     if isinstance(value, Mapping):
         return  # the provider's own format, e.g. {"type": "json_object"}
-    if inspect.isclass(value) and (issubclass(value, BaseModel) or dataclasses.is_dataclass(value)):
+    if inspect.isclass(value) and issubclass(value, BaseModel):
         return
     raise ValueError(
-        f"response_format must be a pydantic model class, a dataclass, or the provider's own "
-        f"dict (e.g. {{'type': 'json_object'}}), not {value!r}; for a list or a union, wrap "
-        "it in a model: class Answer(BaseModel): items: list[Item]"
+        f"response_format must be a pydantic model class or the provider's own dict (e.g. "
+        f"{{'type': 'json_object'}}), not {value!r}; for a list, a union or a dataclass, "
+        "wrap it in a model: class Answer(BaseModel): items: list[Item]"
     )
+
+
+def _check_tools(tools: Sequence[Any]) -> None:
+    if isinstance(tools, str | bytes | Mapping) or not isinstance(tools, Sequence):
+        raise ValueError(f"tools must be a list of tools, not {type(tools).__name__}")
+    for position, tool in enumerate(tools):
+        if not (isinstance(tool, Mapping) or callable(tool)):
+            raise ValueError(
+                f"tools[{position}] must be a function, a pydantic model class or a tool dict "
+                f"in a provider's format, not {type(tool).__name__}"
+            )
 
 
 def _check_messages(

@@ -32,6 +32,8 @@ def llm() -> rxllm.LLM:
         (("",), {}, "the prompt is empty"),
         (("hi",), {"response_format": list[int]}, "wrap it in a model"),
         (("hi",), {"response_format": str}, "response_format must be a pydantic model"),
+        (("hi",), {"tools": [42]}, r"tools\[0\] must be a function"),
+        (("hi",), {"tools": "weather"}, "tools must be a list"),
         ((" \n",), {}, "the prompt is empty"),
     ],
 )

@@ -140,7 +140,8 @@ def tool_schema(tool: Any, provider: Literal["openai", "anthropic"]) -> Any:
             return tool  # a provider-specific tool (web search, computer use, ...): as given
     else:
         raise ValueError(
-            f"a tool must be a function or a dict in the provider's format, not "
+            f"a tool must be a function, a pydantic model class or a dict in a provider's "
+            "format, not "
             f"{type(tool).__name__}"
         )
     if provider == "openai":
