@@ -195,6 +195,7 @@ def batch(
         out:      ---------(a,Response)(b,RateLimitError)---(c,Response)--|
 
     >>> import rxllm
+    >>> from reactivex import operators as rx
     >>> llm = rxllm.scripted("ok")
     >>> results = rxllm.batch(["a", "b"], llm.stream, concurrency=2, progress=False)
     >>> sorted((item, r.text) for item, r in results.pipe(rx.to_list()).run())

@@ -161,8 +161,21 @@ class LLM:
     ) -> CallStream:
         """The call as a cold `Observable[Chunk]`: nothing is sent until subscription.
 
+        - `prompt`: the user's text; or `messages`: dicts with `role` and `content`, or the
+          SDKs' own message objects (`completion.choices[0].message`, an Anthropic
+          `Message`); an rxllm `Response` goes back as `response.message()`.
+        - `system`: a system prompt (Anthropic's `system`, an OpenAI system message).
+        - `tools`: Python functions (schema from the signature, description from the
+          docstring's first paragraph, parameters from its `Args:` section), pydantic model
+          classes, or tool dicts in either provider's format.
+        - `audio`: OpenAI's audio output options (`{"voice": ..., "format": "pcm16"}`).
+        - `response_format`: a pydantic model class (structured output; pair it with
+          `ops.partial(Model)`) or the provider's own dict.
+        - `**params`: other request parameters, over the LLM's defaults (which may also
+          hold any of the arguments above).
+
         Raises `ValueError` at once for bad arguments (no prompt and no messages, both, an empty
-        prompt, an unknown role, a negative max_tokens, ...).
+        prompt, an unknown role, a negative max_tokens, a tool that is not one, ...).
         """
         request = self.request(
             prompt,

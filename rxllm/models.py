@@ -407,9 +407,10 @@ class Response(_LazyRaw):
         OpenAI: `content`, `tool_calls`, `refusal` and the audio's id. Anthropic: the
         answer's content blocks as the API sent them (a thinking block keeps the
         `signature` the API needs to see again with tool results; server tools' blocks are
-        kept; a thinking block cut before its signature is left out), else text and
-        tool-use blocks from the fields. Raises `ValueError` when a tool call's arguments
-        are not a JSON object (a call cut short) and have to be parsed for that format.
+        kept; a thinking block cut before its signature is left out, so an answer cut while
+        thinking has no content), else text and tool-use blocks from the fields. Raises
+        `ValueError` when a tool call's arguments are not a JSON object (a call cut short)
+        and have to be parsed for that format.
 
         >>> import rxllm
         >>> from rxllm import Chunk, ToolCallDelta

@@ -104,7 +104,8 @@ def collect(source: reactivex.Observable[Any], *, timeout: float | None = None) 
 
 
 async def acollect(source: reactivex.Observable[Any], *, timeout: float | None = None) -> Response:
-    """`collect` for asyncio: await the `Response` of `source` (or its error).
+    """`collect` for asyncio: await the `Response` of `source` (or its error). Past
+    `timeout` seconds the call is cancelled and the builtin `TimeoutError` raised.
 
     >>> import asyncio, rxllm
     >>> asyncio.run(rxllm.acollect(rxllm.scripted("Hi.").stream("hello"))).text
@@ -276,7 +277,8 @@ def write_wav(
     `audio` is an observable of PCM bytes (e.g. `audio_split(...).audio`) or of `Chunk`s,
     whose `audio` is taken. Blocks until the stream completes (like `collect`). If the
     stream fails, the audio received so far stays in a valid WAV file and the error is
-    raised. An odd trailing byte (half a sample) is dropped.
+    raised; past `timeout` seconds the call is cancelled, the file kept and the builtin
+    `TimeoutError` raised. An odd trailing byte (half a sample) is dropped.
 
     >>> import rxllm, tempfile, wave
     >>> from rxllm.models import Chunk

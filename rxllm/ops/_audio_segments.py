@@ -118,7 +118,8 @@ def audio_segments(
     (16-bit PCM mono at `sample_rate` Hz; `start`/`end` in seconds are computed from byte
     counts). On completion the rest is flushed as a last segment. Alignment is by arrival
     (see the module docstring): good for captions and per-sentence playback, not
-    word-exact. On an error from the source the unfinished segment is dropped.
+    word-exact. On an error from the source the unfinished segment is dropped. `by`
+    names the unit of a segment; "sentence" is the only one so far.
 
         chunks:  -a1 "Hi."--a2 " Bye"--a3-|
         audio_segments()

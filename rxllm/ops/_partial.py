@@ -15,9 +15,9 @@ it waits until 1/256 of the text past 8 KB is new, which keeps a long output's t
 linear —
 and skips the moments when the text ends inside a number, whose value could still change
 ("3" then "35"); strings grow in place ("trailing-strings"), so a partial never takes
-back what an earlier one showed, for plain field types. A leading markdown fence
-(```` ```json ````), or prose up to the first fenced block, is skipped, and so is
-everything from its closing fence on.
+back what an earlier one showed, for plain field types. A leading fence is taken as the
+JSON's own; after prose, the first ```` ```json ```` (or untagged) block is read, blocks in
+other languages before it skipped; everything from the closing fence on is ignored.
 """
 
 from __future__ import annotations
@@ -421,9 +421,9 @@ def partial(
 
     `source="content"` (the default) reads the text; `source="tool_arguments"` reads the
     arguments of the first tool call (index 0), for structured output through a forced
-    tool call. A leading markdown fence (```` ```json ````) is skipped, and so is prose
-    before a fenced block ("Sure! Here it is:" then ```` ```json ````); prose before bare
-    JSON is not (the error says so).
+    tool call. A leading fence is taken as the JSON's own; after prose ("Sure! Here it
+    is:"), the first ```` ```json ```` (or untagged) block is read, blocks in other
+    languages before it skipped; prose before bare JSON is not skipped (the error says so).
 
         chunks:   -'{"city": "Os'--'lo", "pop'--'": 709}'-|
         partial(City)

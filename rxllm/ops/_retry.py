@@ -57,6 +57,8 @@ def retry(
 
     `backoff`: seconds before the first retry, doubled each time (with jitter, at most
     30 s), or a function of the attempt number; a `RateLimitError.retry_after` is waited.
+    `scheduler`: where the waits are timed (default: a timeout scheduler; a
+    `TestScheduler` in marble tests).
 
         attempt 1:  -"Hel"--"lo"--X(ServerError)
         attempt 2:                   -(prefill "Hello") " world"-|

@@ -391,6 +391,13 @@ def anthropic_llm(
     4096), plus `stall_timeout` and `max_retries`. `temperature`, `top_p` and `top_k` are
     sent even though anthropic 2.x's `messages.create` no longer lists them.
 
+    `api_key` (default: the `ANTHROPIC_API_KEY` environment variable; an
+    `ANTHROPIC_AUTH_TOKEN` works too) and `base_url` configure the clients rxllm makes.
+    `client=` / `async_client=` are SDK clients to use instead; given only one, calls of
+    the other kind (sync vs asyncio) use a copy of it (same key or token, base URL,
+    headers, query, timeout, retries); one with its own `http_client` cannot be copied,
+    so pass both.
+
     >>> import rxllm
     >>> rxllm.anthropic("claude-sonnet-4-5", api_key="sk-ant-...").provider
     'anthropic'

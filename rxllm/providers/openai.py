@@ -392,6 +392,12 @@ def openai_llm(
     `reasoning` as thinking, content sent as typed parts (Mistral), tool calls sent without
     an index (Gemini), Azure's filter events (left out of `Response.raw`, as the SDK does).
 
+    `api_key` (default: the `OPENAI_API_KEY` environment variable) and `base_url` configure
+    the clients rxllm makes. `client=` / `async_client=` are SDK clients to use instead;
+    given only one, calls of the other kind (sync vs asyncio) use a copy of it (same key or
+    token, base URL, headers, query, timeout, retries); an Azure client or one with its own
+    `http_client` cannot be copied, so pass both.
+
     >>> import rxllm
     >>> llm = rxllm.openai("gpt-4o-mini", api_key="sk-...", temperature=0)
     >>> llm.model
