@@ -125,10 +125,11 @@ def tool_results(
     function returning an awaitable): subscribed inside a running asyncio loop, every tool
     runs in a task on that loop (sync ones too, so they stay in order; a slow sync tool
     blocks the loop as it would anywhere, unless `concurrency` > 1 sends it to a worker
-    thread) and results are delivered on the loop's thread; disposing cancels the running
-    tools. Subscribed outside a loop, an async tool runs to completion with `asyncio.run`
-    on the thread that runs it; with `concurrency` > 1 tools run on worker threads and the
-    results are delivered from them, one at a time.
+    thread — so a sync function that needs the running loop, e.g. one returning a Task,
+    must be an `async def` there) and results are delivered on the loop's thread;
+    disposing cancels the running tools. Subscribed outside a loop, an async tool runs to
+    completion with `asyncio.run` on the thread that runs it; with `concurrency` > 1 tools
+    run on worker threads and the results are delivered from them, one at a time.
 
         calls:    -weather(Oslo)------nope()-----|
         tool_results([weather])
@@ -340,7 +341,10 @@ def _run_on_loop(
         if not isinstance(call, ToolCall):
             fail(_not_a_call(call))
             return
-        queue.append(call)
+        if len(running) < concurrency and not queue:
+            running.append(loop.create_task(run_one(call)))  # a free slot: start it now
+        else:
+            queue.append(call)
         if task is None:
             task = loop.create_task(drain())
 

@@ -486,3 +486,27 @@ class TestConcurrency:
         threading.Event().wait(0.1)
         assert seen == []
         assert not source.observers  # the upstream was unsubscribed
+
+    async def test_calls_arriving_one_by_one_on_a_loop_still_overlap(self) -> None:
+        # A call that arrives while the first tool runs starts at once (it waited for the
+        # first to finish).
+        both_running = asyncio.Event()
+        running = 0
+
+        async def fetch(n: int) -> int:
+            nonlocal running
+            running += 1
+            if running == 2:
+                both_running.set()
+            await asyncio.wait_for(both_running.wait(), 5)
+            return n
+
+        source: Subject[ToolCall] = Subject()
+        seen: list[Any] = []
+        source.pipe(tool_results([fetch], concurrency=2)).subscribe(seen.append)
+        source.on_next(call("fetch", '{"n": 0}', id="a"))
+        await asyncio.sleep(0.05)  # the first tool is running
+        source.on_next(call("fetch", '{"n": 1}', id="b"))
+        await asyncio.wait_for(both_running.wait(), 5)
+        await asyncio.sleep(0.05)
+        assert [r.output for r in seen] == [0, 1]
