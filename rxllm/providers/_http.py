@@ -93,6 +93,11 @@ class SDKProvider:
     ) -> None:
         if not isinstance(model, str) or not model:
             raise ValueError(f"rxllm.{self.name}() needs a model name as its first argument")
+        if (client is not None or async_client is not None) and (api_key or base_url):
+            raise ValueError(
+                f"rxllm.{self.name}() got a client and api_key/base_url: those configure the "
+                "clients rxllm makes, and a client you pass has its own; set them on the client"
+            )
         self.model = model
         self.api_key = api_key
         self.base_url = base_url
@@ -152,7 +157,8 @@ class SDKProvider:
         key = self.api_key or os.environ.get(self.env_var)
         if key:
             return key
-        if any(client is not None for client in self._given):
+        given = [client for client in self._given if client is not None]
+        if any(self.has_credentials(client) for client in given):
             return None  # a given client brings its own: a key, a token, a key provider
         if any(self.extra_secrets()):  # e.g. ANTHROPIC_AUTH_TOKEN, read by the SDK
             return None
@@ -174,6 +180,22 @@ class SDKProvider:
         """Other credentials the SDK reads on its own (e.g. an auth-token variable)."""
         return ()
 
+    def has_credentials(self, client: Any) -> bool:
+        """Whether a given client can authenticate (clients of other auth schemes, such as
+        Bedrock's or Vertex's, are trusted to)."""
+        if not self.copyable(client):
+            return True
+        return bool(
+            getattr(client, "api_key", None)
+            or getattr(client, "auth_token", None)
+            or getattr(client, "_api_key_provider", None)
+        )
+
+    def copyable(self, client: Any) -> bool:
+        """Whether rxllm can make a client of the other kind (sync/async) like `client`:
+        the SDK's own two classes, not Azure, Bedrock or Vertex ones."""
+        return False
+
     def twin_options(self, client: Any, *, asynchronous: bool) -> dict[str, Any]:
         """What a client of the other kind (`asynchronous` or not) needs to talk as `client`
         does (beyond its key, base URL, timeout, retries, headers and query)."""
@@ -187,16 +209,19 @@ class SDKProvider:
         twin = given_sync if asynchronous else given_async
         options: dict[str, Any]
         if twin is not None:
-            if type(twin._client).__name__ not in _SDK_HTTP_CLIENTS:  # pyright: ignore[reportPrivateUsage]
+            given, wanted = (
+                ("client=", "async_client=") if asynchronous else ("async_client=", "client=")
+            )
+            http = getattr(twin, "_client", None)
+            if not self.copyable(twin) or type(http).__name__ not in _SDK_HTTP_CLIENTS:
                 raise ValueError(
-                    f"rxllm.{self.name}() was given only "
-                    f"{'client=' if asynchronous else 'async_client='}, with its own "
-                    "http_client, which rxllm cannot copy for the other kind of call: pass "
-                    f"{'async_client=' if asynchronous else 'client='} too"
+                    f"rxllm.{self.name}() was given only {given}, a client ({type(twin).__name__}"
+                    f"{', with its own http_client' if self.copyable(twin) else ''}) that rxllm "
+                    f"cannot copy for the other kind of call: pass {wanted} too"
                 )
-            options = {
-                "api_key": self.api_key or twin.api_key,
-                "base_url": self.base_url or str(twin.base_url),
+            options = {  # the given client's settings, exactly
+                "api_key": twin.api_key,
+                "base_url": str(twin.base_url),
                 "timeout": twin.timeout,
                 "max_retries": twin.max_retries,
                 "default_headers": getattr(twin, "_custom_headers", None) or None,

@@ -277,6 +277,10 @@ class AnthropicProvider(SDKProvider):
         """The SDK also sends `ANTHROPIC_AUTH_TOKEN` as a bearer token when it is set."""
         return (os.environ.get("ANTHROPIC_AUTH_TOKEN"),)
 
+    def copyable(self, client: Any) -> bool:
+        """`Anthropic` / `AsyncAnthropic` themselves (not Bedrock or Vertex clients)."""
+        return type(client) in (anthropic.Anthropic, anthropic.AsyncAnthropic)
+
     def twin_options(self, client: Any, *, asynchronous: bool) -> dict[str, Any]:
         """The bearer token a given client sends."""
         return {"auth_token": client.auth_token}
@@ -392,11 +396,12 @@ def anthropic_llm(
     sent even though anthropic 2.x's `messages.create` no longer lists them.
 
     `api_key` (default: the `ANTHROPIC_API_KEY` environment variable; an
-    `ANTHROPIC_AUTH_TOKEN` works too) and `base_url` configure the clients rxllm makes.
+    `ANTHROPIC_AUTH_TOKEN` works too) and `base_url` configure the clients rxllm makes
+    (with a client of your own, set them on it instead).
     `client=` / `async_client=` are SDK clients to use instead; given only one, calls of
     the other kind (sync vs asyncio) use a copy of it (same key or token, base URL,
-    headers, query, timeout, retries); one with its own `http_client` cannot be copied,
-    so pass both.
+    headers, query, timeout, retries); a Bedrock or Vertex client, or one with its own
+    `http_client`, cannot be copied, so pass both.
 
     >>> import rxllm
     >>> rxllm.anthropic("claude-sonnet-4-5", api_key="sk-ant-...").provider

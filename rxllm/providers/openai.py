@@ -267,17 +267,16 @@ class OpenAIProvider(SDKProvider):
             return openai.APITimeoutError(request=http.request)
         return openai.APIConnectionError(request=http.request)
 
+    def copyable(self, client: Any) -> bool:
+        """`OpenAI` / `AsyncOpenAI` themselves (an Azure client has its own paths and
+        header)."""
+        return type(client) in (openai.OpenAI, openai.AsyncOpenAI)
+
     def twin_options(self, client: Any, *, asynchronous: bool) -> dict[str, Any]:
         """The organization, project and key provider a given client sends with."""
-        if isinstance(client, openai.AzureOpenAI | openai.AsyncAzureOpenAI):
-            raise ValueError(
-                "rxllm.openai() was given only one Azure client, and an Azure client cannot "
-                "be copied for the other kind of call (deployment paths, api-key header): "
-                "pass both client=AzureOpenAI(...) and async_client=AsyncAzureOpenAI(...)"
-            )
         options = {"organization": client.organization, "project": client.project}
         provider = getattr(client, "_api_key_provider", None)
-        if provider is not None and not self.api_key:  # a callable key, called per request
+        if provider is not None:  # a callable key, called per request
             options["api_key"] = _key_provider(provider, asynchronous=asynchronous)
         return options
 
@@ -393,10 +392,11 @@ def openai_llm(
     an index (Gemini), Azure's filter events (left out of `Response.raw`, as the SDK does).
 
     `api_key` (default: the `OPENAI_API_KEY` environment variable) and `base_url` configure
-    the clients rxllm makes. `client=` / `async_client=` are SDK clients to use instead;
-    given only one, calls of the other kind (sync vs asyncio) use a copy of it (same key or
-    token, base URL, headers, query, timeout, retries); an Azure client or one with its own
-    `http_client` cannot be copied, so pass both.
+    the clients rxllm makes (with a client of your own, set them on it instead).
+    `client=` / `async_client=` are SDK clients to use instead; given only one, calls of
+    the other kind (sync vs asyncio) use a copy of it (same key, base URL, headers,
+    query, timeout, retries); an Azure client or one with its own `http_client` cannot be
+    copied, so pass both.
 
     >>> import rxllm
     >>> llm = rxllm.openai("gpt-4o-mini", api_key="sk-...", temperature=0)

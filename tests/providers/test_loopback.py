@@ -773,16 +773,26 @@ def test_credentials_other_than_a_plain_key_work(
     assert server.last.headers["authorization"] == f"Bearer {KEY}"
 
 
-@pytest.mark.parametrize("kind", ["azure", "own_http_client"])
+@pytest.mark.parametrize("kind", ["azure", "own_http_client", "bedrock"])
 def test_a_given_client_that_cannot_be_copied_says_to_pass_both(server: Server, kind: str) -> None:
+    llm: rxllm.LLM
     if kind == "azure":
-        client = openai_sdk.AzureOpenAI(
+        client: object = openai_sdk.AzureOpenAI(
             api_key=KEY, azure_endpoint=server.url, api_version="2024-10-21", max_retries=0
         )
-    else:
+    elif kind == "own_http_client":
         client = openai_sdk.OpenAI(
             base_url=server.url + "/v1", api_key=KEY, http_client=openai_sdk.DefaultHttpxClient()
         )
+    else:
+        bedrock = anthropic_sdk.AnthropicBedrock(
+            aws_region="us-east-1", aws_access_key="x", aws_secret_key="y", base_url=server.url
+        )
+        llm = rxllm.anthropic("test-model", client=bedrock)
+        with pytest.raises(rxllm.LLMError, match=r"AnthropicBedrock.*pass async_client="):
+            asyncio.run(rxllm.acollect(llm.stream("hi"), timeout=10))
+        assert server.requests == []
+        return
     llm = rxllm.openai("test-model", client=client)
     server.push(Script("sync is fine"))
     assert rxllm.collect(llm.stream("hi"), timeout=10).text == "sync is fine"
@@ -801,3 +811,28 @@ def test_one_llm_serves_sync_then_asyncio_then_sync_calls(server: Server, provid
     for mode in ("sync", "async", "sync", "async"):
         server.push(Script(f"{mode} ok"))
         assert run(llm.stream("hi"), mode).text == f"{mode} ok"
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_client_and_api_key_or_base_url_together_are_refused(
+    server: Server, provider: str
+) -> None:
+    sdk = openai_sdk.OpenAI if provider == "openai" else anthropic_sdk.Anthropic
+    client = sdk(base_url=server.url, api_key=KEY)
+    with pytest.raises(ValueError, match="set them on the client"):
+        getattr(rxllm, provider)("m", client=client, api_key="sk-other")
+    with pytest.raises(ValueError, match="set them on the client"):
+        getattr(rxllm, provider)("m", client=client, base_url="http://127.0.0.1:9")
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_given_client_without_credentials_is_an_authentication_error(
+    server: Server, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # (OpenAI's client refuses to be made without one; Anthropic's is made, and fails later)
+    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    llm = rxllm.anthropic("m", client=anthropic_sdk.Anthropic(base_url=server.url))
+    with pytest.raises(rxllm.AuthenticationError, match="ANTHROPIC_API_KEY"):
+        run(llm.stream("hi"), mode)
+    assert server.requests == []
