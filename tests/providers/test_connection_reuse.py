@@ -8,6 +8,7 @@ connection, so this file has a minimal keep-alive server that counts connections
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import socket
 import threading
@@ -125,3 +126,26 @@ def test_async_calls_reuse_one_connection(keep_alive: KeepAliveServer, provider:
     asyncio.run(main())
     assert keep_alive.requests == 4
     assert keep_alive.connections == 1
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_each_asyncio_run_does_not_leave_its_client_behind(
+    keep_alive: KeepAliveServer, provider: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Each asyncio.run is a new loop with its own client; a closed loop's client (whose
+    # pooled connection keeps the loop alive) is let go when the next loop needs one, and
+    # dropping the LLM inside a later loop prints no failed aclose() tasks.
+    llm = getattr(rxllm, provider)("m", base_url=keep_alive.url, api_key="k")
+    for _ in range(5):
+        assert asyncio.run(rxllm.acollect(llm.stream("x"), timeout=10)).text == "hi"
+    assert len(llm._provider._async_clients) == 1  # type: ignore[attr-defined]
+
+    async def drop() -> None:
+        nonlocal llm
+        del llm
+        gc.collect()
+        await asyncio.sleep(0.05)
+
+    asyncio.run(drop())
+    gc.collect()
+    assert "Event loop is closed" not in capsys.readouterr().err
