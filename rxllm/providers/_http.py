@@ -185,10 +185,12 @@ class SDKProvider:
         Bedrock's or Vertex's, are trusted to)."""
         if not self.copyable(client):
             return True
+        headers = getattr(client, "_custom_headers", None) or {}
         return bool(
             getattr(client, "api_key", None)
             or getattr(client, "auth_token", None)
             or getattr(client, "_api_key_provider", None)
+            or {str(name).lower() for name in headers} & {"authorization", "x-api-key", "api-key"}
         )
 
     def copyable(self, client: Any) -> bool:
@@ -252,27 +254,23 @@ class SDKProvider:
         loop = asyncio.get_running_loop()
         client = self._async_clients.get(loop)
         if client is None:
-            self._forget_closed_loops()
-            client = self.new_client(self._options(asynchronous=True), asynchronous=True)
-            self._async_clients[loop] = client
+            with self._lock:  # loops in several threads share this table
+                client = self._async_clients.get(loop)
+                if client is None:
+                    self._forget_closed_loops()
+                    options = self._options(asynchronous=True)
+                    client = self.new_client(options, asynchronous=True)
+                    self._async_clients[loop] = client
         return client
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):  # at interpreter exit, anything may be gone
-            self._forget_closed_loops()
 
     def _forget_closed_loops(self) -> None:
         """Drop the clients of loops that are closed (each `asyncio.run` is a new loop): a
         client's pooled connections keep its loop alive, so the weak keys alone never let
-        go. Their sockets can no longer be closed through their loop; the client is marked
-        closed, so its finalizer does not try on another loop, and the garbage collector
-        closes them."""
-        for old in [loop for loop in self._async_clients if loop.is_closed()]:
-            http = getattr(self._async_clients.pop(old), "_client", None)
-            state = getattr(http, "_state", None)
-            if state is not None:
-                with contextlib.suppress(Exception):
-                    http._state = type(state).CLOSED  # type: ignore[union-attr]
+        go. Their sockets can no longer be closed through their loop; the garbage collector
+        closes them (the async clients rxllm makes have no finalizer that would try an
+        `aclose()` on another loop)."""
+        for old in [loop for loop in list(self._async_clients) if loop.is_closed()]:
+            self._async_clients.pop(old, None)
 
     def check_params(self, request: Request, allowed: frozenset[str], api: str) -> None:
         """Reject parameters the SDK's `create` does not take, before any request."""

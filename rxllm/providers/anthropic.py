@@ -288,7 +288,11 @@ class AnthropicProvider(SDKProvider):
     def new_client(self, options: dict[str, Any], *, asynchronous: bool) -> Any:
         """A new `anthropic.Anthropic` / `anthropic.AsyncAnthropic`."""
         if asynchronous:
-            return anthropic.AsyncAnthropic(**options)
+            # a plain http client: the SDK's own wrapper schedules an aclose() on whatever
+            # loop runs when it is collected, which fails once its own loop is closed
+            return anthropic.AsyncAnthropic(
+                **options, http_client=anthropic.DefaultAsyncHttpxClient()
+            )
         return anthropic.Anthropic(
             **options, http_client=sync_http_client(anthropic.DefaultHttpxClient)
         )

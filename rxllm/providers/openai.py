@@ -283,7 +283,9 @@ class OpenAIProvider(SDKProvider):
     def new_client(self, options: dict[str, Any], *, asynchronous: bool) -> Any:
         """A new `openai.OpenAI` / `openai.AsyncOpenAI`."""
         if asynchronous:
-            return openai.AsyncOpenAI(**options)
+            # a plain http client: the SDK's own wrapper schedules an aclose() on whatever
+            # loop runs when it is collected, which fails once its own loop is closed
+            return openai.AsyncOpenAI(**options, http_client=openai.DefaultAsyncHttpxClient())
         return openai.OpenAI(**options, http_client=sync_http_client(openai.DefaultHttpxClient))
 
     def raw_context(self, request: Request, kwargs: dict[str, Any]) -> Any:

@@ -149,3 +149,28 @@ def test_each_asyncio_run_does_not_leave_its_client_behind(
     asyncio.run(drop())
     gc.collect()
     assert "Event loop is closed" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_one_llm_on_loops_in_several_threads_at_once(
+    keep_alive: KeepAliveServer, provider: str
+) -> None:
+    # Each thread runs its own loops one after another; the table of per-loop clients is
+    # shared (the cleanup of closed loops raced: KeyError, 'dictionary changed size').
+    llm = getattr(rxllm, provider)("m", base_url=keep_alive.url, api_key="k")
+    failures: list[BaseException] = []
+
+    def worker() -> None:
+        for _ in range(15):
+            try:
+                assert asyncio.run(rxllm.acollect(llm.stream("x"), timeout=10)).text == "hi"
+            except BaseException as error:
+                failures.append(error)
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert failures == []
+    assert keep_alive.requests == 90
