@@ -343,10 +343,18 @@ def _check_tools(tools: Sequence[Any]) -> None:
     if isinstance(tools, str | bytes | Mapping) or not isinstance(tools, Sequence):
         raise ValueError(f"tools must be a list of tools, not {type(tools).__name__}")
     for position, tool in enumerate(tools):
-        if not (isinstance(tool, Mapping) or callable(tool)):
+        if isinstance(tool, Mapping):
+            continue
+        if not callable(tool):
             raise ValueError(
                 f"tools[{position}] must be a function, a pydantic model class or a tool dict "
                 f"in a provider's format, not {type(tool).__name__}"
+            )
+        name = getattr(tool, "__name__", None)
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(
+                f"tools[{position}] ({type(tool).__name__}) has no name the model can call it "
+                "by: define it with def, or pass a tool dict with a 'name'"
             )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import pytest
@@ -34,6 +35,8 @@ def llm() -> rxllm.LLM:
         (("hi",), {"response_format": str}, "response_format must be a pydantic model"),
         (("hi",), {"tools": [42]}, r"tools\[0\] must be a function"),
         (("hi",), {"tools": "weather"}, "tools must be a list"),
+        (("hi",), {"tools": [lambda city: city]}, r"tools\[0\] \(function\) has no name"),
+        (("hi",), {"tools": [functools.partial(max, 1)]}, r"\(partial\) has no name"),
         ((" \n",), {}, "the prompt is empty"),
     ],
 )

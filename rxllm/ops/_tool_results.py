@@ -291,6 +291,13 @@ def _run_on_loop(
 ) -> abc.DisposableBase:
     queue: deque[ToolCall] = deque()
     running: deque[asyncio.Future[ToolResult]] = deque()  # started, in the calls' order
+    # sync tools get threads of their own, not the loop's default executor (which is
+    # smaller than n on small machines and also resolves the loop's DNS lookups)
+    pool = (
+        ThreadPoolExecutor(concurrency, thread_name_prefix="rxllm-tool")
+        if concurrency > 1
+        else None
+    )
     task: asyncio.Task[None] | None = None
     upstream_done = False
     stopped = False
@@ -306,18 +313,29 @@ def _run_on_loop(
             loop.call_soon_threadsafe(action)
 
     async def run_one(call: ToolCall) -> ToolResult:
-        if concurrency > 1 and not _is_async(tools, call):
-            outcome = await loop.run_in_executor(None, _start, tools, call)
+        if pool is not None and not _is_async(tools, call):
+            outcome = await loop.run_in_executor(pool, _start, tools, call)
         else:
             outcome = _start(tools, call)
         return outcome if isinstance(outcome, ToolResult) else await outcome
+
+    def free() -> bool:
+        """Whether fewer than `concurrency` tools are running (finished ones waiting for an
+        earlier result to go out first hold no slot)."""
+        return sum(not started.done() for started in running) < concurrency
+
+    def refill(_: object = None) -> None:
+        """Start queued calls while slots are free (also each time a tool finishes)."""
+        while queue and free() and not stopped:
+            started = loop.create_task(run_one(queue.popleft()))
+            started.add_done_callback(refill)
+            running.append(started)
 
     async def drain() -> None:
         nonlocal task, stopped
         try:
             while (queue or running) and not stopped:
-                while queue and len(running) < concurrency:
-                    running.append(loop.create_task(run_one(queue.popleft())))
+                refill()
                 result = await running[0]
                 running.popleft()
                 if stopped:
@@ -325,6 +343,8 @@ def _run_on_loop(
                 observer.on_next(result)
             if upstream_done and not stopped:
                 stopped = True
+                if pool is not None:
+                    pool.shutdown(wait=False)
                 observer.on_completed()
         except Exception as error:  # a subscriber's on_next raised: it goes to on_error
             if not stopped:
@@ -341,10 +361,8 @@ def _run_on_loop(
         if not isinstance(call, ToolCall):
             fail(_not_a_call(call))
             return
-        if len(running) < concurrency and not queue:
-            running.append(loop.create_task(run_one(call)))  # a free slot: start it now
-        else:
-            queue.append(call)
+        queue.append(call)
+        refill()  # a free slot: it starts now
         if task is None:
             task = loop.create_task(drain())
 
@@ -360,6 +378,8 @@ def _run_on_loop(
         upstream_done = True
         if task is None and not stopped:
             stopped = True
+            if pool is not None:
+                pool.shutdown(wait=False)
             observer.on_completed()
 
     def stop() -> None:
@@ -369,6 +389,8 @@ def _run_on_loop(
         for started in running:
             started.cancel()
         running.clear()
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
         if task is not None:
             task.cancel()
 

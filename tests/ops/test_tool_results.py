@@ -510,3 +510,45 @@ class TestConcurrency:
         await asyncio.wait_for(both_running.wait(), 5)
         await asyncio.sleep(0.05)
         assert [r.output for r in seen] == [0, 1]
+
+    async def test_on_a_loop_n_sync_tools_run_at_once_beyond_the_default_executor(self) -> None:
+        # the loop's default executor has min(32, cpus + 4) threads: 6 on two cores
+        barrier = threading.Barrier(10, timeout=5)
+
+        def wait(n: int) -> int:
+            barrier.wait()
+            return n
+
+        calls = [call("wait", f'{{"n": {n}}}', id=f"c{n}") for n in range(10)]
+        seen: list[Any] = []
+        done = asyncio.Event()
+        reactivex.from_iterable(calls).pipe(tool_results([wait], concurrency=10)).subscribe(
+            seen.append, lambda e: done.set(), done.set
+        )
+        await asyncio.wait_for(done.wait(), 10)
+        assert [r.output for r in seen] == list(range(10))
+        assert all(r.error is None for r in seen)
+
+    async def test_a_finished_result_waiting_for_an_earlier_one_holds_no_slot(self) -> None:
+        slow_may_finish = asyncio.Event()
+        started: list[int] = []
+
+        async def work(n: int) -> int:
+            started.append(n)
+            if n == 0:
+                await asyncio.wait_for(slow_may_finish.wait(), 5)
+            return n
+
+        seen: list[Any] = []
+        done = asyncio.Event()
+        calls = [call("work", f'{{"n": {n}}}', id=f"c{n}") for n in range(5)]
+        reactivex.from_iterable(calls).pipe(tool_results([work], concurrency=2)).subscribe(
+            seen.append, lambda e: done.set(), done.set
+        )
+        for _ in range(20):
+            await asyncio.sleep(0.01)
+        assert started == [0, 1, 2, 3, 4]  # the quick ones ran while call 0 was still running
+        assert seen == []  # ... and wait for it, in order
+        slow_may_finish.set()
+        await asyncio.wait_for(done.wait(), 5)
+        assert [r.output for r in seen] == [0, 1, 2, 3, 4]

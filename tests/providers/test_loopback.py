@@ -751,7 +751,8 @@ def test_one_given_client_is_the_model_for_the_other_kind_of_call(
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
 @pytest.mark.parametrize(
-    "credential", ["anthropic_auth_token", "anthropic_token_env", "openai_key_provider"]
+    "credential",
+    ["anthropic_auth_token", "anthropic_token_env", "openai_key_provider", "anthropic_header"],
 )
 def test_credentials_other_than_a_plain_key_work(
     server: Server, credential: str, mode: str, monkeypatch: pytest.MonkeyPatch
@@ -761,6 +762,10 @@ def test_credentials_other_than_a_plain_key_work(
     llm: rxllm.LLM
     if credential == "anthropic_auth_token":
         client = anthropic_sdk.Anthropic(base_url=server.url, auth_token=KEY, max_retries=0)
+        llm = rxllm.anthropic("test-model", client=client)
+    elif credential == "anthropic_header":
+        headers = {"Authorization": f"Bearer {KEY}"}
+        client = anthropic_sdk.Anthropic(base_url=server.url, default_headers=headers)
         llm = rxllm.anthropic("test-model", client=client)
     elif credential == "anthropic_token_env":
         monkeypatch.setenv("ANTHROPIC_AUTH_TOKEN", KEY)
