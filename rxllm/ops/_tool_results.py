@@ -348,8 +348,8 @@ def _run_on_loop(
                 observer.on_completed()
         except Exception as error:  # a subscriber's on_next raised: it goes to on_error
             if not stopped:
-                stopped = True
-                queue.clear()
+                task = None  # this task ends here: stop() must not cancel it
+                stop()
                 observer.on_error(error)
         finally:
             task = None

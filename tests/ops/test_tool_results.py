@@ -552,3 +552,27 @@ class TestConcurrency:
         slow_may_finish.set()
         await asyncio.wait_for(done.wait(), 5)
         assert [r.output for r in seen] == [0, 1, 2, 3, 4]
+
+    async def test_an_on_next_that_raises_stops_the_tools_and_frees_the_threads(self) -> None:
+        before = threading.active_count()
+
+        def slow(n: int) -> int:
+            threading.Event().wait(0.1)
+            return n
+
+        def on_next(_: ToolResult) -> None:
+            raise RuntimeError("boom")
+
+        errors: list[Exception] = []
+        done = asyncio.Event()
+        calls = [call("slow", f'{{"n": {n}}}', id=f"c{n}") for n in range(6)]
+        reactivex.from_iterable(calls).pipe(tool_results([slow], concurrency=3)).subscribe(
+            on_next, lambda e: (errors.append(e), done.set()), done.set
+        )
+        await asyncio.wait_for(done.wait(), 5)
+        assert [str(e) for e in errors] == ["boom"]
+        for _ in range(50):  # the running tool finishes; no worker is left waiting for work
+            if threading.active_count() <= before:
+                break
+            await asyncio.sleep(0.02)
+        assert threading.active_count() <= before
