@@ -320,6 +320,11 @@ class AnthropicProvider(SDKProvider):
     def check(self, request: Request) -> None:
         """Reject what the Messages API cannot take, before any request."""
         self.check_params(request, _CREATE_PARAMS | _SAMPLING, "anthropic messages")
+        temperature = request.params.get("temperature")
+        if isinstance(temperature, int | float) and temperature > 1:
+            raise ValueError(
+                f"anthropic's temperature goes from 0 to 1, not {temperature}: OpenAI's goes to 2"
+            )
         for position, message in enumerate(request.messages):
             if message["role"] in ("tool", "function"):
                 raise ValueError(

@@ -247,6 +247,8 @@ def test_anthropic_sampling_parameters_reach_the_request_body(server: Server) ->
     assert (body["temperature"], body["top_p"], body["top_k"]) == (0.2, 0.9, 7)
     with pytest.raises(ValueError, match="no parameter 'temprature'"):
         llm.stream("hi", temprature=0.2)
+    with pytest.raises(ValueError, match=r"temperature goes from 0 to 1, not 1\.5"):
+        llm.stream("hi", temperature=1.5)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
