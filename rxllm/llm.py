@@ -225,13 +225,12 @@ class LLM:
         merged = {**self._defaults, **params}
         # stream()'s own arguments given as defaults (rxllm.openai(m, response_format=City))
         # apply to every call that does not give its own
-        system = merged.pop("system", None) if system is None else system
-        tools = merged.pop("tools", None) if tools is None else tools
-        audio = merged.pop("audio", None) if audio is None else audio
+        default = {name: merged.pop(name, None) for name in _OWN_ARGUMENTS}
+        system = default["system"] if system is None else system
+        tools = default["tools"] if tools is None else tools
+        audio = default["audio"] if audio is None else audio
         if response_format is None:
-            response_format = merged.pop("response_format", None)
-        for name in ("system", "tools", "audio", "response_format"):
-            merged.pop(name, None)
+            response_format = default["response_format"]
         if system is not None and not isinstance(system, str):
             raise ValueError(f"system must be a str, not {type(system).__name__}")
         if response_format is not None:
@@ -325,6 +324,10 @@ def check_params(params: Mapping[str, Any]) -> None:
         isinstance(retries, bool) or not isinstance(retries, int) or retries < 0
     ):
         raise ValueError(f"max_retries must be an int >= 0, not {retries!r}")
+
+
+_OWN_ARGUMENTS = ("system", "tools", "audio", "response_format")
+"""`stream()`'s named arguments that an LLM's defaults may hold too."""
 
 
 def _check_response_format(value: Any) -> None:

@@ -511,8 +511,6 @@ def message_from_model(model: BaseModel) -> dict[str, Any]:
         blocks: list[Any] = content  # pyright: ignore[reportUnknownVariableType]
         role = getattr(model, "role", "assistant")
         return {"role": role, "content": [_anthropic_block(block) for block in blocks]}
-    if isinstance(model, Response):
-        raise ValueError("a Response is not a message: pass response.message() instead")
     dumped = model.model_dump(mode="json", exclude_none=True)
     message = {k: v for k, v in dumped.items() if k in _OPENAI_MESSAGE_FIELDS}
     if "content" not in message and "content" in type(model).model_fields:

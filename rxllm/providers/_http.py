@@ -488,11 +488,7 @@ class HTTPCall:
         if data.startswith(b"[DONE]"):  # as the SDK: "[DONE] " ends the stream too
             return b"[DONE]"
         try:
-            return jiter.from_json(data, cache_mode="keys")  # parse_json, inlined: hot path
-        except ValueError:
-            pass
-        try:
-            return json.loads(data)
+            return parse_json(data)
         except ValueError as exc:
             raise errors.StreamError(
                 f"{self.provider}: the stream sent an event that is not valid JSON ({exc}): "
