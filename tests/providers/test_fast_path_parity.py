@@ -444,6 +444,9 @@ def test_an_empty_finish_reason_says_nothing(server: Server) -> None:
     chunks = rx_chunks(_openai(server))
     assert [c.finish_reason for c in chunks] == [None, None, "stop"]
     server.push(Script(raw_events=body))
+    sdk = sdk_openai_chunks(server)  # the SDK keeps "" in its objects; rxllm's .raw too
+    assert [c.raw.to_dict() for c in chunks] == [chunk.to_dict() for chunk in sdk]
+    server.push(Script(raw_events=body))
     cut = rxllm.collect(
         _openai(server).stream("hi").pipe(ops.take_until(lambda c: c.content == "Hel")),
         timeout=10,
@@ -489,6 +492,20 @@ def test_a_lone_surrogate_escape_is_read_as_the_sdk_reads_it(server: Server, pro
     chunks = rx_chunks(llm)
     assert "".join(c.content for c in chunks) == "".join(halves)
     assert all(c.raw is not None for c in chunks)  # .raw parses the event the same way
+    server.push(Script(raw_events=body))
+    if provider == "openai":
+        theirs = [chunk.to_dict() for chunk in sdk_openai_chunks(server)]
+    else:
+        client = anthropic_sdk.Anthropic(base_url=server.url, api_key=KEY, max_retries=0)
+        events = client.messages.create(
+            model="claude-x",
+            max_tokens=10,
+            stream=True,
+            messages=[{"role": "user", "content": "hi"}],
+        )
+        skipped = ("ping", "content_block_stop", "message_stop")
+        theirs = [event.to_dict() for event in events if event.type not in skipped]
+    assert [c.raw.to_dict() for c in chunks] == theirs  # the SDK's own parse of the same bytes
     server.push(Script(raw_events=body))
     response = rxllm.collect(llm.stream("hi"), timeout=10)
     assert response.finish_reason == "stop"
