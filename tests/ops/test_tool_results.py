@@ -410,16 +410,11 @@ class TestConcurrency:
         assert all(r.error is None for r in results)
 
     async def test_on_a_loop_async_and_sync_tools_run_together_in_order(self) -> None:
-        started = 0
-        all_started = asyncio.Event()
+        both_fetching = asyncio.Barrier(2)
         barrier = threading.Barrier(2, timeout=5)
 
         async def fetch(n: int) -> int:
-            nonlocal started
-            started += 1
-            if started == 2:
-                all_started.set()
-            await asyncio.wait_for(all_started.wait(), 5)
+            await asyncio.wait_for(both_fetching.wait(), 5)  # passes only if both run at once
             await asyncio.sleep(0.05 * (2 - n))
             return n
 
@@ -490,15 +485,10 @@ class TestConcurrency:
     async def test_calls_arriving_one_by_one_on_a_loop_still_overlap(self) -> None:
         # A call that arrives while the first tool runs starts at once (it waited for the
         # first to finish).
-        both_running = asyncio.Event()
-        running = 0
+        both_running = asyncio.Barrier(2)
 
         async def fetch(n: int) -> int:
-            nonlocal running
-            running += 1
-            if running == 2:
-                both_running.set()
-            await asyncio.wait_for(both_running.wait(), 5)
+            await asyncio.wait_for(both_running.wait(), 5)  # passes only if both run at once
             return n
 
         source: Subject[ToolCall] = Subject()
@@ -507,8 +497,10 @@ class TestConcurrency:
         source.on_next(call("fetch", '{"n": 0}', id="a"))
         await asyncio.sleep(0.05)  # the first tool is running
         source.on_next(call("fetch", '{"n": 1}', id="b"))
-        await asyncio.wait_for(both_running.wait(), 5)
-        await asyncio.sleep(0.05)
+        for _ in range(100):
+            if len(seen) == 2:
+                break
+            await asyncio.sleep(0.01)
         assert [r.output for r in seen] == [0, 1]
 
     async def test_on_a_loop_n_sync_tools_run_at_once_beyond_the_default_executor(self) -> None:
