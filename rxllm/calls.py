@@ -25,8 +25,8 @@ import contextlib
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any, Protocol, TypeVar
 
 import reactivex
 from reactivex import abc
@@ -102,6 +102,18 @@ class CallControl:
             for callback in callbacks:
                 with contextlib.suppress(Exception):
                     callback()
+
+
+_T = TypeVar("_T")
+
+
+def run_awaitable(value: Awaitable[_T]) -> _T:
+    """Wait for `value` on a new event loop, from a thread that runs none."""
+
+    async def awaited() -> _T:
+        return await value
+
+    return asyncio.run(awaited())
 
 
 def timer_scheduler() -> abc.SchedulerBase:

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 from reactivex import abc
 from reactivex.disposable import CompositeDisposable, Disposable
 
+from rxllm.calls import run_awaitable
 from rxllm.models import ToolCall
 
 __all__ = ["ToolResult", "tool_results"]
@@ -264,7 +265,7 @@ def _await_here(call: ToolCall, outcome: Awaitable[ToolResult]) -> ToolResult:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(_awaited(outcome))
+        return run_awaitable(outcome)
     if inspect.iscoroutine(outcome):
         outcome.close()
     return ToolResult(
@@ -274,10 +275,6 @@ def _await_here(call: ToolCall, outcome: Awaitable[ToolResult]) -> ToolResult:
             "an asyncio loop, but tool_results() was subscribed outside it"
         ),
     )
-
-
-async def _awaited(outcome: Awaitable[ToolResult]) -> ToolResult:
-    return await outcome
 
 
 def _run_on_loop(

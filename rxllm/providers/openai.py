@@ -8,7 +8,6 @@ accumulates from the same chunks — both built only when read.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import dataclasses
@@ -23,6 +22,7 @@ from openai.types.chat import ChatCompletionChunk
 
 from rxllm import errors
 from rxllm.accumulator import register_raw_builder
+from rxllm.calls import run_awaitable
 from rxllm.llm import LLM, Request, check_params
 from rxllm.models import (
     Chunk,
@@ -366,13 +366,9 @@ def _key_provider(provider: Any, *, asynchronous: bool) -> Any:
 
     def sync_key() -> str:
         key = provider()
-        return str(asyncio.run(_awaited(key)) if inspect.isawaitable(key) else key)
+        return str(run_awaitable(key) if inspect.isawaitable(key) else key)
 
     return sync_key
-
-
-async def _awaited(value: Any) -> Any:
-    return await value
 
 
 def openai_llm(
