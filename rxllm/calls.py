@@ -370,7 +370,14 @@ class _Runner:
                 if mapped.provider is None:
                     mapped.provider = self.call.provider
             else:
-                mapped = self.call.map_error(error, received=len(self.received))
+                try:
+                    mapped = self.call.map_error(error, received=len(self.received))
+                except Exception as mapping_error:  # a bug in mapping must not lose the error
+                    mapped = LLMError(
+                        f"{self.call.provider}: {type(error).__name__}: {error}",
+                        provider=self.call.provider,
+                    )
+                    mapped.__context__ = mapping_error
                 if mapped.__cause__ is None:
                     mapped.__cause__ = error
             self.observer.on_error(mapped.with_partial(self.partial()))

@@ -193,26 +193,54 @@ class RateLimitStreamError(StreamError, RateLimitError):
     retryable_by_default = True
 
 
-_STREAM_ERROR_KINDS: dict[str, type[StreamError]] = {
-    "overloaded_error": ServerStreamError,
-    "server_error": ServerStreamError,
-    "api_error": ServerStreamError,
-    "internal_server_error": ServerStreamError,
-    "service_unavailable": ServerStreamError,
-    "rate_limit_error": RateLimitStreamError,
-    "rate_limit_exceeded": RateLimitStreamError,
-}
+# An error object's `type` and `code`, lower-cased with everything but letters and digits
+# dropped, so that "overloaded_error", "InternalServerError" and "rate_limit_exceeded" all
+# match: Anthropic's error types, OpenAI's types and codes, and OpenAI-compatible servers'.
+_RATE_LIMIT_KINDS = frozenset({"ratelimiterror", "ratelimitexceeded", "ratelimit", "429"})
+_SERVER_KINDS = frozenset(
+    {
+        "overloadederror",
+        "overloaded",
+        "servererror",
+        "apierror",
+        "internalservererror",
+        "internalerror",
+        "serviceunavailable",
+        "serviceunavailableerror",
+        "timeouterror",
+        "timeout",
+    }
+)
+
+
+def _stream_error_class(kinds: list[str]) -> type[StreamError]:
+    normalized = ["".join(c for c in kind.lower() if c.isalnum()) for kind in kinds]
+    if any(kind in _RATE_LIMIT_KINDS for kind in normalized):
+        return RateLimitStreamError
+    if any(kind in _SERVER_KINDS or (kind.isdigit() and kind[0] == "5") for kind in normalized):
+        return ServerStreamError
+    return StreamError
 
 
 def stream_error_event(provider: str, error: object) -> StreamError:
-    """The error for an `error` event the provider sent mid-stream (its JSON `error` object)."""
-    kind = message = None
+    """The error for an `error` event the provider sent mid-stream (its JSON `error` object).
+
+    Its `type` and its `code` both decide the class: a rate limit (Anthropic's
+    `rate_limit_error`, OpenAI's code `rate_limit_exceeded`, code 429) is a
+    `RateLimitStreamError`; an overload, server error or timeout (also a code of 5xx) is a
+    `ServerStreamError`; both are retryable. Anything else is a plain `StreamError`.
+    """
+    kinds: list[str] = []
+    message = None
     if isinstance(error, dict):
-        kind = error.get("type") or error.get("code")  # pyright: ignore[reportUnknownMemberType]
+        for field in ("type", "code"):
+            value = error.get(field)  # pyright: ignore[reportUnknownMemberType]
+            if value not in (None, "") and str(value) not in kinds:  # pyright: ignore[reportUnknownArgumentType]
+                kinds.append(str(value))  # pyright: ignore[reportUnknownArgumentType]
         message = error.get("message")  # pyright: ignore[reportUnknownMemberType]
-    kind = str(kind) if kind else "error"
+    kind = " / ".join(kinds) or "error"
     text = str(message) if message else "the provider reported an error mid-stream"
-    cls = _STREAM_ERROR_KINDS.get(kind, StreamError)
+    cls = _stream_error_class(kinds)
     mapped = cls(f"{provider} stream error ({kind}): {scrub(text)}", provider=provider)
     mapped.body = error
     return mapped

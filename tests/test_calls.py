@@ -277,3 +277,30 @@ async def test_fused_accumulate_delivers_on_the_loop_thread() -> None:
         .pipe(ops.accumulate(), rx_ops.do_action(lambda _: seen.append(threading.get_ident())))
     )
     assert response.text == "ab" and set(seen) == {loop_thread}
+
+
+class BrokenMapping(Countdown):
+    """A call that fails, and whose error mapping itself raises."""
+
+    def iter_sync(self, control):  # type: ignore[no-untyped-def]
+        yield Chunk(content="so far", provider="custom")
+        raise OSError("the provider failed")
+
+    async def iter_async(self, control):  # type: ignore[no-untyped-def]
+        yield Chunk(content="so far", provider="custom")
+        raise OSError("the provider failed")
+
+    def map_error(self, error, *, received):  # type: ignore[no-untyped-def]
+        raise ValueError("a bug in the mapping")
+
+
+def test_an_error_whose_mapping_fails_still_arrives_with_its_partial() -> None:
+    # It used to vanish in the worker thread: the subscriber waited for ever.
+    from rxllm.calls import call_observable
+
+    with pytest.raises(rxllm.LLMError, match="the provider failed") as caught:
+        rxllm.collect(call_observable(BrokenMapping), timeout=5)
+    assert isinstance(caught.value.__cause__, OSError)
+    assert caught.value.partial is not None and caught.value.partial.text == "so far"
+    with pytest.raises(rxllm.LLMError, match="the provider failed"):
+        asyncio.run(rxllm.acollect(call_observable(BrokenMapping), timeout=5))

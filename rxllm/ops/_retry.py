@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import math
 import random
 import threading
 from collections.abc import Callable
@@ -20,21 +22,29 @@ from rxllm.models import Chunk, Usage
 
 __all__ = ["retry"]
 
+_log = logging.getLogger("rxllm.retry")
+
 Backoff = float | Callable[[int], float]
 
 _OVERLAP_WINDOW = 200
 _OVERLAP_MIN = 8
 
 
-def _delay(backoff: Backoff, attempt: int, error: BaseException) -> float:
-    """Seconds before attempt `attempt + 1`; a rate limit's `retry_after` is honoured."""
+def _delay(backoff: Backoff, attempt: int, error: BaseException, max_wait: float) -> float | None:
+    """Seconds before attempt `attempt + 1`, or None: do not retry.
+
+    A rate limit's `retry_after` is honoured up to `max_wait`; a longer one (or a backoff
+    function's infinite or NaN wait) means no retry.
+    """
     if callable(backoff):
         seconds = float(backoff(attempt))
     else:
         seconds = min(30.0, backoff * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
     if isinstance(error, RateLimitError) and error.retry_after is not None:
+        if error.retry_after > max_wait:
+            return None
         seconds = max(seconds, error.retry_after)
-    return seconds
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def retry(
@@ -42,6 +52,7 @@ def retry(
     attempts: int = 3,
     backoff: Backoff = 0.5,
     resume: bool = True,
+    max_wait: float = 60.0,
     scheduler: abc.SchedulerBase | None = None,
 ) -> Callable[[reactivex.Observable[Chunk]], reactivex.Observable[Chunk]]:
     """Retry errors whose `retryable` is true, up to `attempts` calls in all.
@@ -55,8 +66,16 @@ def retry(
     other source — or after tool calls, thinking, refusal or audio, which cannot be
     resumed — is raised, never replayed as duplicates.
 
+    A failure that leaves nothing to resume is not retried. When the provider had already
+    said why the answer ended (its finish reason arrived, then the connection broke before
+    the end of the stream), the answer is whole: the stream completes with it. When only
+    chunks without text were emitted (e.g. OpenAI's first, role-only chunk), the call is
+    simply made again.
+
     `backoff`: seconds before the first retry, doubled each time (with jitter, at most
     30 s), or a function of the attempt number; a `RateLimitError.retry_after` is waited.
+    `max_wait`: the longest `retry_after` waited; when a server asks for more (a
+    `retry-after` of an hour), the error is raised at once instead.
     `scheduler`: where the waits are timed (default: a timeout scheduler; a
     `TestScheduler` in marble tests).
 
@@ -75,6 +94,8 @@ def retry(
     """
     if attempts < 1:
         raise ValueError(f"attempts must be at least 1, not {attempts}")
+    if not max_wait >= 0:
+        raise ValueError(f"max_wait must be a number of seconds >= 0, not {max_wait!r}")
 
     def operator(source: reactivex.Observable[Chunk]) -> reactivex.Observable[Chunk]:
         resumable = resume and isinstance(source, CallStream)
@@ -137,13 +158,31 @@ def retry(
                     observer.on_error(subscriber_error)
                     return
                 retryable = isinstance(error, LLMError) and error.retryable
-                if not retryable or attempt >= attempts or (emitted and (not resumable or blocked)):
+                if retryable and resumable and received.finish_reason is not None:
+                    # The provider said why the answer ended before the stream broke: it is
+                    # whole, and a continuation would only add to it.
+                    _log.debug("not retrying after the finish reason arrived: %s", error)
+                    observer.on_completed()
+                    return
+                text = "".join(delivered)
+                continuing = emitted and (bool(text) or blocked)
+                if (
+                    not retryable
+                    or attempt >= attempts
+                    or (continuing and (not resumable or blocked))
+                ):
+                    fail(error)
+                    return
+                if emitted and not continuing and not resumable:
+                    fail(error)  # not a provider stream: its chunks may not repeat exactly
+                    return
+                seconds = _delay(backoff, attempt, error, max_wait)
+                if seconds is None:
                     fail(error)
                     return
                 next_source: reactivex.Observable[Chunk] = source
-                if emitted:
+                if continuing:
                     assert isinstance(source, CallStream)
-                    text = "".join(delivered)
                     continued = source.continue_from(text)
                     if continued is None:
                         fail(error)
@@ -153,7 +192,6 @@ def retry(
                 if attempt_usage is not None:
                     past_usage = attempt_usage if past_usage is None else past_usage + attempt_usage
                     attempt_usage = None
-                seconds = _delay(backoff, attempt, error)
                 attempt += 1
 
                 def again(_: abc.SchedulerBase, __: Any = None) -> None:

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import email.utils
 import json
+import math
 import os
 import threading
 import time
@@ -586,25 +587,37 @@ def _socket_closer(http: httpx2.Response) -> Any:
 
 
 def retry_after_seconds(headers: Any) -> float | None:
-    """Seconds to wait from `retry-after-ms` / `retry-after` (seconds or an HTTP date)."""
+    """Seconds to wait from `retry-after-ms` / `retry-after` (seconds or an HTTP date).
+
+    None when neither header is there or neither is a finite, non-negative wait (a header
+    such as `retry-after: soon` is ignored, as the SDKs ignore it).
+    """
     if headers is None:
         return None
     value = headers.get("retry-after-ms")
     if value:
-        try:
-            return float(value) / 1000.0
-        except ValueError:
-            pass
+        seconds = _seconds(value)
+        if seconds is not None:
+            return seconds / 1000.0
     value = headers.get("retry-after")
     if not value:
         return None
+    seconds = _seconds(value)
+    if seconds is not None:
+        return seconds
     try:
-        return float(value)
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return max(0.0, parsed.timestamp() - time.time())
+
+
+def _seconds(value: str) -> float | None:
+    try:
+        seconds = float(value)
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        if parsed is None:
-            return None
-        return max(0.0, parsed.timestamp() - time.time())
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 _STATUS_CLASSES: dict[int, type[errors.APIStatusError]] = {

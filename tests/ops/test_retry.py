@@ -237,3 +237,113 @@ def test_backoff_in_virtual_time_resubscribes_after_the_delay() -> None:
         (370, 380),
     ]
     assert results.messages == [ReactiveTest.on_error(380, boom)]
+
+
+_OPENAI_FINISHED = (
+    b'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":'
+    b'[{"index":0,"delta":{"role":"assistant","content":"The answer is 42."},'
+    b'"finish_reason":null}]}\n\n'
+    b'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":'
+    b'[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+)
+_ANTHROPIC_FINISHED = (
+    b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1","type":'
+    b'"message","role":"assistant","model":"m","content":[],"stop_reason":null,'
+    b'"stop_sequence":null,"usage":{"input_tokens":3,"output_tokens":1}}}\n\n'
+    b'event: content_block_start\ndata: {"type":"content_block_start","index":0,'
+    b'"content_block":{"type":"text","text":""}}\n\n'
+    b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+    b'"delta":{"type":"text_delta","text":"The answer is 42."}}\n\n'
+    b'event: content_block_stop\ndata: {"type":"content_block_stop","index":0}\n\n'
+    b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn",'
+    b'"stop_sequence":null},"usage":{"output_tokens":5}}\n\n'
+)
+
+
+_OPENAI_ROLE_THEN_ERROR = (
+    b'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":'
+    b'[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}\n\n'
+    b'data: {"error":{"message":"The server is overloaded.","type":"server_error"}}\n\n'
+)
+
+
+@pytest.mark.parametrize(
+    ("provider", "body", "events"),
+    [("openai", _OPENAI_FINISHED, 2), ("anthropic", _ANTHROPIC_FINISHED, 5)],
+)
+def test_a_break_after_the_finish_reason_completes_instead_of_continuing(
+    server: Server, provider: str, body: bytes, events: int
+) -> None:
+    # The whole answer and its finish reason arrived, then the connection broke before the
+    # end of the stream: there is nothing to continue, and a continuation would add to it.
+    server.push(Script(raw_events=body, drop_after=events))
+    with pytest.raises(rxllm.StreamInterrupted):  # without retry it is still an error
+        rxllm.collect(llm(provider, server).stream("hi"), timeout=10)
+    server.push(Script(raw_events=body, drop_after=events))
+    server.push(Script([" More text nobody asked for."]))
+    response = rxllm.collect(
+        llm(provider, server).stream("hi").pipe(ops.retry(attempts=2, backoff=0)), timeout=10
+    )
+    assert response.text == "The answer is 42."
+    assert response.finish_reason == "stop"
+    assert len(server.requests) == 2  # one each: the retry made no second call
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_a_failure_after_chunks_without_text_repeats_the_request_unchanged(
+    server: Server, provider: str
+) -> None:
+    # OpenAI's first chunk only names the role; Anthropic's message_start carries no text.
+    # Nothing was said yet, so the retry asks the same question again.
+    if provider == "openai":
+        server.push(Script(raw_events=_OPENAI_ROLE_THEN_ERROR))
+    else:
+        server.push(Script([], error_event="overloaded_error"))
+    server.push(Script("Fine."))
+    seen: list[Chunk] = []
+    response = rxllm.collect(
+        llm(provider, server)
+        .stream("hi")
+        .pipe(ops.retry(attempts=2, backoff=0), rx_ops.do_action(seen.append)),
+        timeout=10,
+    )
+    assert response.text == "Fine."
+    assert len(server.requests) == 2
+    assert server.requests[1].body["messages"] == server.requests[0].body["messages"]
+    assert seen[0].content == ""  # the first attempt did emit a chunk before failing
+
+
+@pytest.mark.parametrize("retry_after", ["3600", "1e300"])
+def test_a_retry_after_longer_than_max_wait_raises_at_once(
+    server: Server, retry_after: str
+) -> None:
+    server.push(Script("x", status=429, headers={"retry-after": retry_after}))
+    server.push(Script("never asked for"))
+    with pytest.raises(rxllm.RateLimitError) as caught:
+        rxllm.collect(
+            llm("openai", server).stream("hi").pipe(ops.retry(backoff=0, max_wait=5)), timeout=10
+        )
+    assert len(server.requests) == 1
+    assert caught.value.retry_after == float(retry_after)
+
+
+@pytest.mark.parametrize("retry_after", ["inf", "nan", "-5", "soon", "20s", "Mon, 99 Foo"])
+def test_a_retry_after_that_is_no_usable_wait_is_ignored(server: Server, retry_after: str) -> None:
+    # As the SDKs do: the error still arrives (it used to hang on "soon"), without a wait.
+    server.push(Script("x", status=429, headers={"retry-after": retry_after}))
+    with pytest.raises(rxllm.RateLimitError) as caught:
+        rxllm.collect(llm("openai", server).stream("hi"), timeout=10)
+    assert caught.value.retry_after is None
+    server.push(Script("x", status=429, headers={"retry-after": retry_after}))
+    server.push(Script("ok"))
+    response = rxllm.collect(
+        llm("anthropic", server).stream("hi").pipe(ops.retry(backoff=0)), timeout=10
+    )
+    assert response.text == "ok"
+
+
+def test_max_wait_must_be_a_number_of_seconds() -> None:
+    with pytest.raises(ValueError, match="max_wait"):
+        ops.retry(max_wait=-1)
+    with pytest.raises(ValueError, match="max_wait"):
+        ops.retry(max_wait=float("nan"))

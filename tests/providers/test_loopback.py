@@ -383,10 +383,25 @@ def test_the_sdk_retries_before_the_stream_with_max_retries(server: Server, prov
         ("overloaded_error", True, rxllm.ServerError),
         ("rate_limit_error", True, rxllm.RateLimitError),
         ("invalid_request_error", False, rxllm.StreamError),
+        ("timeout_error", True, rxllm.ServerError),  # Anthropic's 504 type
+        # OpenAI's rate-limit object: its type names the limit, its code says what it is
+        (
+            {"message": "Rate limit reached", "type": "tokens", "code": "rate_limit_exceeded"},
+            True,
+            rxllm.RateLimitError,
+        ),
+        # vLLM and other OpenAI-compatible servers
+        (
+            {"object": "error", "message": "boom", "type": "InternalServerError", "code": 500},
+            True,
+            rxllm.ServerError,
+        ),
+        ({"message": "busy", "type": None, "code": 503}, True, rxllm.ServerError),
+        ({"message": "bad", "type": "BadRequestError", "code": 400}, False, rxllm.StreamError),
     ],
 )
 def test_error_event_mid_stream_keeps_the_partial(
-    server: Server, provider: str, kind: str, retryable: bool, also: type
+    server: Server, provider: str, kind: str | dict[str, object], retryable: bool, also: type
 ) -> None:
     server.push(Script(["Hello", " there"], error_event=kind))
     with pytest.raises(rxllm.StreamError) as caught:
