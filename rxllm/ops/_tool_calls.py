@@ -31,8 +31,10 @@ class ToolCallDecoder:
     []
     >>> decoder.decode(Chunk(tool_calls=(ToolCallDelta(index=1, id="c2", name="g"),)))
     [ToolCall(id='c1', name='f', arguments='{"x": 1}')]
-    >>> decoder.flush()
-    [ToolCall(id='c2', name='g', arguments='')]
+    >>> decoder.decode(Chunk(tool_calls=(ToolCallDelta(index=1, arguments='{"y": '),)))
+    []
+    >>> decoder.flush()  # the stream ended without a finish reason: g was cut off
+    []
     """
 
     __slots__ = ("_done", "_pending", "failure")
@@ -68,7 +70,7 @@ class ToolCallDecoder:
                 parts = self._pending[index] = ToolCallParts()
             parts.add(delta)
         if chunk.finish_reason is not None:
-            released = self.flush()
+            released = self._release()
             if chunk.finish_reason == "length":
                 released = self._cut_off(released)
             complete += released
@@ -81,13 +83,8 @@ class ToolCallDecoder:
         if not released:
             return released
         *whole, last = released
-        if last.arguments.strip():
-            try:
-                last.args  # noqa: B018 - parsing is the check: a JSON object, or ValueError
-            except ValueError:
-                pass
-            else:
-                return released
+        if _whole(last):
+            return released
         self.failure = OutputValidationError(
             f"tool_calls(): the answer was cut off at max_tokens (finish_reason='length') "
             f"inside tool call {last.name!r} (id {last.id!r}), whose arguments are "
@@ -97,8 +94,11 @@ class ToolCallDecoder:
         return whole
 
     def flush(self) -> list[ToolCall]:
-        """Every call not handed out yet (the stream ended), in index order."""
-        return self._release()
+        """The stream ended without a finish reason (it was stopped, e.g. by `take_until`):
+        the calls not handed out yet whose arguments are a complete JSON object, in index
+        order. A call cut off while its arguments were being written is dropped: it must
+        not run with half of them, or with none."""
+        return [call for call in self._release() if _whole(call)]
 
     def _release(self, before: int | None = None) -> list[ToolCall]:
         pending = self._pending
@@ -110,14 +110,28 @@ class ToolCallDecoder:
         return released
 
 
+def _whole(call: ToolCall) -> bool:
+    """Whether the call's arguments are a complete JSON object (nothing can follow it)."""
+    if not call.arguments.strip():
+        return False
+    try:
+        call.args  # noqa: B018 - parsing is the check: a JSON object, or ValueError
+    except ValueError:
+        return False
+    return True
+
+
 def tool_calls() -> Callable[[reactivex.Observable[Chunk]], reactivex.Observable[ToolCall]]:
     """Each tool call once its arguments are complete, in index order.
 
-    A call is complete when a call with a higher index starts, when a chunk carries a
-    finish reason, or when the source completes. `arguments` is the concatenation of the
-    call's fragments; `id` and `name` come from whichever fragments carried them. On an
-    error from the source, calls not yet complete are dropped and the error passes
-    through. A fragment for a call already emitted (calls interleaved) fails the stream
+    A call is complete when a call with a higher index starts or when a chunk carries a
+    finish reason. `arguments` is the concatenation of the call's fragments; `id` and
+    `name` come from whichever fragments carried them. When the source completes without
+    a finish reason (a Stop: `take_until` cut the answer), the last call is emitted only if
+    its arguments are a complete JSON object; a call cut off while its arguments were
+    being written is dropped, so `tool_results` never runs it with half of them (or with
+    its defaults). On an error from the source, calls not yet complete are dropped and the
+    error passes through. A fragment for a call already emitted (calls interleaved) fails the stream
     with `ValueError`. The call being written when the answer was cut off at max_tokens
     (`finish_reason="length"`, its arguments empty or not a complete JSON object) is not
     emitted: the stream fails with `OutputValidationError` after the calls that were whole.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 
 import pytest
 import reactivex
@@ -12,6 +13,7 @@ from reactivex.notification import OnError
 from reactivex.testing import ReactiveTest, TestScheduler
 
 import rxllm
+from rxllm import ops
 from rxllm.models import Chunk, ToolCall, ToolCallDelta
 from rxllm.ops._tool_calls import ToolCallDecoder, tool_calls
 
@@ -173,6 +175,44 @@ class TestOperator:
         ]
         assert decoder.failure is None
 
+    @pytest.mark.parametrize(
+        ("written", "expected"),
+        [
+            ("", []),  # its name only: running it would use the tool's defaults
+            ('{"pattern": "/tmp/', []),  # half its arguments
+            ('{"pattern": "/tmp/old.log"}', [{"pattern": "/tmp/old.log"}]),  # whole
+        ],
+    )
+    def test_a_stop_during_a_tool_call_never_runs_it_with_missing_arguments(
+        self, written: str, expected: list[dict[str, str]]
+    ) -> None:
+        ran: list[dict[str, str]] = []
+
+        def delete_files(pattern: str = "*") -> str:
+            """Delete the files matching `pattern`."""
+            ran.append({"pattern": pattern})
+            return "deleted"
+
+        llm = rxllm.scripted(
+            [
+                Chunk(tool_calls=(ToolCallDelta(index=0, id="c1", name="delete_files"),)),
+                Chunk(tool_calls=(ToolCallDelta(index=0, arguments=written),)),
+                Chunk(content="stop here"),  # the Stop button, as a predicate
+                Chunk(tool_calls=(ToolCallDelta(index=0, arguments="never sent"),)),
+            ]
+        )
+        results = list(
+            rxllm.iterate(
+                llm.stream("clean up").pipe(
+                    ops.take_until(lambda c: c.content == "stop here", inclusive=False),
+                    tool_calls(),
+                    ops.tool_results([delete_files]),
+                )
+            )
+        )
+        assert ran == expected
+        assert [r.call.args for r in results] == expected
+
     def test_other_items_are_a_type_error(self) -> None:
         failures: list[Exception] = []
         reactivex.of("text").pipe(tool_calls()).subscribe(on_error=failures.append)  # type: ignore[arg-type]
@@ -234,7 +274,18 @@ def calls_and_fragments(draw: st.DrawFn) -> tuple[list[ToolCall], list[Chunk]]:
                 chunks.append(Chunk(content="x"))  # other deltas in between
     if draw(st.booleans()):
         chunks.append(Chunk(finish_reason="tool_calls"))
+    elif calls and not _json_object(calls[-1].arguments):
+        # Without a finish reason (a Stop) the last call may have been cut off while its
+        # arguments were written: it is dropped unless they are a complete JSON object.
+        calls = calls[:-1]
     return calls, chunks
+
+
+def _json_object(text: str) -> bool:
+    try:
+        return isinstance(json.loads(text), dict)
+    except ValueError:
+        return False
 
 
 class TestProperties:
