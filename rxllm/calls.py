@@ -31,7 +31,7 @@ from typing import Any, Protocol, TypeVar
 import reactivex
 from reactivex import abc
 from reactivex.disposable import Disposable
-from reactivex.scheduler import TimeoutScheduler
+from reactivex.scheduler import NewThreadScheduler, TimeoutScheduler
 from reactivex.scheduler.eventloop import AsyncIOThreadSafeScheduler
 
 from rxllm.accumulator import Accumulator, with_raw_context
@@ -236,6 +236,18 @@ def call_subscriber(
             call = make_call()
         except Exception as exc:  # e.g. a missing API key: report, never raise from subscribe
             observer.on_error(exc)
+            return Disposable()
+        if loop is not None and isinstance(scheduler, NewThreadScheduler):
+            # reactivex's blocking `.run()` subscribes with a NewThreadScheduler, then blocks
+            # this thread: a call made on its loop would never run.
+            observer.on_error(
+                RuntimeError(
+                    "a blocking .run() (or a subscription with a NewThreadScheduler) in a "
+                    "thread that runs an asyncio loop: the call would run on that loop, which "
+                    "is blocked. Use `await rxllm.acollect(...)` or `await source` instead, "
+                    "or call .run() from a thread without a loop."
+                )
+            )
             return Disposable()
         runner = _Runner(call, control, observer, snapshots=snapshots)
         if loop is None:

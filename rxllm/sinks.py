@@ -9,7 +9,7 @@ the call.
 from __future__ import annotations
 
 import asyncio
-import queue
+import collections
 import threading
 import wave
 from collections.abc import AsyncIterator, Iterator
@@ -168,7 +168,10 @@ def iterate(source: reactivex.Observable[T], *, buffer: int = 1024) -> Iterator[
     """Pull items from `source` in a for loop; leaving the loop early cancels the call.
 
     At most `buffer` items wait unread; past that the producer waits for the loop, so a
-    slow consumer slows the stream down instead of growing memory. The call is cancelled when
+    slow consumer slows the stream down instead of growing memory. (A source that emits
+    everything while it is being subscribed, on the loop's own thread, such as
+    `reactivex.from_iterable` or a replay of a finished answer, cannot wait: its items are
+    all kept.) The call is cancelled when
     the iterator is closed: at once when a `for` loop over `iterate(...)` breaks; an iterator
     kept in a variable is closed by `it.close()` (or when it is garbage-collected).
 
@@ -177,16 +180,25 @@ def iterate(source: reactivex.Observable[T], *, buffer: int = 1024) -> Iterator[
     ['a', 'b']
     """
     _no_loop_here("iterate", "aiterate")
-    items: queue.Queue[Any] = queue.Queue(maxsize=buffer)
-    closed = threading.Event()
+    if isinstance(buffer, bool) or not isinstance(buffer, int) or buffer < 1:
+        raise ValueError(f"iterate(buffer=...) must be an int >= 1 (items), not {buffer!r}")
+    items: collections.deque[Any] = collections.deque()
+    ready = threading.Condition()
+    closed = False
+    consumer: int | None = None  # the thread of the for loop
 
     def put(item: Any) -> None:
-        while not closed.is_set():
-            try:
-                items.put(item, timeout=0.05)
-            except queue.Full:
-                continue
-            return
+        with ready:
+            # A producer on another thread waits for room. On the loop's own thread (a
+            # source that emits while being subscribed, e.g. `reactivex.from_iterable`)
+            # nobody could make room: the items are kept.
+            if threading.get_ident() != consumer:
+                while len(items) >= buffer and not closed:
+                    ready.wait()
+            if closed:
+                return
+            items.append(item)
+            ready.notify_all()
 
     def on_error(error: Exception) -> None:
         put(Failure(error))
@@ -194,19 +206,32 @@ def iterate(source: reactivex.Observable[T], *, buffer: int = 1024) -> Iterator[
     def on_completed() -> None:
         put(END)
 
+    def take() -> Any:
+        with ready:
+            while not items:
+                ready.wait()
+            item = items.popleft()
+            ready.notify_all()
+            return item
+
     def pull() -> Iterator[T]:
+        nonlocal closed, consumer
         # Subscribes on the first next(), like a generator should.
+        consumer = threading.get_ident()
         subscription: abc.DisposableBase = source.subscribe(put, on_error, on_completed)
         try:
             while True:
-                item = items.get()
+                item = take()
                 if item is END:
                     return
                 if isinstance(item, Failure):
                     raise item.error
                 yield item
         finally:
-            closed.set()
+            with ready:
+                closed = True
+                items.clear()
+                ready.notify_all()
             subscription.dispose()
 
     return pull()

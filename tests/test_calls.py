@@ -69,6 +69,38 @@ def test_breaking_out_of_iterate_cancels() -> None:
     assert finished.wait(1)
 
 
+def test_iterate_reads_a_source_that_emits_while_subscribed_whole() -> None:
+    # from_iterable (or a replay of a finished answer) emits everything on the loop's own
+    # thread while being subscribed: nobody can make room, and it used to deadlock.
+    assert list(rxllm.iterate(reactivex.from_iterable(range(1025)))) == list(range(1025))
+    assert list(rxllm.iterate(reactivex.from_iterable(range(3)), buffer=2)) == [0, 1, 2]
+    replay: reactivex.subject.ReplaySubject[Chunk] = reactivex.subject.ReplaySubject()
+    rxllm.scripted(["a"] * 1500).stream("x").subscribe(replay)
+    assert rxllm.collect(replay).text == "a" * 1500
+    assert len(list(rxllm.iterate(replay))) == 1500
+
+
+def test_iterate_makes_a_producer_on_another_thread_wait_for_the_loop() -> None:
+    # A slow reader slows a fast stream down instead of buffering it all.
+    produced: list[int] = []
+    source = reactivex.from_iterable(range(50)).pipe(
+        rx_ops.do_action(produced.append),
+        rx_ops.subscribe_on(reactivex.scheduler.NewThreadScheduler()),
+    )
+    seen = []
+    for item in rxllm.iterate(source, buffer=4):
+        seen.append(item)
+        time.sleep(0.005)
+        assert len(produced) <= len(seen) + 4 + 1  # the buffer, plus one waiting to go in
+    assert seen == list(range(50))
+
+
+@pytest.mark.parametrize("buffer", [0, -1, 2.5, "8"])
+def test_iterate_buffer_must_be_a_positive_int(buffer: object) -> None:
+    with pytest.raises(ValueError, match="buffer"):
+        rxllm.iterate(reactivex.empty(), buffer=buffer)  # type: ignore[arg-type]
+
+
 async def test_breaking_out_of_aiterate_cancels() -> None:
     finished = asyncio.Event()
     stream = (
@@ -304,3 +336,12 @@ def test_an_error_whose_mapping_fails_still_arrives_with_its_partial() -> None:
     assert caught.value.partial is not None and caught.value.partial.text == "so far"
     with pytest.raises(rxllm.LLMError, match="the provider failed"):
         asyncio.run(rxllm.acollect(call_observable(BrokenMapping), timeout=5))
+
+
+async def test_run_inside_a_running_loop_says_to_await_instead_of_hanging() -> None:
+    # .run() blocks the loop's thread, and the call would have been a task on that loop.
+    stream = rxllm.scripted("hi").stream("x")
+    with pytest.raises(RuntimeError, match="acollect"):
+        stream.pipe(ops.to_response()).run()
+    assert (await rxllm.acollect(stream)).text == "hi"
+    assert (await stream.pipe(ops.to_response())).text == "hi"  # awaiting works too

@@ -92,8 +92,19 @@ def retry(
     ...     print(error.partial.text)
     Hello world
     """
+    if isinstance(attempts, bool) or not isinstance(attempts, int):
+        raise TypeError(f"attempts must be an int (calls in all), not {attempts!r}")
     if attempts < 1:
         raise ValueError(f"attempts must be at least 1, not {attempts}")
+    if not callable(backoff) and (
+        isinstance(backoff, bool)
+        or not isinstance(backoff, int | float)
+        or not 0 <= backoff < math.inf
+    ):
+        raise ValueError(
+            "backoff must be seconds (a number >= 0) or a function of the attempt number "
+            f"returning seconds, not {backoff!r}"
+        )
     if not max_wait >= 0:
         raise ValueError(f"max_wait must be a number of seconds >= 0, not {max_wait!r}")
 
@@ -149,6 +160,24 @@ def retry(
                     error.partial = received.response()  # all attempts, not just the last
                 observer.on_error(error)
 
+            def next_attempt(error: Exception) -> reactivex.Observable[Chunk] | None:
+                """The call to make next (`seam` set for a continuation), or None: fail."""
+                retryable = isinstance(error, LLMError) and error.retryable
+                text = "".join(delivered)
+                continuing = emitted and (bool(text) or blocked)
+                if not retryable or attempt >= attempts or (emitted and not resumable):
+                    return None  # (a failed source that is not a provider stream may not
+                    # repeat its chunks exactly)
+                if not continuing:
+                    return source
+                if blocked:
+                    return None
+                assert isinstance(source, CallStream)
+                continued = source.continue_from(text)
+                if continued is not None:
+                    seam.expect(text)
+                return continued
+
             def on_error(error: Exception) -> None:
                 nonlocal attempt, past_usage, attempt_usage
                 try:
@@ -157,38 +186,30 @@ def retry(
                 except Exception as subscriber_error:
                     observer.on_error(subscriber_error)
                     return
-                retryable = isinstance(error, LLMError) and error.retryable
-                if retryable and resumable and received.finish_reason is not None:
+                if (
+                    resumable
+                    and received.finish_reason is not None
+                    and isinstance(error, LLMError)
+                    and error.retryable
+                ):
                     # The provider said why the answer ended before the stream broke: it is
                     # whole, and a continuation would only add to it.
                     _log.debug("not retrying after the finish reason arrived: %s", error)
                     observer.on_completed()
                     return
-                text = "".join(delivered)
-                continuing = emitted and (bool(text) or blocked)
-                if (
-                    not retryable
-                    or attempt >= attempts
-                    or (continuing and (not resumable or blocked))
-                ):
+                next_source = next_attempt(error)
+                if next_source is None:
                     fail(error)
                     return
-                if emitted and not continuing and not resumable:
-                    fail(error)  # not a provider stream: its chunks may not repeat exactly
+                try:
+                    seconds = _delay(backoff, attempt, error, max_wait)
+                except Exception as backoff_error:  # the user's backoff function raised
+                    backoff_error.__context__ = error
+                    observer.on_error(backoff_error)
                     return
-                seconds = _delay(backoff, attempt, error, max_wait)
                 if seconds is None:
                     fail(error)
                     return
-                next_source: reactivex.Observable[Chunk] = source
-                if continuing:
-                    assert isinstance(source, CallStream)
-                    continued = source.continue_from(text)
-                    if continued is None:
-                        fail(error)
-                        return
-                    next_source = continued
-                    seam.expect(text)
                 if attempt_usage is not None:
                     past_usage = attempt_usage if past_usage is None else past_usage + attempt_usage
                     attempt_usage = None

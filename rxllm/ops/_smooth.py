@@ -9,6 +9,7 @@ The cutting is a plain object, `PieceDecoder`, testable without Rx.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 import threading
 from collections import deque
@@ -62,6 +63,12 @@ class PieceDecoder:
         elif isinstance(by, re.Pattern):
             self._pattern = by
         elif isinstance(by, str):
+            if by.isalpha():
+                raise ValueError(
+                    f'smooth(by={by!r}): by takes "word", "line" or a regex; {by!r} reads as '
+                    "a mode name that does not exist (as a regex it would split only at that "
+                    "literal text)"
+                )
             self._pattern = re.compile(by)
         else:
             raise TypeError(
@@ -142,8 +149,10 @@ def smooth(
      ('', 'stop')]
     """
     PieceDecoder(by)  # a bad `by` is a TypeError or re.error here, not at subscription
-    if delay is not None and delay < 0:
-        raise ValueError(f"smooth(delay=...) must be >= 0 seconds (or None), not {delay}")
+    if delay is not None and (
+        isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay < math.inf
+    ):
+        raise ValueError(f"smooth(delay=...) must be >= 0 seconds (or None), not {delay!r}")
     pace = delay or 0.0
 
     def operator(source: reactivex.Observable[Chunk]) -> reactivex.Observable[Chunk]:

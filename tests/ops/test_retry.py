@@ -347,3 +347,34 @@ def test_max_wait_must_be_a_number_of_seconds() -> None:
         ops.retry(max_wait=-1)
     with pytest.raises(ValueError, match="max_wait"):
         ops.retry(max_wait=float("nan"))
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_backoff_function_that_raises_fails_the_stream(mode: str) -> None:
+    # It used to vanish in the worker thread, and collect waited for ever.
+    delays = [0.0]  # one entry: the second retry's lookup raises IndexError
+    llm_ = rxllm.scripted("x", error=rxllm.ServerError("flaky"))
+    source = llm_.stream("hi").pipe(ops.retry(attempts=5, backoff=lambda n: delays[n - 1]))
+    with pytest.raises(IndexError) as caught:
+        if mode == "sync":
+            rxllm.collect(source, timeout=5)
+        else:
+            asyncio.run(rxllm.acollect(source, timeout=5))
+    assert isinstance(caught.value.__context__, rxllm.ServerError)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"backoff": "fast"}, ValueError),
+        ({"backoff": -1}, ValueError),
+        ({"backoff": float("inf")}, ValueError),
+        ({"attempts": "3"}, TypeError),
+        ({"attempts": 2.5}, TypeError),
+    ],
+)
+def test_bad_arguments_are_refused_when_the_operator_is_made(
+    kwargs: dict[str, object], error: type[Exception]
+) -> None:
+    with pytest.raises(error, match=next(iter(kwargs))):
+        ops.retry(**kwargs)  # type: ignore[arg-type]

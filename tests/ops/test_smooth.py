@@ -129,6 +129,12 @@ class TestPieceDecoder:
             smooth(by="(")
         with pytest.raises(ValueError, match="delay"):
             smooth(delay=-1)
+        for delay in (float("inf"), float("nan"), "1"):  # inf hung the stream in a timer
+            with pytest.raises(ValueError, match="delay"):
+                smooth(delay=delay)  # type: ignore[arg-type]
+        for typo in ("words", "sentence", "char"):  # no smoothing at all, silently
+            with pytest.raises(ValueError, match="mode name"):
+                smooth(by=typo)  # type: ignore[arg-type]
 
 
 class TestPacing:
