@@ -53,7 +53,7 @@ _FROZEN = ConfigDict(
 )
 
 
-class Usage(BaseModel):
+class Usage(BaseModel, frozen=True):
     """Token counts as reported by the provider (running totals, the last one wins).
 
     `input_tokens` is the whole prompt for every provider, cached tokens included; the
@@ -98,7 +98,7 @@ class Usage(BaseModel):
         )
 
 
-class ToolCallDelta(BaseModel):
+class ToolCallDelta(BaseModel, frozen=True):
     """One increment of a tool call inside a `Chunk`.
 
     Fragments with the same `index` belong to the same call; `arguments` fragments
@@ -117,7 +117,7 @@ class ToolCallDelta(BaseModel):
     """A fragment of the JSON text of the arguments."""
 
 
-class ToolCall(BaseModel):
+class ToolCall(BaseModel, frozen=True):
     """A tool call with its arguments complete (or as far as they were received).
 
     >>> ToolCall(id="c1", name="weather", arguments='{"city": "Oslo"}').args
@@ -155,7 +155,7 @@ class ToolCall(BaseModel):
         return value
 
 
-class _LazyRaw(BaseModel):
+class _LazyRaw(BaseModel, frozen=True):
     """Base for models whose `raw` provider object is built on first access."""
 
     model_config = _FROZEN
@@ -166,24 +166,32 @@ class _LazyRaw(BaseModel):
 
     def __init__(self, *, raw: Any = None, **data: Any) -> None:
         super().__init__(**data)
-        self._raw = raw
+        self._private()["_raw"] = raw
+
+    def _private(self) -> dict[str, Any]:
+        # The frozen model's own private attributes: what is built lazily is written here
+        # (type checkers see a frozen model's attributes, private ones too, as read-only).
+        private = self.__pydantic_private__
+        assert private is not None
+        return private
 
     @property
     def raw(self) -> Any:
         """The provider's own object (SDK type), built the first time it is read."""
+        private = self._private()
         factory = self._raw_factory
         if factory is not None:
-            self._raw = factory()
-            self._raw_factory = None
+            private["_raw"] = factory()
+            private["_raw_factory"] = None
         elif self._raw_data is not None:
             builder = _EVENT_BUILDERS.get(getattr(self, "provider", ""))
             if builder is not None:
-                self._raw = builder(self._raw_data)
-            self._raw_data = None
+                private["_raw"] = builder(self._raw_data)
+            private["_raw_data"] = None
         return self._raw
 
     def _with_raw_factory(self, factory: Callable[[], Any] | None) -> None:
-        self._raw_factory = factory
+        self._private()["_raw_factory"] = factory
 
     def __eq__(self, other: object) -> bool:
         # Two chunks are equal when what they say is equal; where the raw event came from
@@ -196,7 +204,7 @@ class _LazyRaw(BaseModel):
         return hash(tuple(self.__dict__.values()))
 
 
-class Chunk(_LazyRaw):
+class Chunk(_LazyRaw, frozen=True):
     """One normalized increment of a streamed response, whatever the provider.
 
     >>> chunk = Chunk(content="Hel", provider="scripted")
@@ -363,7 +371,24 @@ def text_chunk_maker(provider: str) -> TextChunkMaker:
     return make
 
 
-class Response(_LazyRaw):
+def message_format(provider: str) -> Literal["openai", "anthropic"]:
+    """The message format a provider (`llm.provider`) takes: Anthropic's for "anthropic",
+    OpenAI's for "openai" and for the local and scripted providers.
+
+    >>> message_format("scripted")
+    'openai'
+    """
+    if provider == "anthropic":
+        return "anthropic"
+    if provider in ("openai", "local", "scripted"):
+        return "openai"
+    raise ValueError(
+        f"provider must be 'openai', 'anthropic', 'local' or 'scripted' (an LLM's "
+        f"`.provider`), not {provider!r}"
+    )
+
+
+class Response(_LazyRaw, frozen=True):
     """A materialized response: everything a call streamed, put together.
 
     `finish_reason is None` means the stream ended without the provider saying why
@@ -399,7 +424,7 @@ class Response(_LazyRaw):
     chunk_count: int = 0
     """How many chunks were accumulated into it."""
 
-    def message(self, provider: Literal["openai", "anthropic"] | None = None) -> dict[str, Any]:
+    def message(self, provider: str | None = None) -> dict[str, Any]:
         """This answer as the assistant message to send back in the next call's `messages`,
         in `provider`'s format (default: the provider that answered; OpenAI's format for
         the local and scripted ones).
@@ -422,13 +447,9 @@ class Response(_LazyRaw):
         >>> response.message("anthropic")["content"][1]
         {'type': 'tool_use', 'id': 'c1', 'name': 'add', 'input': {'a': 1}}
         """
-        if provider is None:
-            provider = "anthropic" if self.provider == "anthropic" else "openai"
-        if provider == "openai":
-            return self._openai_message()
-        if provider == "anthropic":
+        if message_format(self.provider if provider is None else provider) == "anthropic":
             return {"role": "assistant", "content": self._anthropic_blocks()}
-        raise ValueError(f"provider must be 'openai' or 'anthropic', not {provider!r}")
+        return self._openai_message()
 
     def _openai_message(self) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": self.text or None}

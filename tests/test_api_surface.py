@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 import pytest
 
@@ -135,3 +136,28 @@ def test_chunk_and_response_fields() -> None:
     assert rxllm.Chunk(content="x").raw is None and rxllm.Response().raw is None
     with pytest.raises(Exception):
         rxllm.Chunk(content="x").content = "y"  # type: ignore[misc]  # frozen
+
+
+@pytest.mark.slow
+def test_the_frozen_models_are_frozen_for_type_checkers_too(tmp_path: Path) -> None:
+    # Assigning a field raises at run time; a type checker must say so before (it reads
+    # the class keyword frozen=True, not model_config).
+    from mypy import api
+
+    user = tmp_path / "user.py"
+    user.write_text(
+        "import rxllm\n"
+        "chunk = rxllm.Chunk(content='x')\n"
+        "chunk.content = 'y'\n"
+        "response = rxllm.collect(rxllm.scripted('a').stream('x'))\n"
+        "response.text = 'b'\n"
+        "call = rxllm.ToolCall(id='1', name='f')\n"
+        "call.arguments = '{}'\n"
+    )
+    out, _, status = api.run([str(user), "--no-incremental", "--ignore-missing-imports"])
+    assert status == 1
+    assert [line.split(":")[1] for line in out.splitlines() if "read-only" in line] == [
+        "3",
+        "5",
+        "7",
+    ], out

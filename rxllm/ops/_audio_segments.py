@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Literal
 
 import reactivex
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from rxllm.models import Chunk
 from rxllm.ops._decoding import chunk_for, decoding
@@ -27,15 +27,13 @@ __all__ = ["AudioSegment", "AudioSegmenter", "audio_segments"]
 _BYTES_PER_SAMPLE = 2  # 16-bit PCM, mono
 
 
-class AudioSegment(BaseModel):
+class AudioSegment(BaseModel, frozen=True):
     """A stretch of spoken audio with the transcript said in it, and where it lies in time.
 
     >>> segment = AudioSegment(audio=b"\\x00\\x00" * 12000, transcript="Hi.", start=0.0, end=0.5)
     >>> segment.duration
     0.5
     """
-
-    model_config = ConfigDict(frozen=True)
 
     audio: bytes
     """16-bit PCM mono samples, as the provider sent them."""

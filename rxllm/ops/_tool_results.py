@@ -14,25 +14,24 @@ import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Literal
+from typing import Any
 
 import pydantic
 import pydantic_core
 import reactivex
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 from reactivex import abc
 from reactivex.disposable import CompositeDisposable, Disposable
 
 from rxllm.calls import run_awaitable
-from rxllm.models import ToolCall
+from rxllm.models import ToolCall, message_format
 
 __all__ = ["ToolResult", "tool_results"]
 
-Provider = Literal["openai", "anthropic"]
 Registry = Mapping[str, Callable[..., Any]] | Sequence[Callable[..., Any]]
 
 
-class ToolResult(BaseModel):
+class ToolResult(BaseModel, frozen=True):
     """The outcome of running one tool call: what the function returned, or why it failed.
 
     >>> call = ToolCall(id="call_1", name="add", arguments='{"a": 1, "b": 2}')
@@ -42,8 +41,6 @@ class ToolResult(BaseModel):
     >>> result.message("openai")
     {'role': 'tool', 'tool_call_id': 'call_1', 'content': '{"sum":3}'}
     """
-
-    model_config = ConfigDict(frozen=True)
 
     call: ToolCall
     """The call that was run."""
@@ -67,22 +64,19 @@ class ToolResult(BaseModel):
         """True when the call failed (`error` is set)."""
         return self.error is not None
 
-    def message(self, provider: Provider = "openai") -> dict[str, Any]:
-        """The tool-result message to send back, in `provider`'s format.
+    def message(self, provider: str = "openai") -> dict[str, Any]:
+        """The tool-result message to send back, in `provider`'s format (`llm.provider`:
+        OpenAI's format for "openai", "local" and "scripted").
 
         Anthropic wants all results of one assistant turn in a single user message: use
         `ToolResult.messages(results, "anthropic")` for that.
         """
-        if provider == "openai":
-            return {"role": "tool", "tool_call_id": self.call.id, "content": self.content}
-        if provider == "anthropic":
+        if message_format(provider) == "anthropic":
             return {"role": "user", "content": [self._anthropic_block()]}
-        raise ValueError(f"provider must be 'openai' or 'anthropic', not {provider!r}")
+        return {"role": "tool", "tool_call_id": self.call.id, "content": self.content}
 
     @staticmethod
-    def messages(
-        results: Iterable[ToolResult], provider: Provider = "openai"
-    ) -> list[dict[str, Any]]:
+    def messages(results: Iterable[ToolResult], provider: str = "openai") -> list[dict[str, Any]]:
         """The messages that answer several calls: one per result (OpenAI) or one in all.
 
         >>> calls = [ToolCall(id=f"t{i}", name="f") for i in range(2)]
@@ -91,7 +85,7 @@ class ToolResult(BaseModel):
         [2]
         """
         results = list(results)
-        if provider == "anthropic":
+        if message_format(provider) == "anthropic":
             blocks = [result._anthropic_block() for result in results]
             return [{"role": "user", "content": blocks}] if blocks else []
         return [result.message(provider) for result in results]

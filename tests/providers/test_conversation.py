@@ -124,6 +124,20 @@ def test_the_readme_tool_recipe_runs(server: Server, provider: str) -> None:
     assert scope["results"][0].output == 3
 
 
+def test_the_readme_tool_recipe_runs_on_the_scripted_provider() -> None:
+    # The README says llm may be rxllm.scripted(...): ToolResult.messages(results,
+    # llm.provider) used to refuse "scripted".
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    recipe = readme.split("Tools and conversations")[1].split("```python")[1].split("```")[0]
+    scope = {"rxllm": rxllm, "ops": ops, "llm": rxllm.scripted(TOOL_TURN)}
+    exec(recipe, scope)
+    assert [m["role"] for m in scope["messages"]] == ["user", "assistant", "tool"]
+    assert scope["results"][0].output == 3
+    assert rxllm.ToolResult.messages(scope["results"], "local") == scope["messages"][2:]
+    with pytest.raises(ValueError, match="'local' or 'scripted'"):
+        rxllm.ToolResult.messages(scope["results"], "gemini")
+
+
 def test_sdk_messages_without_content_or_with_parsed_arguments(server: Server) -> None:
     from openai.types.chat import ParsedChatCompletionMessage, ParsedFunctionToolCall
     from openai.types.chat.parsed_function_tool_call import ParsedFunction
