@@ -10,18 +10,23 @@ every finished item; running the same batch again with it skips what already suc
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import logging
 import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import timedelta
+from math import inf
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
+import pydantic
 import reactivex
+from pydantic import BaseModel
 from reactivex import abc
 from reactivex import operators as rx
 
@@ -33,14 +38,34 @@ from rxllm.sinks import materialize
 
 __all__ = ["batch"]
 
+_log = logging.getLogger("rxllm.batch")
+
 I = TypeVar("I")  # noqa: E741 - the input type
 
 Result = tuple[Any, Response | LLMError]
 
 
 def _default_key(item: Any) -> str:
-    text = json.dumps(item, sort_keys=True, default=repr)
+    """A hash of the item's JSON: the same in every run, or ValueError when it has none."""
+    try:
+        text = json.dumps(item, sort_keys=True, default=_json_value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"batch(checkpoint=...) names each input by its JSON, and {item!r:.80} has none "
+            f"({exc}); pass key=... , a function that returns a stable name for an input "
+            "(e.g. key=lambda row: row.id)"
+        ) from None
     return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _json_value(value: Any) -> Any:
+    """What stands for a pydantic model or a dataclass in a key; anything else has no key
+    (its repr may name a memory address, which changes from run to run)."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 class _Limiter:
@@ -65,10 +90,14 @@ class _Limiter:
             now = self.clock()
             start = now
             if self.rpm:
-                while self._starts and self._starts[0] <= now - 60:
+                # At most `burst` starts in any `window`: 60 s for a whole rpm; for a
+                # fraction, e.g. 0.5, one start per 120 s (2.5: two per 48 s).
+                burst = max(1, int(self.rpm))
+                window = 60.0 * burst / self.rpm
+                while self._starts and self._starts[0] <= now - window:
                     self._starts.popleft()
-                if len(self._starts) >= self.rpm:
-                    start = max(start, self._starts[-int(self.rpm)] + 60)
+                if len(self._starts) >= burst:
+                    start = max(start, self._starts[-burst] + window)
             if self.tpm:
                 while self._tokens and self._tokens[0][0] <= now - 60:
                     self._tokens.popleft()
@@ -99,7 +128,7 @@ class _Progress:
         self.stream = stream
         self.done = self.failed = 0
         self.started = time.monotonic()
-        self._tty = bool(stream is not None and stream.isatty())
+        self._tty = bool(stream is not None and getattr(stream, "isatty", lambda: False)())
         self._lock = threading.Lock()
 
     def advance(self, failed: bool) -> None:
@@ -119,8 +148,10 @@ class _Progress:
                 self.stream.write("\r" + line)
                 if self.done == self.total:
                     self.stream.write("\n")
-            elif self.done == self.total or self.done % max(1, self.total // 10) == 0:
-                self.stream.write(line + "\n")
+            elif self.done == self.total or (
+                10 * self.done // self.total > 10 * (self.done - 1) // self.total
+            ):
+                self.stream.write(line + "\n")  # a line per tenth done
             self.stream.flush()
 
 
@@ -131,22 +162,39 @@ class _Checkpoint:
         self.path = path
         self.done: dict[str, Response] = {}
         if path.exists():
-            for number, line in enumerate(path.read_text().splitlines(), 1):
+            text = path.read_text(encoding="utf-8")
+            lines = text.splitlines()
+            for number, line in enumerate(lines, 1):
                 if not line.strip():
                     continue
                 try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
+                    self._load(line)
+                except ValueError as exc:
+                    if number == len(lines) and not text.endswith("\n"):
+                        # The last record was cut short (the run was killed as it wrote):
+                        # that item is simply done again. Cut it off, so that the next
+                        # record starts on a line of its own.
+                        _log.warning("checkpoint %s: dropping a cut-off last line", path)
+                        with path.open("r+", encoding="utf-8") as out:
+                            out.truncate(len(text.encode()) - len(line.encode()))
+                        break
                     raise ValueError(
-                        f"checkpoint {path} line {number} is not JSON ({exc}); fix or delete "
-                        "that line to resume"
-                    ) from exc
-                if record.get("response") is not None:
-                    # through JSON mode, so the audio's base64 is decoded
-                    self.done[record["key"]] = Response.model_validate_json(
-                        json.dumps(record["response"])
-                    )
+                        f"checkpoint {path} line {number} is not a checkpoint record ({exc}); "
+                        "fix or delete that line to resume"
+                    ) from None
         self._lock = threading.Lock()
+
+    def _load(self, line: str) -> None:
+        record = json.loads(line)
+        if not isinstance(record, dict) or not isinstance(record.get("key"), str):  # pyright: ignore[reportUnknownMemberType]
+            raise ValueError('expected a JSON object with a "key" string')
+        response = record.get("response")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        if response is not None:
+            try:
+                # through JSON mode, so the audio's base64 is decoded
+                self.done[record["key"]] = Response.model_validate_json(json.dumps(response))
+            except pydantic.ValidationError as exc:
+                raise ValueError(f"its response is not a Response: {exc}") from None
 
     def write(self, key: str, outcome: Response | LLMError) -> None:
         if isinstance(outcome, Response):
@@ -201,16 +249,28 @@ def batch(
     >>> sorted((item, r.text) for item, r in results.pipe(rx.to_list()).run())
     [('a', 'ok'), ('b', 'ok')]
     """
-    if concurrency < 1:
-        raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+    _check_arguments(inputs, pipeline, concurrency, progress, key)
     for name, value in (
         ("requests_per_minute", requests_per_minute),
         ("tokens_per_minute", tokens_per_minute),
     ):
-        if value is not None and value <= 0:
-            raise ValueError(f"{name} must be positive (or None for no limit), not {value}")
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < inf
+        ):
+            raise ValueError(f"{name} must be positive (or None for no limit), not {value!r}")
     items = list(inputs)
     name_of = key or _default_key
+    keys: list[str] = []
+    if checkpoint is not None:
+        folder = Path(checkpoint).parent
+        if not folder.is_dir():
+            raise ValueError(
+                f"checkpoint {checkpoint}: the folder {folder} does not exist; create it or "
+                "choose another path"
+            )
+        if Path(checkpoint).is_dir():
+            raise ValueError(f"checkpoint {checkpoint} is a folder: give a file's path")
+        keys = [name_of(item) for item in items]  # every key now: a bad one fails here
 
     def subscribe(
         observer: abc.ObserverBase[tuple[I, Response | LLMError]],
@@ -230,8 +290,9 @@ def batch(
             bar.advance(failed=isinstance(outcome, LLMError))
             return (item, outcome)
 
-        def run(item: I) -> reactivex.Observable[Result]:
-            item_key = name_of(item)
+        def run(position: int) -> reactivex.Observable[Result]:
+            item = items[position]
+            item_key = keys[position] if keys else ""
             if store is not None and item_key in store.done:
                 bar.advance(failed=False)
                 return reactivex.just((item, store.done[item_key]))
@@ -252,12 +313,33 @@ def batch(
 
             return reactivex.defer(lambda _: start())
 
-        merged = reactivex.from_iterable(items).pipe(
+        merged = reactivex.from_iterable(range(len(items))).pipe(
             rx.map(run), rx.merge(max_concurrent=concurrency)
         )
         return merged.subscribe(observer, scheduler=scheduler)
 
     return reactivex.create(subscribe)
+
+
+def _check_arguments(inputs: Any, pipeline: Any, concurrency: Any, progress: Any, key: Any) -> None:
+    if isinstance(inputs, str | bytes) or not isinstance(inputs, Iterable):
+        raise TypeError(
+            f"inputs must be a list (or another iterable) of inputs, not "
+            f"{type(inputs).__name__}: for one text, pass [text]"
+        )
+    if not callable(pipeline):
+        raise TypeError(
+            "pipeline must be a function of an input returning an Observable (e.g. "
+            f"llm.stream, or lambda item: llm.stream(item)), not {type(pipeline).__name__}"
+        )
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ValueError(f"concurrency must be an int >= 1 (calls at once), not {concurrency!r}")
+    if not isinstance(progress, bool) and not callable(getattr(progress, "write", None)):
+        raise TypeError(
+            f"progress must be True, False or a text stream (e.g. sys.stdout), not {progress!r}"
+        )
+    if key is not None and not callable(key):
+        raise TypeError(f"key must be a function of an input returning a str, not {key!r}")
 
 
 def _one(
@@ -284,6 +366,11 @@ def _one(
 
         try:
             source = pipeline(item)
+            if not isinstance(source, reactivex.Observable):
+                raise TypeError(  # noqa: TRY301 - reported like any failure of the pipeline
+                    "the pipeline must return an Observable (e.g. lambda item: "
+                    f"llm.stream(item)), not {type(source).__name__}"
+                )
         except Exception as error:
             on_error(error)
             return reactivex.disposable.Disposable()

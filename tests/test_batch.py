@@ -171,3 +171,132 @@ def test_checkpoint_keeps_binary_audio(tmp_path: Path) -> None:
     assert first["a"].audio == pcm  # type: ignore[union-attr]
     second = dict(run_batch(["a"], lambda _: llm.stream("q"), concurrency=1, checkpoint=path))
     assert second["a"].audio == pcm  # type: ignore[union-attr]  (read back from the file)
+
+
+@pytest.mark.parametrize(
+    ("rpm", "waits"),
+    [
+        (0.5, [0, 120, 240]),  # one start per 120 s: it used to start three at once after 60 s
+        (2.5, [0, 0, 48, 48, 96]),  # two per 48 s: 2.5 a minute in the long run
+        (1, [0, 60, 120]),
+    ],
+)
+def test_a_fraction_of_a_request_per_minute_spaces_the_starts(
+    rpm: float, waits: list[float]
+) -> None:
+    limiter = batch_module._Limiter(rpm, None, clock=lambda: 1000.0)
+    assert [limiter.reserve() for _ in waits] == pytest.approx(waits)
+
+
+def test_a_checkpoint_in_a_missing_folder_is_refused_before_any_call(tmp_path: Path) -> None:
+    llm = rxllm.scripted("x")
+    with pytest.raises(ValueError, match="does not exist"):
+        rxllm.batch(["a"], llm.stream, concurrency=1, checkpoint=tmp_path / "no" / "run.jsonl")
+    with pytest.raises(ValueError, match="is a folder"):
+        rxllm.batch(["a"], llm.stream, concurrency=1, checkpoint=tmp_path)
+    assert llm._provider.requests == []  # type: ignore[attr-defined]
+
+
+class Row:
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def test_inputs_without_a_stable_key_need_key_with_a_checkpoint(tmp_path: Path) -> None:
+    # An object's repr names its address: a resumed run would have redone every item.
+    llm = rxllm.scripted("x")
+    path = tmp_path / "run.jsonl"
+    with pytest.raises(ValueError, match="key="):
+        rxllm.batch([Row("a")], lambda r: llm.stream(r.text), concurrency=1, checkpoint=path)
+    with pytest.raises(ValueError, match="key="):
+        rxllm.batch([{(1, 2): "x"}], lambda r: llm.stream("x"), concurrency=1, checkpoint=path)
+    # without a checkpoint no key is needed; with key= it works and resumes
+    assert len(run_batch([Row("a")], lambda r: llm.stream(r.text), concurrency=1)) == 1
+    for _ in range(2):
+        run_batch(
+            [Row("a"), Row("b")],
+            lambda r: llm.stream(r.text),
+            concurrency=1,
+            checkpoint=path,
+            key=lambda r: r.text,
+        )
+    assert len(llm._provider.requests) == 3  # type: ignore[attr-defined]  # 1 + 2, none redone
+
+
+def test_pydantic_and_dataclass_inputs_have_stable_keys() -> None:
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Item:
+        text: str
+
+    assert batch_module._default_key(Item("a")) == batch_module._default_key(Item("a"))
+    assert batch_module._default_key(rxllm.Usage(input_tokens=1)) == batch_module._default_key(
+        rxllm.Usage(input_tokens=1)
+    )
+    assert batch_module._default_key(Item("a")) != batch_module._default_key(Item("b"))
+
+
+def test_a_last_line_cut_off_by_a_kill_is_dropped_and_the_run_resumes(tmp_path: Path) -> None:
+    llm = rxllm.scripted("x")
+    path = tmp_path / "run.jsonl"
+    run_batch(["a"], llm.stream, concurrency=1, checkpoint=path)
+    whole = path.read_text()
+    path.write_text(whole + whole[:25])  # a second record, cut mid-write
+    results = run_batch(["a", "b"], llm.stream, concurrency=1, checkpoint=path)
+    assert sorted(item for item, _ in results) == ["a", "b"]
+    lines = path.read_text().splitlines()
+    assert len(lines) == 2 and all(json.loads(line)["key"] for line in lines)
+
+
+@pytest.mark.parametrize(
+    "line", ["[]", '"text"', '{"response": null}', '{"key": "k", "response": 3}']
+)
+def test_a_checkpoint_line_of_the_wrong_shape_names_the_file_and_line(
+    tmp_path: Path, line: str
+) -> None:
+    path = tmp_path / "run.jsonl"
+    path.write_text('{"key": "x", "response": null}\n' + line + "\n")
+    with pytest.raises(ValueError, match=r"run\.jsonl line 2"):
+        run_batch(["a"], rxllm.scripted("x").stream, concurrency=1, checkpoint=path)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"inputs": "abc"}, TypeError, "pass \\[text\\]"),
+        ({"inputs": 3}, TypeError, "inputs"),
+        ({"pipeline": "llm"}, TypeError, "pipeline"),
+        ({"concurrency": "2"}, ValueError, "concurrency"),
+        ({"concurrency": 1.5}, ValueError, "concurrency"),
+        ({"progress": "yes"}, TypeError, "progress"),
+        ({"key": "id"}, TypeError, "key"),
+        ({"requests_per_minute": float("nan")}, ValueError, "requests_per_minute"),
+        ({"tokens_per_minute": "100"}, ValueError, "tokens_per_minute"),
+    ],
+)
+def test_bad_arguments_say_what_to_change(
+    kwargs: dict[str, object], error: type[Exception], match: str
+) -> None:
+    arguments: dict[str, object] = {
+        "inputs": ["a"],
+        "pipeline": rxllm.scripted("x").stream,
+        "concurrency": 1,
+    }
+    arguments.update(kwargs)
+    with pytest.raises(error, match=match):
+        rxllm.batch(**arguments)  # type: ignore[arg-type]
+
+
+def test_a_pipeline_that_returns_no_observable_is_that_input_s_failure() -> None:
+    results = dict(run_batch(["a"], lambda item: "not a stream", concurrency=1))
+    failure = results["a"]
+    assert isinstance(failure, rxllm.LLMError)
+    assert "must return an Observable" in str(failure)
+
+
+def test_progress_without_a_terminal_writes_a_line_per_tenth() -> None:
+    out = io.StringIO()
+    llm = rxllm.scripted("x")
+    run_batch(range(15), lambda i: llm.stream(str(i)), concurrency=1, progress=out)
+    assert len(out.getvalue().splitlines()) == 10  # not one per item
