@@ -325,14 +325,30 @@ def _demo(args: argparse.Namespace) -> int:
     # the stop predicate looks at it; when the predicate matches, `stop` ends the other two
     # branches, and with no branch left listening the call is cancelled.
     completed: Observable[str] = ops.sentences()(counter)
+    # The call's own errors reach all three branches and are reported from the stopper's.
+    # The printer's own failure (stdout closed: `rxllm demo | head -3`) ends the run.
+    printer_failed: list[Exception] = []
+    halt: Subject[bool] = Subject()
+
+    def printer_error(error: Exception) -> None:
+        if not isinstance(error, rxllm.LLMError):
+            printer_failed.append(error)
+            halt.on_next(True)
+
     subscriptions = [
-        printer.pipe(ops.take_until(stop)).subscribe(on_next=print_chunk),
-        completed.pipe(ops.take_until(stop)).subscribe(on_next=sentences.append),
+        printer.pipe(ops.take_until(stop)).subscribe(on_next=print_chunk, on_error=printer_error),
+        completed.pipe(ops.take_until(stop)).subscribe(
+            on_next=sentences.append, on_error=lambda _: None
+        ),
     ]
-    until_enough: Observable[Snapshot] = stopper.pipe(ops.accumulate(), ops.take_until(enough))
+    until_enough: Observable[Snapshot] = stopper.pipe(
+        ops.accumulate(), ops.take_until(enough), ops.take_until(halt)
+    )
     snapshots = until_enough.pipe(rx_ops.do_action(on_completed=lambda: stop.on_next(True)))
     try:
         response = rxllm.collect(snapshots)
+        if printer_failed:
+            raise printer_failed[0]
     except rxllm.LLMError as error:
         _write(sys.stdout, "\n")
         _error(f"{type(error).__name__}: {error}")

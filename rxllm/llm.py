@@ -237,6 +237,11 @@ class LLM:
             _check_response_format(response_format)
         if tools is not None:
             _check_tools(tools)
+        if audio is not None and not isinstance(audio, Mapping):
+            raise ValueError(
+                "audio must be a dict of OpenAI's audio output options, e.g. "
+                f"{{'voice': 'alloy', 'format': 'pcm16'}}, not {audio!r}"
+            )
         check_params(merged)
         stall_timeout = merged.pop("stall_timeout", None)
         max_retries = merged.pop("max_retries", None)
@@ -345,20 +350,58 @@ def _check_response_format(value: Any) -> None:
 def _check_tools(tools: Sequence[Any]) -> None:
     if isinstance(tools, str | bytes | Mapping) or not isinstance(tools, Sequence):
         raise ValueError(f"tools must be a list of tools, not {type(tools).__name__}")
+    names: dict[str, int] = {}
     for position, tool in enumerate(tools):
-        if isinstance(tool, Mapping):
+        name = _tool_name(position, tool)
+        if name is None:
             continue
-        if not callable(tool):
+        if name in names:
             raise ValueError(
-                f"tools[{position}] must be a function, a pydantic model class or a tool dict "
-                f"in a provider's format, not {type(tool).__name__}"
+                f"tools[{names[name]}] and tools[{position}] are both named {name!r}: the model "
+                "could not tell them apart; give each tool its own name"
             )
-        name = getattr(tool, "__name__", None)
-        if not isinstance(name, str) or not name.isidentifier():
+        names[name] = position
+
+
+def _tool_name(position: int, tool: Any) -> str | None:
+    """The name the model calls `tool` by (None for a provider's own tool, e.g. web search);
+    a ValueError when it is no tool a model can call."""
+    if isinstance(tool, Mapping):
+        function = tool.get("function")
+        if tool.get("type") == "function" and isinstance(function, Mapping):
+            name = function.get("name")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        elif "input_schema" in tool or "type" in tool:
+            name = tool.get("name")
+        else:
             raise ValueError(
-                f"tools[{position}] ({type(tool).__name__}) has no name the model can call it "
-                "by: define it with def, or pass a tool dict with a 'name'"
+                f"tools[{position}] is a dict in neither provider's format: OpenAI's is "
+                "{'type': 'function', 'function': {'name': ..., 'parameters': {...}}}, "
+                "Anthropic's {'name': ..., 'input_schema': {...}}"
             )
+        return name if isinstance(name, str) else None
+    if not callable(tool):
+        raise ValueError(
+            f"tools[{position}] must be a function, a pydantic model class or a tool dict "
+            f"in a provider's format, not {type(tool).__name__}"
+        )
+    name = getattr(tool, "__name__", None)
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(
+            f"tools[{position}] ({type(tool).__name__}) has no name the model can call it "
+            "by: define it with def, or pass a tool dict with a 'name'"
+        )
+    from rxllm.providers.tools import tool_parameters
+
+    try:
+        tool_parameters(tool)
+    except Exception as exc:
+        raise ValueError(
+            f"tools[{position}] ({name}): its parameters have no JSON schema a model can "
+            f"fill ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+            "annotate each with a JSON type (str, int, float, bool, list[...], a pydantic "
+            "model, Literal[...])"
+        ) from exc
+    return name
 
 
 def _check_messages(
@@ -392,5 +435,13 @@ def _check_messages(
             )
         if "content" not in message and not message.get("tool_calls"):
             raise ValueError(f"messages[{position}] ({role}) has no 'content'")
+        content = message.get("content")
+        if content is not None and (
+            isinstance(content, bytes) or not isinstance(content, str | Sequence)
+        ):
+            raise ValueError(
+                f"messages[{position}] content must be a str or a list of content parts, "
+                f"not {type(content).__name__}"
+            )
         checked.append(message)
     return tuple(checked)

@@ -17,6 +17,7 @@ import reactivex
 from reactivex import abc
 from reactivex.disposable import CompositeDisposable, SingleAssignmentDisposable
 
+from rxllm.calls import require_observable
 from rxllm.models import Chunk
 
 __all__ = ["race"]
@@ -48,6 +49,8 @@ def race(*sources: reactivex.Observable[T]) -> reactivex.Observable[T]:
     """
     if not sources:
         raise ValueError("race() needs at least one source")
+    for source in sources:
+        require_observable("race", source, several=True)
 
     def subscribe(
         observer: abc.ObserverBase[T], scheduler: abc.SchedulerBase | None = None

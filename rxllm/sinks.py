@@ -20,6 +20,7 @@ import reactivex
 from reactivex import abc
 
 from rxllm.accumulator import Accumulator, Snapshot
+from rxllm.calls import require_observable, require_seconds
 from rxllm.models import Chunk, Response
 
 __all__ = ["acollect", "aiterate", "collect", "iterate", "materialize", "write_wav"]
@@ -83,6 +84,8 @@ def collect(source: reactivex.Observable[Any], *, timeout: float | None = None) 
     >>> rxllm.collect(rxllm.scripted("Hi.").stream("hello")).text
     'Hi.'
     """
+    require_observable("collect", source)
+    require_seconds("collect", "timeout", timeout)
     _no_loop_here("collect", "acollect")
     done = threading.Event()
     builder = _Materializer()
@@ -111,6 +114,8 @@ async def acollect(source: reactivex.Observable[Any], *, timeout: float | None =
     >>> asyncio.run(rxllm.acollect(rxllm.scripted("Hi.").stream("hello"))).text
     'Hi.'
     """
+    require_observable("acollect", source)
+    require_seconds("acollect", "timeout", timeout)
     loop = asyncio.get_running_loop()
     future: asyncio.Future[Response] = loop.create_future()
     builder = _Materializer()
@@ -179,6 +184,7 @@ def iterate(source: reactivex.Observable[T], *, buffer: int = 1024) -> Iterator[
     >>> [c.content for c in rxllm.iterate(rxllm.scripted(["a", "b"]).stream("x"))]
     ['a', 'b']
     """
+    require_observable("iterate", source)
     _no_loop_here("iterate", "aiterate")
     if isinstance(buffer, bool) or not isinstance(buffer, int) or buffer < 1:
         raise ValueError(f"iterate(buffer=...) must be an int >= 1 (items), not {buffer!r}")
@@ -259,6 +265,7 @@ async def aiterate(source: reactivex.Observable[T]) -> AsyncIterator[T]:
     >>> asyncio.run(main())
     ['a', 'b']
     """
+    require_observable("aiterate", source)
     loop = asyncio.get_running_loop()
     items: asyncio.Queue[Any] = asyncio.Queue()
 
@@ -312,10 +319,14 @@ def write_wav(
     >>> wave.open(str(out)).getnframes()
     480
     """
+    require_observable("write_wav", audio)
+    require_seconds("write_wav", "timeout", timeout)
     _no_loop_here("write_wav", "acollect")
-    if sample_rate <= 0:
-        raise ValueError(f"sample_rate must be a positive number of Hz, not {sample_rate}")
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate <= 0:
+        raise ValueError(f"sample_rate must be a positive int of Hz, not {sample_rate!r}")
     target = Path(path)
+    if not target.parent.is_dir():
+        raise FileNotFoundError(f"write_wav: the folder {target.parent} does not exist")
     done = threading.Event()
     failure: list[BaseException] = []
     carry = bytearray()
@@ -325,7 +336,15 @@ def write_wav(
         writer.setframerate(sample_rate)
 
         def on_next(piece: bytes | Chunk) -> None:
-            carry.extend(piece.audio if isinstance(piece, Chunk) else piece)
+            if isinstance(piece, Chunk):
+                carry.extend(piece.audio)
+            elif isinstance(piece, bytes | bytearray | memoryview):
+                carry.extend(piece)
+            else:
+                raise TypeError(
+                    f"write_wav() takes an Observable of PCM bytes or of Chunks, got "
+                    f"{type(piece).__name__} items (for a call's audio: audio_split(...).audio)"
+                )
             whole = len(carry) - len(carry) % 2
             if whole:
                 writer.writeframes(bytes(carry[:whole]))

@@ -22,6 +22,7 @@ upstream's thread (the call's background thread, or the asyncio loop's).
 from __future__ import annotations
 
 import enum
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
@@ -31,9 +32,12 @@ from reactivex import abc
 from reactivex import operators as rx_ops
 from reactivex.disposable import Disposable, SingleAssignmentDisposable
 
+from rxllm.calls import require_observable
 from rxllm.models import Chunk
 
 __all__ = ["AudioSplit", "audio_split", "tee"]
+
+_log = logging.getLogger("rxllm.tee")
 
 T = TypeVar("T")
 
@@ -136,7 +140,7 @@ class _Tee:
                         branch.state = _State.FINISHED
                         branch.observer = None
                     failed = True
-                    observer.on_error(error)
+                    _deliver(observer.on_error, error)
         if failed and not self._listening():
             self._upstream.dispose()
 
@@ -149,13 +153,23 @@ class _Tee:
                         continue
                     branch.state = _State.FINISHED
                     branch.observer = None
-                notify(observer)
+                _deliver(notify, observer)
 
     def _on_error(self, error: Exception) -> None:
         self._end(lambda observer: observer.on_error(error))
 
     def _on_completed(self) -> None:
         self._end(lambda observer: observer.on_completed())
+
+
+def _deliver(notify: Callable[[Any], None], argument: Any) -> None:
+    """Send one branch's terminal notification. A subscriber without an `on_error` (e.g.
+    `.subscribe(print)`) raises the error back: that is logged, and the other branches
+    still get theirs (it would have skipped them, and left them waiting for ever)."""
+    try:
+        notify(argument)
+    except Exception:
+        _log.exception("a tee() branch's subscriber raised from its on_error/on_completed")
 
 
 def tee(source: reactivex.Observable[T], n: int = 2) -> tuple[reactivex.Observable[T], ...]:
@@ -181,8 +195,9 @@ def tee(source: reactivex.Observable[T], n: int = 2) -> tuple[reactivex.Observab
     >>> rxllm.collect(whole).text, words
     ('One call, two views.', ['One ', 'call, ', 'two ', 'views.'])
     """
-    if n < 1:
-        raise ValueError(f"tee(n=...) needs at least one branch, not {n}")
+    require_observable("tee", source)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"tee(n=...) needs an int of at least one branch, not {n!r}")
     shared = _Tee(source, n)
     return tuple(shared.branch(index) for index in range(n))
 
@@ -221,6 +236,7 @@ def audio_split(source: reactivex.Observable[Chunk]) -> AudioSplit:
     >>> list(rxllm.iterate(split.transcript)), sound
     (['Hi'], [b'\\x01\\x00'])
     """
+    require_observable("audio_split", source)
     text, audio, transcript = tee(source, 3)
     return AudioSplit(
         text.pipe(rx_ops.map(_content), rx_ops.filter(bool)),

@@ -183,6 +183,56 @@ class TestDelivery:
             on_completed(240),
         ]
 
+    @pytest.mark.parametrize("n", [2, 3])
+    def test_a_branch_without_on_error_does_not_keep_the_others_from_ending(self, n: int) -> None:
+        # `.subscribe(on_next)` alone: reactivex's default on_error raises the error back.
+        # That used to skip the later branches: they waited for ever.
+        scheduler = TestScheduler()
+        boom = rxllm.ServerError("boom")
+        xs = scheduler.create_hot_observable(on_next(210, "a"), on_error(220, boom))
+        first, *others = tee(xs, n)
+        observers = [scheduler.create_observer() for _ in others]
+
+        def start(_: abc.SchedulerBase, __: Any = None) -> None:
+            first.subscribe(lambda _: None)
+
+        scheduler.schedule_absolute(200, start)
+        for branch, observer in zip(others, observers, strict=True):
+            at(scheduler, 200, branch, observer)
+        scheduler.start()
+        for observer in observers:
+            assert observer.messages == [on_next(210, "a"), on_error(220, boom)]
+
+    def test_a_raising_branch_without_on_error_fails_alone(self) -> None:
+        # Its own error raised back from its on_error must neither reach the others nor
+        # fail the upstream (the call) for everybody.
+        scheduler = TestScheduler()
+        xs = scheduler.create_hot_observable(
+            on_next(210, "a"), on_next(220, "b"), on_next(230, "c"), on_completed(240)
+        )
+        left, middle, right = tee(xs, 3)
+
+        def explode(item: str) -> None:
+            if item == "a":
+                raise ValueError("subscriber bug")
+
+        observers = [scheduler.create_observer(), scheduler.create_observer()]
+
+        def start(_: abc.SchedulerBase, __: Any = None) -> None:
+            left.subscribe(explode)
+
+        scheduler.schedule_absolute(200, start)
+        at(scheduler, 200, middle, observers[0])
+        at(scheduler, 200, right, observers[1])
+        scheduler.start()
+        for observer in observers:
+            assert observer.messages == [
+                on_next(210, "a"),
+                on_next(220, "b"),
+                on_next(230, "c"),
+                on_completed(240),
+            ]
+
     def test_the_last_raising_branch_disposes_the_upstream(self) -> None:
         scheduler = TestScheduler()
         xs = scheduler.create_hot_observable(

@@ -10,6 +10,7 @@ from reactivex import abc
 from rxllm.accumulator import Accumulator, Snapshot
 from rxllm.llm import CallStream
 from rxllm.models import Chunk
+from rxllm.ops._decoding import not_chunks
 
 __all__ = ["accumulate"]
 
@@ -42,7 +43,13 @@ def accumulate() -> Callable[[reactivex.Observable[Chunk]], reactivex.Observable
             add = Accumulator().add
 
             def on_next(chunk: Chunk) -> None:
-                observer.on_next(add(chunk))
+                try:
+                    snapshot = add(chunk)
+                except AttributeError:
+                    if isinstance(chunk, Chunk):
+                        raise
+                    raise not_chunks("accumulate", chunk) from None
+                observer.on_next(snapshot)
 
             return source.subscribe(
                 on_next, observer.on_error, observer.on_completed, scheduler=scheduler

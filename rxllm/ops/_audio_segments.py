@@ -65,8 +65,8 @@ class AudioSegmenter:
     __slots__ = ("_audio", "_emitted_bytes", "_sample_rate", "_sentences")
 
     def __init__(self, sample_rate: int = 24000) -> None:
-        if sample_rate <= 0:
-            raise ValueError(f"sample_rate must be a positive number of Hz, not {sample_rate}")
+        if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate <= 0:
+            raise ValueError(f"sample_rate must be a positive int of Hz, not {sample_rate!r}")
         self._sample_rate = sample_rate
         self._audio = bytearray()
         self._sentences = SentenceDecoder()  # the same sentence rule as ops.sentences()

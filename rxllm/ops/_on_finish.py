@@ -70,6 +70,8 @@ def on_finish(
     >>> ended[0].outcome, ended[0].response.text
     ('disposed', 'One. Two. ')
     """
+    if not callable(callback):
+        raise TypeError(f"on_finish() takes a function of a Finish, not {callback!r}")
 
     def operator(source: reactivex.Observable[T]) -> reactivex.Observable[T]:
         def subscribe(

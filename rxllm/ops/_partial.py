@@ -445,6 +445,11 @@ def partial(
     """
     if source not in ("content", "tool_arguments"):
         raise ValueError(f"source must be 'content' or 'tool_arguments', not {source!r}")
+    if isinstance(model, str):
+        raise TypeError(
+            f"partial() takes a type (a pydantic model class, list[Model], ...), not the "
+            f"str {model!r}: pass the class itself"
+        )
     name = getattr(model, "__name__", repr(model))
     _adapters(model)  # a type pydantic cannot handle fails here, not at subscription
 

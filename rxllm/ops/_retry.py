@@ -19,6 +19,7 @@ from rxllm.calls import timer_scheduler
 from rxllm.errors import LLMError, RateLimitError
 from rxllm.llm import CallStream
 from rxllm.models import Chunk, Usage
+from rxllm.ops._decoding import not_chunks
 
 __all__ = ["retry"]
 
@@ -129,6 +130,8 @@ def retry(
 
             def on_next(chunk: Chunk) -> None:
                 nonlocal attempt_usage
+                if not isinstance(chunk, Chunk):
+                    raise not_chunks("retry", chunk)
                 if chunk.usage is not None:
                     attempt_usage = chunk.usage
                     if past_usage is not None:

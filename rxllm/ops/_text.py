@@ -8,6 +8,7 @@ import reactivex
 from reactivex import abc
 
 from rxllm.models import Chunk
+from rxllm.ops._decoding import not_chunks
 
 __all__ = ["text"]
 
@@ -30,8 +31,12 @@ def text() -> Callable[[reactivex.Observable[Chunk]], reactivex.Observable[str]]
             observer: abc.ObserverBase[str], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
             def on_next(chunk: Chunk) -> None:
-                if chunk.content:
-                    observer.on_next(chunk.content)
+                try:
+                    content = chunk.content
+                except AttributeError:
+                    raise not_chunks("text", chunk) from None
+                if content:
+                    observer.on_next(content)
 
             return source.subscribe(
                 on_next, observer.on_error, observer.on_completed, scheduler=scheduler

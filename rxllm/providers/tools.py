@@ -110,13 +110,20 @@ def _untitled(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def tool_parameters(tool: Any) -> dict[str, Any]:
+    """The JSON schema of what a function or a pydantic model class as a tool takes."""
+    if inspect.isclass(tool) and issubclass(tool, pydantic.BaseModel):
+        return _untitled(tool.model_json_schema())
+    return function_parameters(tool)
+
+
 def tool_schema(tool: Any, provider: Literal["openai", "anthropic"]) -> Any:
     """`tool` in `provider`'s format (a function, an OpenAI dict or an Anthropic dict)."""
     if inspect.isclass(tool) and issubclass(tool, pydantic.BaseModel):
         # A model as a tool (instructor's habit): its own schema, with field descriptions.
         name = tool.__name__
         description = inspect.cleandoc(tool.__doc__ or "").split("\n\n")[0].strip()
-        parameters = _untitled(tool.model_json_schema())
+        parameters = tool_parameters(tool)
     elif callable(tool) and not isinstance(tool, Mapping):
         name = tool.__name__
         description = inspect.getdoc(tool) or ""
