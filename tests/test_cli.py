@@ -316,6 +316,15 @@ class TestErrors:
         err = capsys.readouterr().err
         assert "max_tokens" in err and "Traceback" not in err
 
+    def test_demo_whose_call_fails_is_one_line_and_exit_1(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        # The error reaches all three tee'd consumers; it used to hang after a traceback.
+        assert main(["demo", "--prompt", "word " * 2100]) == 1
+        err = capsys.readouterr().err
+        assert "BadRequestError" in err and "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1
+
     def test_parameter_the_provider_refuses(self, capsys: pytest.CaptureFixture[str]) -> None:
         assert main(["--provider", "anthropic", "--seed", "1", "hi"]) == 2
         assert "anthropic messages take no parameter 'seed'" in capsys.readouterr().err
