@@ -5,7 +5,10 @@ transcript usually ahead of the audio it describes, and say nothing about which 
 speak which words. So a segment is the audio received since the previous segment up to
 the moment the transcript completed a sentence. Segments are contiguous and lose nothing
 (their audio concatenates to all the audio), but a segment's audio may end a little
-before or after its sentence does; the last segment gets whatever remains. Cuts fall on
+before or after its sentence does. A sentence whose transcript completes before any of
+its audio arrived waits for that audio (it gets the audio received until the next
+sentence completes); sentences still waiting at the end share the rest of the audio in
+proportion to their length, with the unfinished last one. Cuts fall on
 whole 16-bit samples. `AudioSegmenter` (`decode(chunk) -> list`, `flush() -> list`) does
 the work without Rx.
 """
@@ -62,7 +65,7 @@ class AudioSegmenter:
     [AudioSegment(audio=b'\\x02\\x00', transcript='There.', start=0.5, end=0.75)]
     """
 
-    __slots__ = ("_audio", "_emitted_bytes", "_sample_rate", "_sentences")
+    __slots__ = ("_audio", "_emitted_bytes", "_held", "_sample_rate", "_sentences")
 
     def __init__(self, sample_rate: int = 24000) -> None:
         if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate <= 0:
@@ -71,6 +74,9 @@ class AudioSegmenter:
         self._audio = bytearray()
         self._sentences = SentenceDecoder()  # the same sentence rule as ops.sentences()
         self._emitted_bytes = 0
+        # Sentences complete whose audio had not started when they completed: they wait
+        # for it (the transcript often runs ahead of the audio).
+        self._held: list[str] = []
 
     def decode(self, chunk: Chunk) -> list[AudioSegment]:
         """Add a chunk's audio and transcript; the segment it completed, if any."""
@@ -82,14 +88,44 @@ class AudioSegmenter:
         if not said:
             return []
         whole_samples = len(self._audio) - len(self._audio) % _BYTES_PER_SAMPLE
+        if not whole_samples:
+            self._held.append(" ".join(said))  # none of its audio yet: wait for it
+            return []
+        if self._held:
+            # The audio so far is the held sentences'; the new one waits for its own.
+            segment = self._segment(" ".join(self._held), whole_samples)
+            self._held = [" ".join(said)]
+            return [segment]
         return [self._segment(" ".join(said), whole_samples)]
 
     def flush(self) -> list[AudioSegment]:
-        """What remains (audio, transcript or both) as a last segment; `[]` if nothing."""
-        said = " ".join(self._sentences.flush())
-        if not self._audio and not said:
+        """What remains (audio, transcript or both) as the last segments; `[]` if nothing.
+
+        Held sentences (and the unfinished rest) share the remaining audio in proportion
+        to their length: all a transcript that ran ahead of the audio allows.
+        """
+        parts = [*self._held, " ".join(self._sentences.flush())]
+        self._held = []
+        if not parts[-1]:
+            parts.pop()
+        if not self._audio and not parts:
             return []
-        return [self._segment(said, len(self._audio))]
+        if len(parts) <= 1:
+            return [self._segment(parts[0] if parts else "", len(self._audio))]
+        samples = len(self._audio) // _BYTES_PER_SAMPLE
+        total = sum(len(part) for part in parts)
+        segments: list[AudioSegment] = []
+        counted = 0
+        for part in parts[:-1]:
+            counted += len(part)
+            end = samples * counted // total * _BYTES_PER_SAMPLE
+            segments.append(self._segment(part, end - self._emitted_here(segments)))
+        segments.append(self._segment(parts[-1], len(self._audio)))
+        return segments
+
+    @staticmethod
+    def _emitted_here(segments: list[AudioSegment]) -> int:
+        return sum(len(segment.audio) for segment in segments)
 
     def _segment(self, said: str, size: int) -> AudioSegment:
         audio = bytes(self._audio[:size])

@@ -84,6 +84,35 @@ class TestSegmenter:
     def test_nothing_gives_nothing(self) -> None:
         assert cut([Chunk(content="text only"), Chunk(audio_transcript="  ")]) == []
 
+    def test_a_sentence_that_completes_before_its_audio_waits_for_it(self) -> None:
+        # Transcript deltas that carry their trailing space, each before its audio: each
+        # segment used to hold the previous sentence's audio, and the first none.
+        chunks = []
+        for number in range(3):
+            chunks += [Chunk(audio_transcript=f"Sentence {number}. "), Chunk(audio=pcm(number + 1))]
+        segments = cut(chunks)
+        assert [(s.transcript, s.audio) for s in segments] == [
+            ("Sentence 0.", pcm(1)),
+            ("Sentence 1.", pcm(2)),
+            ("Sentence 2.", pcm(3)),
+        ]
+
+    def test_a_transcript_far_ahead_of_the_audio_shares_it_by_length(self) -> None:
+        # The whole transcript first, then all the audio: the best arrival allows is a
+        # split in proportion to each sentence's length (it used to be [0, 0, all]).
+        segments = cut(
+            [
+                Chunk(audio_transcript="Hi. "),
+                Chunk(audio_transcript="How are you? "),
+                Chunk(audio_transcript="Fine"),
+                Chunk(audio=pcm(21)),
+            ]
+        )
+        assert [s.transcript for s in segments] == ["Hi.", "How are you?", "Fine"]
+        # 21 samples over 3 + 12 + 4 characters, cut on whole samples: 3, 13 and 5
+        assert [len(s.audio) // 2 for s in segments] == [3, 13, 5]
+        assert all(len(s.audio) % 2 == 0 for s in segments)
+
     def test_a_bad_sample_rate(self) -> None:
         with pytest.raises(ValueError, match="sample_rate"):
             AudioSegmenter(0)
