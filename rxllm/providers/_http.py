@@ -425,6 +425,8 @@ class HTTPCall:
 
     def _read_sync(self, api_response: StreamResponse, control: CallControl, emit: Emit) -> None:
         http = api_response.http_response
+        if _not_an_event_stream(http):
+            raise self._not_streamed(http, http.read())
         closer = _socket_closer(http)
         unregister = control.on_cancel(closer)
         try:
@@ -470,6 +472,8 @@ class HTTPCall:
 
     async def _read_async(self, api_response: StreamResponse, emit: Emit) -> None:
         http = api_response.http_response
+        if _not_an_event_stream(http):
+            raise self._not_streamed(http, await http.aread())
         mapper = self.mapper()
         decoder = SSEDecoder()
         parse = self._parse
@@ -484,6 +488,24 @@ class HTTPCall:
             if not _deliver(decoder.flush(), mapper, parse, emit):
                 return
         mapper.end()
+
+    def _not_streamed(self, http: httpx2.Response, body: bytes) -> errors.LLMError:
+        """The error for a 200 that is not an event stream: a wrong `base_url` (a web
+        page), or a server that ignored `stream: true` and sent the whole answer."""
+        kind = http.headers.get("content-type", "")
+        text = errors.scrub(body[:300].decode("utf-8", "replace"), *self._config.secrets())
+        hint = (
+            "the server ignored stream=true and answered in one piece; rxllm needs a server "
+            "that streams"
+            if "json" in kind
+            else f"check base_url ({http.request.url.copy_with(query=None)} is not the API)"
+        )
+        return errors.LLMError(
+            f"{self.provider}: the server answered 200 with {kind!r}, not an event stream: "
+            f"{hint}. The body starts: {text!r}",
+            provider=self.provider,
+            retryable=False,
+        )
 
     def _parse(self, data: bytes) -> Any:
         if data.startswith(b"[DONE]"):  # as the SDK: "[DONE] " ends the stream too
@@ -558,6 +580,12 @@ async def _drain_async(body: AsyncIterator[bytes]) -> None:
         async with asyncio.timeout(_DRAIN_SECONDS):
             async for _ in body:
                 pass
+
+
+def _not_an_event_stream(http: httpx2.Response) -> bool:
+    """A 200 whose content type says it is a whole document, not server-sent events."""
+    kind = http.headers.get("content-type", "").lower()
+    return kind.startswith(("application/json", "text/html"))
 
 
 def _identity(http: httpx2.Response) -> bool:

@@ -858,3 +858,25 @@ def test_a_given_client_without_credentials_is_an_authentication_error(
     with pytest.raises(rxllm.AuthenticationError, match="ANTHROPIC_API_KEY"):
         run(llm.stream("hi"), mode)
     assert server.requests == []
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize(
+    ("kind", "body", "says"),
+    [
+        ("text/html; charset=utf-8", b"<html>Welcome</html>", "check base_url"),
+        ("application/json", b'{"choices": [{"message": {"content": "Paris."}}]}', "ignored"),
+    ],
+)
+def test_a_200_that_is_not_an_event_stream_says_why(
+    server: Server, provider: str, mode: str, kind: str, body: bytes, says: str
+) -> None:
+    # A wrong base_url (a web page) or a server that ignores stream=true: this was a
+    # retryable StreamInterrupted ("ended before the server said it was done").
+    server.push(Script(raw_events=body, headers={"content-type": kind}))
+    with pytest.raises(rxllm.LLMError) as caught:
+        run(make(provider, server).stream("hi"), mode)
+    assert type(caught.value) is rxllm.LLMError
+    assert not caught.value.retryable
+    assert says in str(caught.value) and body[:10].decode() in str(caught.value)
