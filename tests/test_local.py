@@ -193,11 +193,21 @@ class TestArguments:
             ({"seed": "x"}, "seed must be an int"),
             ({"top_p": 2}, "top_p must be"),
             ({"max_tokens": 5000}, "context"),
+            # these failed deep in ctypes ("argument 3: TypeError: wrong type") at the call
+            ({"top_k": "a"}, "top_k must be an int"),
+            ({"min_p": "x"}, "min_p must be a number"),
+            ({"presence_penalty": "x"}, "presence_penalty must be a number"),
+            ({"repeat_penalty": -1}, "repeat_penalty must be a number"),
         ],
     )
     def test_bad_params(self, params: dict[str, Any], message: str) -> None:
         with pytest.raises(ValueError, match=message):
             rxllm.local().stream("Hi", **params)
+
+    def test_a_parameter_given_as_none_is_llama_s_default(self) -> None:
+        request = rxllm.local().request("Hi", temperature=None, repeat_penalty=None, top_k=None)
+        arguments = self.provider().arguments(request)
+        assert not {"temperature", "repeat_penalty", "top_k"} & set(arguments)
 
     def test_bad_defaults_fail_at_creation(self) -> None:
         with pytest.raises(ValueError, match="takes no parameter 'frobnicate'"):

@@ -369,6 +369,15 @@ def _messages(request: Request) -> list[dict[str, str]]:
     return messages
 
 
+_NUMBERS = (
+    ("min_p", 0.0, 1.0),
+    ("repeat_penalty", 0.0, 10.0),
+    ("presence_penalty", -2.0, 2.0),
+    ("frequency_penalty", -2.0, 2.0),
+)
+"""Number parameters and their ranges (llama's own; a wrong type fails deep in ctypes)."""
+
+
 def _check_param_types(params: Mapping[str, Any]) -> None:
     stop = params.get("stop")
     if stop is not None and not (
@@ -384,6 +393,17 @@ def _check_param_types(params: Mapping[str, Any]) -> None:
         isinstance(top_p, bool) or not isinstance(top_p, int | float) or not 0 <= top_p <= 1
     ):
         raise ValueError(f"top_p must be a number from 0 to 1, not {top_p!r}")
+    top_k = params.get("top_k")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0):
+        raise ValueError(f"top_k must be an int >= 0 (0: no limit), not {top_k!r}")
+    for name, low, high in _NUMBERS:
+        value = params.get(name)
+        if value is not None and (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not low <= value <= high
+        ):
+            raise ValueError(f"{name} must be a number from {low:g} to {high:g}, not {value!r}")
     max_tokens = params.get("max_tokens")
     if isinstance(max_tokens, int) and max_tokens >= N_CTX:
         raise ValueError(
@@ -433,7 +453,9 @@ class LocalProvider:
         >>> provider.arguments(llm.request("Hi", system="Be brief."))["max_tokens"]
         256
         """
-        kwargs: dict[str, Any] = {"messages": _messages(request), **request.params}
+        # A parameter given as None means llama's own default, as max_tokens=None does.
+        given = {name: value for name, value in request.params.items() if value is not None}
+        kwargs: dict[str, Any] = {"messages": _messages(request), **given}
         if kwargs.get("max_tokens") is None:
             kwargs["max_tokens"] = DEFAULT_MAX_TOKENS
         stop = kwargs.get("stop")
