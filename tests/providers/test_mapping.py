@@ -112,6 +112,25 @@ def test_openai_refusal_reasoning_and_audio() -> None:
     assert response.finish_reason == "content_filter"
 
 
+@pytest.mark.parametrize("cuts", [[5], [1, 2, 3], [4, 9], [7, 8, 13]])
+def test_openai_audio_base64_split_anywhere_decodes_whole(cuts: list[int]) -> None:
+    # OpenAI sends each delta as whole base64; a server that splits one inside a
+    # 4-character group failed the stream ("Invalid base64-encoded string").
+    pcm = bytes(range(30))
+    encoded = base64.b64encode(pcm).decode()
+    pieces = [encoded[a:b] for a, b in zip([0, *cuts], [*cuts, len(encoded)], strict=True)]
+    chunks = run_openai([openai_chunk({"audio": {"data": piece}}) for piece in pieces])
+    assert b"".join(chunk.audio for chunk in chunks) == pcm
+
+
+def test_openai_padded_audio_deltas_each_decode() -> None:
+    pieces = [bytes([1]), bytes([2, 3]), bytes([4, 5, 6])]  # "AQ==", "AgM=", "BAUG"
+    chunks = run_openai(
+        [openai_chunk({"audio": {"data": base64.b64encode(p).decode()}}) for p in pieces]
+    )
+    assert [chunk.audio for chunk in chunks] == pieces
+
+
 def test_openai_error_event_raises_a_retryable_stream_error() -> None:
     with pytest.raises(rxllm.StreamError) as caught:
         OpenAIEvents().map(None, {"error": {"message": "boom", "type": "server_error"}})
