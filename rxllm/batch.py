@@ -242,11 +242,13 @@ def batch(
         call c:             ---"ok"--|                      (starts when a is done)
         out:      ---------(a,Response)(b,RateLimitError)---(c,Response)--|
 
+    Read the results with `rxllm.iterate` (a Ctrl-C then cancels the calls in flight;
+    reactivex's `.run()` would leave them running), or subscribe.
+
     >>> import rxllm
-    >>> from reactivex import operators as rx
     >>> llm = rxllm.scripted("ok")
     >>> results = rxllm.batch(["a", "b"], llm.stream, concurrency=2, progress=False)
-    >>> sorted((item, r.text) for item, r in results.pipe(rx.to_list()).run())
+    >>> sorted((item, r.text) for item, r in rxllm.iterate(results))
     [('a', 'ok'), ('b', 'ok')]
     """
     _check_arguments(inputs, pipeline, concurrency, progress, key)
