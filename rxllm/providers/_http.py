@@ -672,8 +672,10 @@ def map_sdk_error(
     `message`; `APIConnectionError`; `APITimeoutError`), and while we read the body
     ourselves transport failures arrive as raw `httpx2` exceptions.
     """
-    message = errors.scrub(str(getattr(error, "message", None) or error), *secrets)
     status = getattr(error, "status_code", None)
+    message = errors.scrub(
+        _status_message(error) if isinstance(status, int) and status >= 300 else "", *secrets
+    ) or errors.scrub(str(getattr(error, "message", None) or error), *secrets)
     mapped: errors.LLMError
     if isinstance(status, int) and status >= 300:
         cls = _STATUS_CLASSES.get(status)
@@ -762,5 +764,33 @@ def _scrub_data(value: Any, secrets: tuple[str | None, ...]) -> Any:
 
 _STATUS_HINTS = {
     401: " (check the API key)",
+    403: " (the key is not allowed this model or feature)",
     404: " (check the model name and base_url)",
+    413: " (the request is too large: shorten the prompt or the messages)",
 }
+
+_MESSAGE_LIMIT = 300
+
+
+def _status_message(error: BaseException) -> str:
+    """What the provider said, without the SDK's "Error code: 400 - {...}" wrapping: the
+    error object's own message when its body has one, else the body's start (a 502 from a
+    proxy can be a whole web page)."""
+    body = getattr(error, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        text = inner.get("message") if isinstance(inner, dict) else inner  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        if isinstance(text, str) and text:
+            return _shortened(text)
+    response = getattr(error, "response", None)
+    try:
+        text = response.text if response is not None else ""
+    except Exception:  # a streamed response whose body was not read
+        text = ""
+    if isinstance(text, str) and text.strip():
+        return _shortened(" ".join(text.split()))
+    return ""
+
+
+def _shortened(text: str) -> str:
+    return text if len(text) <= _MESSAGE_LIMIT else text[:_MESSAGE_LIMIT] + "…"

@@ -880,3 +880,19 @@ def test_a_200_that_is_not_an_event_stream_says_why(
     assert type(caught.value) is rxllm.LLMError
     assert not caught.value.retryable
     assert says in str(caught.value) and body[:10].decode() in str(caught.value)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_status_messages_are_the_provider_s_words_and_short(server: Server, provider: str) -> None:
+    # Not the SDK's "Error code: 400 - {'type': 'error', ...}" dict repr, and not a proxy's
+    # whole 5 KB web page.
+    server.push(Script("x", status=400))
+    with pytest.raises(rxllm.BadRequestError) as caught:
+        rxllm.collect(make(provider, server).stream("hi"), timeout=10)
+    assert "Error code" not in str(caught.value) and "{" not in str(caught.value)
+    page = "<html><body>" + "Bad gateway. " * 400 + "</body></html>"
+    server.push(Script("x", status=502, error_body=page))
+    with pytest.raises(rxllm.ServerError) as failed:
+        rxllm.collect(make(provider, server, max_retries=0).stream("hi"), timeout=10)
+    assert "502" in str(failed.value) and "Bad gateway." in str(failed.value)
+    assert len(str(failed.value)) < 400
