@@ -322,13 +322,13 @@ class Snapshot:
     def __init__(self, acc: Accumulator, n: int, delta: Chunk) -> None:
         self._acc = acc
         self._n = n
-        self.delta = delta
+        self.delta: Chunk = delta
         """The chunk this snapshot added."""
-        self.index = n - 1
+        self.index: int = n - 1
         """Position of `delta` in the stream, from 0."""
-        self.usage = acc.usage
+        self.usage: Usage | None = acc.usage
         """The last usage reported up to here."""
-        self.finish_reason = acc.finish_reason
+        self.finish_reason: str | None = acc.finish_reason
         """The finish reason, once the provider said it."""
 
     @property

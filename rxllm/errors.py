@@ -95,14 +95,14 @@ class LLMError(Exception):
         status_code: int | None = None,
     ) -> None:
         super().__init__(message)
-        self.message = message
-        self.partial = partial
+        self.message: str = message
+        self.partial: Response | None = partial
         """The response as far as it was received before the error (None if nothing)."""
-        self.provider = provider
+        self.provider: str | None = provider
         """The provider that failed: "openai", "anthropic", "local", "scripted"."""
-        self.retryable = self.retryable_by_default if retryable is None else retryable
+        self.retryable: bool = self.retryable_by_default if retryable is None else retryable
         """True when the same call may succeed if tried again."""
-        self.status_code = status_code
+        self.status_code: int | None = status_code
         """The HTTP status, when the provider answered with one."""
 
     def __repr__(self) -> str:
