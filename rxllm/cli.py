@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import io
 import json
 import os
 import re
@@ -408,6 +409,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     >>> main(["--base-url", "http://localhost:8000/v1", "Hi"])  # the message goes to stderr
     2
     """
+    for stream in (sys.stdout, sys.stderr):
+        # A terminal or file that cannot encode every character (e.g. cp1252) gets "?"
+        # for it rather than a UnicodeEncodeError in the middle of an answer.
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="replace")
     arguments = list(sys.argv[1:] if argv is None else argv)
     demo = bool(arguments) and arguments[0] == "demo"
     parser = _demo_parser() if demo else _prompt_parser()

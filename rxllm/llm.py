@@ -276,6 +276,12 @@ class LLM:
         >>> rxllm.collect(capital("France")).text
         'Paris.'
         """
+        if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
+            raise TypeError(
+                f"@llm.prompt takes a plain function returning the prompt; {fn.__name__} is "
+                "async (the call it returns already works from asyncio: await "
+                "rxllm.acollect(...) on it)"
+            )
         signature = inspect.signature(fn)
 
         @functools.wraps(fn)
@@ -283,9 +289,9 @@ class LLM:
             try:
                 signature.bind(*args, **kwargs)
             except TypeError as exc:
-                raise TypeError(
-                    f"{fn.__name__}() {exc}; per-call parameters go through llm.with_params(...)"
-                ) from None
+                unknown = "unexpected keyword" in str(exc)
+                hint = "; per-call parameters go through llm.with_params(...)" if unknown else ""
+                raise TypeError(f"{fn.__name__}() {exc}{hint}") from None
             result = fn(*args, **kwargs)
             if isinstance(result, str):
                 return self.stream(result)

@@ -69,9 +69,10 @@ def _no_loop_here(name: str, async_name: str) -> None:
         asyncio.get_running_loop()
     except RuntimeError:
         return
+    awaited = async_name if "(" in async_name else f"rxllm.{async_name}(...)"
     raise RuntimeError(
         f"rxllm.{name}() blocks, and an asyncio loop is running in this thread: the call "
-        f"would wait for itself. Use `await rxllm.{async_name}(...)` instead."
+        f"would wait for itself. Use `await {awaited}` instead."
     )
 
 
@@ -321,7 +322,7 @@ def write_wav(
     """
     require_observable("write_wav", audio)
     require_seconds("write_wav", "timeout", timeout)
-    _no_loop_here("write_wav", "acollect")
+    _no_loop_here("write_wav", "asyncio.to_thread(rxllm.write_wav, ...)")
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate <= 0:
         raise ValueError(f"sample_rate must be a positive int of Hz, not {sample_rate!r}")
     target = Path(path)

@@ -316,6 +316,20 @@ class TestErrors:
         err = capsys.readouterr().err
         assert "max_tokens" in err and "Traceback" not in err
 
+    def test_an_answer_the_terminal_cannot_encode_is_printed_with_replacements(self) -> None:
+        # A cp1252 stdout (a Windows console or redirect) raised UnicodeEncodeError mid-answer.
+        with Server(Script(["Ciao 👋 ", "— done"])) as server:
+            ran = subprocess.run(
+                [sys.executable, "-m", "rxllm", "--provider", "openai", "--base-url", server.url]
+                + ["hi"],
+                capture_output=True,
+                timeout=60,
+                env={**os.environ, "PYTHONIOENCODING": "cp1252", "OPENAI_API_KEY": "k"},
+                check=False,
+            )
+        assert ran.returncode == 0, ran.stderr
+        assert ran.stdout.decode("cp1252").startswith("Ciao ? — done")
+
     def test_demo_whose_call_fails_is_one_line_and_exit_1(
         self, capsys: pytest.CaptureFixture[str]
     ) -> None:

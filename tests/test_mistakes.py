@@ -132,3 +132,23 @@ def test_a_provider_s_own_tool_dict_is_still_taken() -> None:
 def test_message_content_must_be_text_or_parts() -> None:
     with pytest.raises(ValueError, match=r"messages\[0\] content must be a str"):
         LLM.stream(messages=[{"role": "user", "content": 42}])
+
+
+def test_an_async_prompt_function_is_refused_when_decorated() -> None:
+    with pytest.raises(TypeError, match="is async"):
+
+        @LLM.prompt
+        async def ask(country: str) -> str:
+            return country
+
+
+def test_a_missing_argument_of_a_prompt_function_is_only_that() -> None:
+    @LLM.prompt
+    def ask(country: str) -> str:
+        return country
+
+    with pytest.raises(TypeError, match="missing a required argument") as caught:
+        ask()  # type: ignore[call-arg]
+    assert "with_params" not in str(caught.value)
+    with pytest.raises(TypeError, match="with_params"):
+        ask("France", temperature=0)  # type: ignore[call-arg]
