@@ -319,9 +319,9 @@ class TestErrors:
     def test_an_answer_the_terminal_cannot_encode_is_printed_with_replacements(self) -> None:
         # A cp1252 stdout (a Windows console or redirect) raised UnicodeEncodeError mid-answer.
         with Server(Script(["Ciao 👋 ", "— done"])) as server:
+            command = ["-m", "rxllm", "--provider", "openai", "--base-url", server.url, "hi"]
             ran = subprocess.run(
-                [sys.executable, "-m", "rxllm", "--provider", "openai", "--base-url", server.url]
-                + ["hi"],
+                [sys.executable, *command],
                 capture_output=True,
                 timeout=60,
                 env={**os.environ, "PYTHONIOENCODING": "cp1252", "OPENAI_API_KEY": "k"},
