@@ -1,5 +1,19 @@
 """rxllm: every LLM call is a cold RxPY Observable of normalized chunks.
 
+Models: `openai(model)`, `anthropic(model)`, `local()` (an embedded model, no key),
+`scripted(text)` (a replay, for tests) each return an `LLM`; `LLM.stream(prompt)` is one
+call as an `Observable[Chunk]`, started by subscribing and cancelled by disposing.
+
+Data: `Chunk` (one increment), `Response` (the materialized answer, `.raw` the SDK's
+own object), `Usage`, `ToolCall`, `ToolResult`, `AudioSegment`, `Snapshot`.
+
+Operators (`rxllm.ops`): `accumulate`, `take_until`, `to_response`, `text`, `sentences`,
+`smooth`, `partial`, `tool_calls`, `tool_results`, `audio_segments`, `retry`,
+`on_finish`. Functions: `tee`, `audio_split`, `race`, `batch`; terminals `collect`,
+`acollect`, `iterate`, `aiterate`, `write_wav`. Errors (`rxllm.errors`): `LLMError` and
+its subclasses, each with `.partial`, `.provider`, `.retryable`. Testing:
+`rxllm.testing.Server`, a loopback server speaking both providers' protocols.
+
 >>> import rxllm
 >>> from rxllm import ops
 >>> llm = rxllm.scripted("Reactive streams, for LLMs.")

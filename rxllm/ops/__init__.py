@@ -1,5 +1,10 @@
 """Operators over LLM streams, each usable in `observable.pipe(...)`.
 
+On chunks: `accumulate` (a `Snapshot` per chunk), `take_until` (stop, cancelling the
+call), `to_response`, `text`, `sentences`, `smooth`, `partial(Model)` (structured
+output as it streams), `tool_calls`, `audio_segments`, `retry`, `on_finish`; on tool
+calls: `tool_results(registry)`. Each one's docstring has a marble sketch and an example.
+
 >>> import rxllm
 >>> from rxllm import ops
 >>> rxllm.scripted("One. Two.").stream("count").pipe(ops.to_response()).run().text
