@@ -112,12 +112,11 @@ class AnthropicEvents:
             elif delta_kind == "input_json_delta":
                 index = data.get("index", -1)
                 ordinal = self._tools.get(index)
-                if self._pending:
-                    self._pending.pop(index, None)
+                fragment = delta.get("partial_json") or ""
+                if fragment and self._pending:
+                    self._pending.pop(index, None)  # the deltas replace the start's input
                 if ordinal is not None:
-                    tool_calls = (
-                        ToolCallDelta(index=ordinal, arguments=delta.get("partial_json") or ""),
-                    )
+                    tool_calls = (ToolCallDelta(index=ordinal, arguments=fragment),)
         elif kind == "content_block_start":
             block = data.get("content_block") or {}
             block_kind = block.get("type")
@@ -128,9 +127,10 @@ class AnthropicEvents:
             elif block_kind == "tool_use":
                 index = data.get("index", -1)
                 ordinal = self._tools[index] = len(self._tools)
+                # The input given in the start, sent at the block's stop unless deltas
+                # replace it; "{}" for a call without arguments, as OpenAI sends it.
                 start_input = block.get("input")
-                if start_input:
-                    self._pending[index] = json.dumps(start_input)
+                self._pending[index] = json.dumps(start_input) if start_input else "{}"
                 tool_calls = (
                     ToolCallDelta(index=ordinal, id=block.get("id"), name=block.get("name")),
                 )
@@ -196,7 +196,7 @@ class AnthropicEvents:
                         index=ordinal,
                         id=block.get("id"),
                         name=block.get("name"),
-                        arguments=json.dumps(start_input) if start_input else "",
+                        arguments=json.dumps(start_input) if start_input else "{}",
                     )
                 )
         return "".join(text), "".join(thinking), tuple(calls)

@@ -12,6 +12,7 @@ import base64
 import contextlib
 import dataclasses
 import inspect
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,6 +39,7 @@ from rxllm.providers.tools import tool_schema
 __all__ = ["OpenAIEvents", "OpenAIProvider", "openai_llm"]
 
 PROVIDER = "openai"
+_log = logging.getLogger("rxllm.openai")
 CONTINUE_INSTRUCTION = (
     "Your previous answer was cut off. Continue it exactly where it stopped: do not repeat "
     "anything, do not add any preamble."
@@ -254,7 +256,15 @@ def _replay(chunks: list[ChatCompletionChunk], response: Response, options: dict
         response_format=options.get("response_format", openai.NOT_GIVEN),
     )
     for chunk in chunks:
-        state.handle_chunk(chunk)
+        try:
+            state.handle_chunk(chunk)
+        except Exception as exc:
+            # A shape the SDK's accumulator refuses (e.g. OpenRouter's index-less
+            # annotation lists): that chunk is left out of `raw` rather than making the
+            # whole answer's `raw` unreadable. The normalized fields have all of it.
+            if options:
+                raise  # first try again without the request's tools and format
+            _log.debug("Response.raw: the SDK's accumulator refused a chunk: %s", exc)
     if response.finish_reason is not None:
         with contextlib.suppress(Exception):  # e.g. "length": the SDK refuses to parse
             return state.get_final_completion()

@@ -512,3 +512,28 @@ def test_a_lone_surrogate_escape_is_read_as_the_sdk_reads_it(server: Server, pro
     raw = response.raw
     text = raw.choices[0].message.content if provider == "openai" else raw.content[0].text
     assert text == "".join(halves)
+
+
+def test_a_chunk_the_sdk_accumulator_refuses_is_left_out_of_raw(server: Server) -> None:
+    # OpenRouter sends web-search annotations as index-less lists, one per chunk; the SDK's
+    # accumulator refuses the second, and Response.raw raised RuntimeError for the answer.
+    def cite(url: str) -> list[dict[str, Any]]:
+        return [{"type": "url_citation", "url_citation": {"url": url, "title": "t"}}]
+
+    body = _body(
+        openai_event({"role": "assistant", "content": "See ", "annotations": cite("https://a")}),
+        openai_event({"content": "this.", "annotations": cite("https://b")}),
+        openai_event({}, "stop"),
+        "[DONE]",
+    )
+    server.push(Script(raw_events=body))
+    sdk_chunks = sdk_openai_chunks(server)  # the bare SDK's iteration reads it
+    server.push(Script(raw_events=body))
+    chunks = rx_chunks(_openai(server))
+    assert [c.raw.model_dump() for c in chunks] == [c.model_dump() for c in sdk_chunks]
+    server.push(Script(raw_events=body))
+    response = rxllm.collect(_openai(server).stream("hi"), timeout=10)
+    assert response.text == "See this." and response.finish_reason == "stop"
+    message = response.raw.choices[0].message  # raised RuntimeError
+    assert message.role == "assistant" and message.content is not None
+    assert message.content.startswith("See ")

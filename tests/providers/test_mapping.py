@@ -332,6 +332,36 @@ def test_anthropic_tool_input_in_its_start_is_replaced_by_deltas(deltas: list[st
     assert response.raw.content[0].input == expected  # the SDK's accumulator agrees
 
 
+@pytest.mark.parametrize("deltas", [[], [""], ["", ""]])
+def test_anthropic_tool_call_without_arguments_has_an_empty_json_object(
+    deltas: list[str],
+) -> None:
+    # The API starts such a call with input {} and may send an empty input_json_delta:
+    # arguments were "" (not JSON), where OpenAI sends "{}".
+    events = [
+        _message_start([]),
+        {
+            "type": "content_block_start",
+            "index": 0,
+            "content_block": {"type": "tool_use", "id": "tu_1", "name": "now", "input": {}},
+        },
+        *(
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "input_json_delta", "partial_json": part},
+            }
+            for part in deltas
+        ),
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {}},
+        {"type": "message_stop"},
+    ]
+    response = _anthropic_response(events)
+    assert [(c.name, c.arguments) for c in response.tool_calls] == [("now", "{}")]
+    assert response.raw.content[0].input == {}
+
+
 @pytest.mark.parametrize(
     ("reason", "normalized"),
     [
