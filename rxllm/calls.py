@@ -35,7 +35,7 @@ from reactivex.scheduler import NewThreadScheduler, TimeoutScheduler
 from reactivex.scheduler.eventloop import AsyncIOThreadSafeScheduler
 
 from rxllm.accumulator import Accumulator, with_raw_context
-from rxllm.errors import LLMError, StreamTimeout
+from rxllm.errors import LLMError, StreamTimeout, scrub
 from rxllm.models import Chunk
 
 _monotonic = time.monotonic
@@ -410,8 +410,12 @@ class _Runner:
                 try:
                     mapped = self.call.map_error(error, received=len(self.received))
                 except Exception as mapping_error:  # a bug in mapping must not lose the error
+                    secrets: tuple[str | None, ...] = getattr(self.call, "secrets", ())
+                    error.args = tuple(
+                        scrub(arg, *secrets) if isinstance(arg, str) else arg for arg in error.args
+                    )
                     mapped = LLMError(
-                        f"{self.call.provider}: {type(error).__name__}: {error}",
+                        scrub(f"{self.call.provider}: {type(error).__name__}: {error}", *secrets),
                         provider=self.call.provider,
                     )
                     mapped.__context__ = mapping_error

@@ -366,6 +366,11 @@ class HTTPCall:
         self._kwargs = config.arguments(request)
         self.raw_context = config.raw_context(request, self._kwargs)
 
+    @property
+    def secrets(self) -> tuple[str | None, ...]:
+        """The credentials no message may show (the bridge scrubs with them too)."""
+        return self._config.secrets()
+
     def open_sync(self) -> AbstractContextManager[StreamResponse]:
         """Send the request with the sync client; the context closes the response."""
         client = self._config.sync_client()
@@ -425,8 +430,6 @@ class HTTPCall:
 
     def _read_sync(self, api_response: StreamResponse, control: CallControl, emit: Emit) -> None:
         http = api_response.http_response
-        if _not_an_event_stream(http):
-            raise self._not_streamed(http, http.read())
         closer = _socket_closer(http)
         unregister = control.on_cancel(closer)
         try:
@@ -434,7 +437,11 @@ class HTTPCall:
             decoder = SSEDecoder()
             parse = self._parse
             body = _sync_body(http)
+            suspect = _labelled_a_document(http)
             for piece in body:
+                if suspect:
+                    self._check_first_bytes(http, piece)
+                    suspect = False
                 if not _deliver(decoder.feed(piece), mapper, parse, emit) or control.cancelled:
                     return
                 if mapper.done:
@@ -472,13 +479,15 @@ class HTTPCall:
 
     async def _read_async(self, api_response: StreamResponse, emit: Emit) -> None:
         http = api_response.http_response
-        if _not_an_event_stream(http):
-            raise self._not_streamed(http, await http.aread())
         mapper = self.mapper()
         decoder = SSEDecoder()
         parse = self._parse
         body = _async_body(http)
+        suspect = _labelled_a_document(http)
         async for piece in body:
+            if suspect:
+                self._check_first_bytes(http, piece)
+                suspect = False
             if not _deliver(decoder.feed(piece), mapper, parse, emit):
                 return
             if mapper.done:
@@ -489,20 +498,23 @@ class HTTPCall:
                 return
         mapper.end()
 
-    def _not_streamed(self, http: httpx2.Response, body: bytes) -> errors.LLMError:
-        """The error for a 200 that is not an event stream: a wrong `base_url` (a web
-        page), or a server that ignored `stream: true` and sent the whole answer."""
+    def _check_first_bytes(self, http: httpx2.Response, first: bytes) -> None:
+        """A 200 labelled HTML or JSON whose body does not start like server-sent events:
+        a wrong `base_url` (a web page), or a server that ignored `stream: true` and sent
+        the whole answer. (An event stream mislabelled as JSON streams as usual.)"""
+        if first.lstrip()[:1] in (b"", b":") or first.lstrip().startswith(_SSE_FIELDS):
+            return
         kind = http.headers.get("content-type", "")
-        text = errors.scrub(body[:300].decode("utf-8", "replace"), *self._config.secrets())
+        text = errors.scrub(first.decode("utf-8", "replace"), *self._config.secrets())
         hint = (
             "the server ignored stream=true and answered in one piece; rxllm needs a server "
             "that streams"
-            if "json" in kind
+            if "json" in kind.lower()
             else f"check base_url ({http.request.url.copy_with(query=None)} is not the API)"
         )
-        return errors.LLMError(
+        raise errors.LLMError(
             f"{self.provider}: the server answered 200 with {kind!r}, not an event stream: "
-            f"{hint}. The body starts: {text!r}",
+            f"{hint}. The body starts: {text[:300]!r}",
             provider=self.provider,
             retryable=False,
         )
@@ -582,7 +594,10 @@ async def _drain_async(body: AsyncIterator[bytes]) -> None:
                 pass
 
 
-def _not_an_event_stream(http: httpx2.Response) -> bool:
+_SSE_FIELDS = (b"data:", b"event:", b"id:", b"retry:")
+
+
+def _labelled_a_document(http: httpx2.Response) -> bool:
     """A 200 whose content type says it is a whole document, not server-sent events."""
     kind = http.headers.get("content-type", "").lower()
     return kind.startswith(("application/json", "text/html"))
@@ -673,8 +688,8 @@ def map_sdk_error(
     ourselves transport failures arrive as raw `httpx2` exceptions.
     """
     status = getattr(error, "status_code", None)
-    message = errors.scrub(
-        _status_message(error) if isinstance(status, int) and status >= 300 else "", *secrets
+    message = (
+        _status_message(error, secrets) if isinstance(status, int) and status >= 300 else ""
     ) or errors.scrub(str(getattr(error, "message", None) or error), *secrets)
     mapped: errors.LLMError
     if isinstance(status, int) and status >= 300:
@@ -764,7 +779,7 @@ def _scrub_data(value: Any, secrets: tuple[str | None, ...]) -> Any:
 
 _STATUS_HINTS = {
     401: " (check the API key)",
-    403: " (the key is not allowed this model or feature)",
+    403: " (this key may not use this model or feature)",
     404: " (check the model name and base_url)",
     413: " (the request is too large: shorten the prompt or the messages)",
 }
@@ -772,23 +787,25 @@ _STATUS_HINTS = {
 _MESSAGE_LIMIT = 300
 
 
-def _status_message(error: BaseException) -> str:
+def _status_message(error: BaseException, secrets: tuple[str | None, ...]) -> str:
     """What the provider said, without the SDK's "Error code: 400 - {...}" wrapping: the
     error object's own message when its body has one, else the body's start (a 502 from a
     proxy can be a whole web page)."""
     body = getattr(error, "body", None)
+    if isinstance(body, str) and body.strip():  # OpenAI's SDK hands over the "error" value
+        return _shortened(errors.scrub(body, *secrets))
     if isinstance(body, dict):
         inner = body.get("error", body)  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
         text = inner.get("message") if isinstance(inner, dict) else inner  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
         if isinstance(text, str) and text:
-            return _shortened(text)
+            return _shortened(errors.scrub(text, *secrets))  # scrubbed whole, then cut
     response = getattr(error, "response", None)
     try:
         text = response.text if response is not None else ""
     except Exception:  # a streamed response whose body was not read
         text = ""
     if isinstance(text, str) and text.strip():
-        return _shortened(" ".join(text.split()))
+        return _shortened(errors.scrub(" ".join(text.split()), *secrets))
     return ""
 
 

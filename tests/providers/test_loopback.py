@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import anthropic as anthropic_sdk
 import httpx2
@@ -896,3 +897,49 @@ def test_status_messages_are_the_provider_s_words_and_short(server: Server, prov
         rxllm.collect(make(provider, server, max_retries=0).stream("hi"), timeout=10)
     assert "502" in str(failed.value) and "Bad gateway." in str(failed.value)
     assert len(str(failed.value)) < 400
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_key_where_a_long_message_is_cut_is_scrubbed_first(server: Server, provider: str) -> None:
+    # Messages are cut at 300 characters: a key straddling the cut must not leave its
+    # first half behind.
+    text = "x" * 280 + f" the credential {SECRET} is not valid"
+    body: dict[str, Any] = {"error": {"message": text, "type": "authentication_error"}}
+    if provider == "anthropic":
+        body = {"type": "error", **body}
+    factory = rxllm.openai if provider == "openai" else rxllm.anthropic
+    llm = factory("m", base_url=server.url, api_key=SECRET, max_retries=0)
+    server.push(Script("x", status=401, error_body=body))
+    with pytest.raises(rxllm.AuthenticationError) as caught:
+        rxllm.collect(llm.stream("hi"), timeout=10)
+    assert SECRET[:8] not in str(caught.value)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_an_event_stream_labelled_json_still_streams(
+    server: Server, provider: str, mode: str
+) -> None:
+    server.push(Script(["Hello", " there"], headers={"content-type": "application/json"}))
+    assert run(make(provider, server).stream("hi"), mode).text == "Hello there"
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_an_error_whose_mapping_fails_still_shows_no_key(
+    server: Server, provider: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import traceback
+
+    from rxllm.providers import _http
+
+    def broken(*_: object, **__: object) -> rxllm.LLMError:
+        raise RuntimeError("a bug in the mapping")
+
+    monkeypatch.setattr(_http, "map_sdk_error", broken)
+    body = {"error": {"message": f"Incorrect API key provided: {KEY}.", "type": "x"}}
+    server.push(Script("x", status=401, error_body=body))
+    with pytest.raises(rxllm.LLMError) as caught:
+        rxllm.collect(make(provider, server).stream("hi"), timeout=10)
+    assert isinstance(caught.value.__context__, RuntimeError)  # the fallback was taken
+    assert str(caught.value).startswith(f"{provider}: AuthenticationError")
+    assert KEY not in "".join(traceback.format_exception(caught.value))
