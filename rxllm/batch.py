@@ -58,6 +58,18 @@ def _default_key(item: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
+def _named(name_of: Callable[[Any], Any], item: Any) -> str:
+    """The item's key as a str (a `key=` function may return an int id)."""
+    name = name_of(item)
+    if isinstance(name, str):
+        return name
+    if isinstance(name, int | float) and not isinstance(name, bool):
+        return str(name)
+    raise ValueError(
+        f"key({item!r:.60}) returned {type(name).__name__}: it must return a str (or a number)"
+    )
+
+
 def _json_value(value: Any) -> Any:
     """What stands for a pydantic model or a dataclass in a key; anything else has no key
     (its repr may name a memory address, which changes from run to run)."""
@@ -162,37 +174,46 @@ class _Checkpoint:
         self.path = path
         self.done: dict[str, Response] = {}
         if path.exists():
-            text = path.read_text(encoding="utf-8")
-            lines = text.splitlines()
+            data = path.read_bytes()
+            lines = data.split(b"\n")
+            torn = lines.pop()  # after the last newline: b"" unless the last line is cut
             for number, line in enumerate(lines, 1):
-                if not line.strip():
-                    continue
+                self._read(number, line)
+            if torn.strip():
                 try:
-                    self._load(line)
-                except ValueError as exc:
-                    if number == len(lines) and not text.endswith("\n"):
-                        # The last record was cut short (the run was killed as it wrote):
-                        # that item is simply done again. Cut it off, so that the next
-                        # record starts on a line of its own.
-                        _log.warning("checkpoint %s: dropping a cut-off last line", path)
-                        with path.open("r+", encoding="utf-8") as out:
-                            out.truncate(len(text.encode()) - len(line.encode()))
-                        break
-                    raise ValueError(
-                        f"checkpoint {path} line {number} is not a checkpoint record ({exc}); "
-                        "fix or delete that line to resume"
-                    ) from None
+                    self._load(torn)
+                except ValueError:
+                    # The last record was cut short (the run was killed as it wrote):
+                    # that item is simply done again. Cut it off.
+                    _log.warning("checkpoint %s: dropping a cut-off last line", path)
+                    with path.open("r+b") as out:
+                        out.truncate(len(data) - len(torn))
+                else:  # whole, but without its newline (e.g. saved by an editor)
+                    with path.open("ab") as out:
+                        out.write(b"\n")
         self._lock = threading.Lock()
 
-    def _load(self, line: str) -> None:
+    def _read(self, number: int, line: bytes) -> None:
+        if not line.strip():
+            return
+        try:
+            self._load(line)
+        except ValueError as exc:
+            raise ValueError(
+                f"checkpoint {self.path} line {number} is not a checkpoint record ({exc}); "
+                "fix or delete that line to resume"
+            ) from None
+
+    def _load(self, line: bytes) -> None:
         record = json.loads(line)
-        if not isinstance(record, dict) or not isinstance(record.get("key"), str):  # pyright: ignore[reportUnknownMemberType]
-            raise ValueError('expected a JSON object with a "key" string')
+        key = record.get("key") if isinstance(record, dict) else None  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+        if not isinstance(key, str | int) or isinstance(key, bool):
+            raise ValueError('expected a JSON object with a "key"')
         response = record.get("response")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
         if response is not None:
             try:
                 # through JSON mode, so the audio's base64 is decoded
-                self.done[record["key"]] = Response.model_validate_json(json.dumps(response))
+                self.done[str(key)] = Response.model_validate_json(json.dumps(response))
             except pydantic.ValidationError as exc:
                 raise ValueError(f"its response is not a Response: {exc}") from None
 
@@ -211,8 +232,8 @@ class _Checkpoint:
                     "retryable": outcome.retryable,
                 },
             }
-        with self._lock, self.path.open("a", encoding="utf-8") as out:
-            out.write(json.dumps(record) + "\n")
+        with self._lock, self.path.open("ab") as out:
+            out.write(json.dumps(record).encode() + b"\n")
 
 
 def batch(
@@ -223,7 +244,7 @@ def batch(
     requests_per_minute: float | None = None,
     tokens_per_minute: float | None = None,
     checkpoint: str | Path | None = None,
-    progress: bool | IO[str] = True,
+    progress: bool | IO[str] | None = True,
     key: Callable[[I], str] | None = None,
 ) -> reactivex.Observable[tuple[I, Response | LLMError]]:
     """Run `pipeline` over `inputs`, at most `concurrency` calls at once.
@@ -272,7 +293,7 @@ def batch(
             )
         if Path(checkpoint).is_dir():
             raise ValueError(f"checkpoint {checkpoint} is a folder: give a file's path")
-        keys = [name_of(item) for item in items]  # every key now: a bad one fails here
+        keys = [_named(name_of, item) for item in items]  # every key now: a bad one fails here
 
     def subscribe(
         observer: abc.ObserverBase[tuple[I, Response | LLMError]],
@@ -336,9 +357,14 @@ def _check_arguments(inputs: Any, pipeline: Any, concurrency: Any, progress: Any
         )
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise ValueError(f"concurrency must be an int >= 1 (calls at once), not {concurrency!r}")
-    if not isinstance(progress, bool) and not callable(getattr(progress, "write", None)):
+    if (
+        progress is not None
+        and not isinstance(progress, bool)
+        and not callable(getattr(progress, "write", None))
+    ):
         raise TypeError(
-            f"progress must be True, False or a text stream (e.g. sys.stdout), not {progress!r}"
+            f"progress must be True, False (or None) or a text stream (e.g. sys.stdout), "
+            f"not {progress!r}"
         )
     if key is not None and not callable(key):
         raise TypeError(f"key must be a function of an input returning a str, not {key!r}")

@@ -300,3 +300,44 @@ def test_progress_without_a_terminal_writes_a_line_per_tenth() -> None:
     llm = rxllm.scripted("x")
     run_batch(range(15), lambda i: llm.stream(str(i)), concurrency=1, progress=out)
     assert len(out.getvalue().splitlines()) == 10  # not one per item
+
+
+def test_a_key_function_returning_numbers_resumes(tmp_path: Path) -> None:
+    # key=lambda row: row.id with int ids: the second run refused its own checkpoint.
+    llm = rxllm.scripted("x")
+    path = tmp_path / "run.jsonl"
+    rows = [Row("a"), Row("b")]
+    for _ in range(2):
+        run_batch(
+            rows, lambda r: llm.stream(r.text), concurrency=1, checkpoint=path, key=rows.index
+        )
+    assert len(llm._provider.requests) == 2  # type: ignore[attr-defined]
+    assert [json.loads(line)["key"] for line in path.read_text().splitlines()] == ["0", "1"]
+
+
+@pytest.mark.parametrize(
+    ("ending", "redone"),
+    [
+        (b'\r\n{"key": "cut', 1),  # CRLF lines, a torn last record: that one item again
+        (b"", 0),  # a whole last record without its newline (an editor's save)
+    ],
+)
+def test_checkpoints_with_crlf_or_without_a_last_newline_resume(
+    tmp_path: Path, ending: bytes, redone: int
+) -> None:
+    llm = rxllm.scripted("x")
+    path = tmp_path / "run.jsonl"
+    run_batch(["a", "b"], llm.stream, concurrency=1, checkpoint=path)
+    records = path.read_bytes().splitlines()
+    if ending:
+        path.write_bytes(b"\r\n".join(records[:1]) + ending)  # "b" is lost in the torn line
+    else:
+        path.write_bytes(b"\n".join(records))
+    for _ in range(2):  # the second run reads what the first appended
+        results = run_batch(["a", "b"], llm.stream, concurrency=1, checkpoint=path)
+        assert sorted(item for item, _ in results) == ["a", "b"]
+    assert len(llm._provider.requests) == 2 + redone  # type: ignore[attr-defined]
+
+
+def test_progress_none_means_no_progress() -> None:
+    assert len(run_batch(["a"], rxllm.scripted("x").stream, concurrency=1, progress=None)) == 1
