@@ -52,11 +52,10 @@ _CREATE_PARAMS = frozenset(
 class OpenAIEvents:
     """Maps Chat Completions stream events (parsed JSON) to `Chunk`s. Pure; one per call."""
 
-    __slots__ = ("_audio_tail", "_call_ids", "_text", "done", "finished")
+    __slots__ = ("_call_ids", "_text", "done", "finished")
 
     def __init__(self) -> None:
         self._text = text_chunk_maker(PROVIDER)
-        self._audio_tail = ""  # base64 characters short of a whole 4-character group
         self._call_ids: dict[str, int] = {}  # for tool calls sent without an index (Gemini)
         self.done = False
         self.finished = False
@@ -131,18 +130,17 @@ class OpenAIEvents:
             payload,
         )
 
-    def _audio(self, encoded: str) -> bytes:
-        """The bytes of one audio delta. OpenAI's are each whole base64; a server that
-        splits one inside a 4-character group gets the rest joined to the next delta."""
-        text = self._audio_tail + encoded if self._audio_tail else encoded
-        whole = len(text) - len(text) % 4
-        self._audio_tail = text[whole:]
+    @staticmethod
+    def _audio(encoded: str) -> bytes:
+        """The bytes of one audio delta: OpenAI sends each as whole base64."""
         try:
-            return base64.b64decode(text[:whole])
+            return base64.b64decode(encoded)
         except ValueError as exc:
             raise errors.StreamError(
-                f"{PROVIDER}: an audio delta is not valid base64 ({exc}): {encoded[:40]!r}",
+                f"{PROVIDER}: an audio delta is not whole base64 ({exc}): {encoded[:40]!r}; "
+                "each delta's audio.data must decode on its own, as OpenAI sends it",
                 provider=PROVIDER,
+                retryable=False,
             ) from exc
 
     def _tool_delta(self, position: int, call: dict[str, Any]) -> ToolCallDelta:

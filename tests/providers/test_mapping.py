@@ -112,15 +112,22 @@ def test_openai_refusal_reasoning_and_audio() -> None:
     assert response.finish_reason == "content_filter"
 
 
-@pytest.mark.parametrize("cuts", [[5], [1, 2, 3], [4, 9], [7, 8, 13]])
-def test_openai_audio_base64_split_anywhere_decodes_whole(cuts: list[int]) -> None:
-    # OpenAI sends each delta as whole base64; a server that splits one inside a
-    # 4-character group failed the stream ("Invalid base64-encoded string").
-    pcm = bytes(range(30))
-    encoded = base64.b64encode(pcm).decode()
-    pieces = [encoded[a:b] for a, b in zip([0, *cuts], [*cuts, len(encoded)], strict=True)]
-    chunks = run_openai([openai_chunk({"audio": {"data": piece}}) for piece in pieces])
-    assert b"".join(chunk.audio for chunk in chunks) == pcm
+@pytest.mark.parametrize("cut", [5, 7])
+def test_openai_audio_that_is_not_whole_base64_is_a_clear_stream_error(cut: int) -> None:
+    # OpenAI sends each delta's audio as base64 that decodes on its own. A delta split
+    # inside a 4-character group cannot be told from unpadded deltas, so joining deltas
+    # could corrupt the audio silently: it is an error that says what was expected.
+    encoded = base64.b64encode(bytes(range(30))).decode()
+    with pytest.raises(rxllm.StreamError, match="not whole base64"):
+        run_openai(
+            [openai_chunk({"audio": {"data": part}}) for part in (encoded[:cut], encoded[cut:])]
+        )
+
+
+def test_openai_audio_base64_with_line_breaks_decodes() -> None:
+    pcm = bytes(range(100))
+    chunks = run_openai([openai_chunk({"audio": {"data": base64.encodebytes(pcm).decode()}})])
+    assert chunks[0].audio == pcm
 
 
 def test_openai_padded_audio_deltas_each_decode() -> None:
