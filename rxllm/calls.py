@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import socket
 import threading
 import time
@@ -31,7 +32,7 @@ from typing import Any, Protocol, TypeVar
 import reactivex
 from reactivex import abc
 from reactivex.disposable import Disposable
-from reactivex.scheduler import NewThreadScheduler, TimeoutScheduler
+from reactivex.scheduler import TimeoutScheduler
 from reactivex.scheduler.eventloop import AsyncIOThreadSafeScheduler
 
 from rxllm.accumulator import Accumulator, with_raw_context
@@ -114,6 +115,12 @@ def run_awaitable(value: Awaitable[_T]) -> _T:
         return await value
 
     return asyncio.run(awaited())
+
+
+_RUN_SCHEDULER: abc.SchedulerBase | None = getattr(
+    importlib.import_module("reactivex.run"), "_default_scheduler", None
+)
+"""The scheduler reactivex's `Observable.run()` subscribes with (to recognise it)."""
 
 
 def require_observable(function: str, source: object, *, several: bool = False) -> None:
@@ -262,15 +269,14 @@ def call_subscriber(
         except Exception as exc:  # e.g. a missing API key: report, never raise from subscribe
             observer.on_error(exc)
             return Disposable()
-        if loop is not None and isinstance(scheduler, NewThreadScheduler):
-            # reactivex's blocking `.run()` subscribes with a NewThreadScheduler, then blocks
-            # this thread: a call made on its loop would never run.
+        if loop is not None and scheduler is not None and scheduler is _RUN_SCHEDULER:
+            # reactivex's blocking `.run()` subscribes with its own NewThreadScheduler, then
+            # blocks this thread: a call made on its loop would never run.
             observer.on_error(
                 RuntimeError(
-                    "a blocking .run() (or a subscription with a NewThreadScheduler) in a "
-                    "thread that runs an asyncio loop: the call would run on that loop, which "
-                    "is blocked. Use `await rxllm.acollect(...)` or `await source` instead, "
-                    "or call .run() from a thread without a loop."
+                    "a blocking .run() in a thread that runs an asyncio loop: the call would "
+                    "run on that loop, which .run() blocks. Use `await rxllm.acollect(...)` "
+                    "or `await source` instead, or call .run() from a thread without a loop."
                 )
             )
             return Disposable()

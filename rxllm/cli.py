@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import io
 import json
 import os
@@ -429,4 +430,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `rxllm demo | head -3`: the reader left
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_CALL_FAILED
+    except OSError as exc:  # e.g. `rxllm demo > /dev/full`
+        with contextlib.suppress(OSError):
+            _error(f"cannot write the output: {exc}")
         return EXIT_CALL_FAILED

@@ -231,7 +231,7 @@ def stream_error_event(provider: str, error: object) -> StreamError:
     `ServerStreamError`; both are retryable. Anything else is a plain `StreamError`.
     """
     kinds: list[str] = []
-    message = None
+    message = error if isinstance(error, str) and error else None  # {"error": "CUDA OOM"}
     if isinstance(error, dict):
         for field in ("type", "code"):
             value = error.get(field)  # pyright: ignore[reportUnknownMemberType]

@@ -447,7 +447,13 @@ class Response(_LazyRaw, frozen=True):
         >>> response.message("anthropic")["content"][1]
         {'type': 'tool_use', 'id': 'c1', 'name': 'add', 'input': {'a': 1}}
         """
-        if message_format(self.provider if provider is None else provider) == "anthropic":
+        # By default the answering provider's format (OpenAI's for any but Anthropic: a
+        # custom or compatible provider); a format named explicitly must be a known one.
+        if (
+            self.provider == "anthropic"
+            if provider is None
+            else message_format(provider) == "anthropic"
+        ):
             return {"role": "assistant", "content": self._anthropic_blocks()}
         return self._openai_message()
 

@@ -168,8 +168,8 @@ def _deliver(notify: Callable[[Any], None], argument: Any) -> None:
     still get theirs (it would have skipped them, and left them waiting for ever)."""
     try:
         notify(argument)
-    except Exception:
-        _log.exception("a tee() branch's subscriber raised from its on_error/on_completed")
+    except Exception as error:  # e.g. reactivex's default on_error, raising the error back
+        _log.warning("a tee() branch's subscriber did not take its end (%r)", error)
 
 
 def tee(source: reactivex.Observable[T], n: int = 2) -> tuple[reactivex.Observable[T], ...]:

@@ -345,3 +345,20 @@ async def test_run_inside_a_running_loop_says_to_await_instead_of_hanging() -> N
         stream.pipe(ops.to_response()).run()
     assert (await rxllm.acollect(stream)).text == "hi"
     assert (await stream.pipe(ops.to_response())).text == "hi"  # awaiting works too
+
+
+async def test_a_subscription_with_a_new_thread_scheduler_on_a_loop_still_runs() -> None:
+    # Only reactivex's own .run() is refused on a loop's thread: a plain subscription that
+    # names a NewThreadScheduler does not block the loop.
+    from reactivex.scheduler import NewThreadScheduler
+
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+    got: list[str] = []
+    rxllm.scripted("hi").stream("x").subscribe(
+        lambda c: got.append(c.content),
+        on_completed=lambda: loop.call_soon_threadsafe(done.set),
+        scheduler=NewThreadScheduler(),
+    )
+    await asyncio.wait_for(done.wait(), 5)
+    assert "".join(got) == "hi"

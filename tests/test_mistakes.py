@@ -152,3 +152,22 @@ def test_a_missing_argument_of_a_prompt_function_is_only_that() -> None:
     assert "with_params" not in str(caught.value)
     with pytest.raises(TypeError, match="with_params"):
         ask("France", temperature=0)  # type: ignore[call-arg]
+
+
+def test_retry_says_what_max_wait_and_resume_take() -> None:
+    with pytest.raises(ValueError, match="max_wait"):
+        ops.retry(max_wait=None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="resume"):
+        ops.retry(resume="no")  # type: ignore[arg-type]
+
+
+def test_a_response_from_another_provider_renders_as_openai_by_default() -> None:
+    response = rxllm.Response(text="Hi", provider="azure-proxy")
+    assert response.message() == {"role": "assistant", "content": "Hi"}
+    with pytest.raises(ValueError, match="provider must be"):
+        response.message("azure-proxy")
+
+
+def test_an_error_event_given_as_a_string_keeps_its_text() -> None:
+    error = rxllm.errors.stream_error_event("openai", "Internal server error: CUDA OOM")
+    assert "CUDA OOM" in str(error)

@@ -67,11 +67,12 @@ def retry(
     other source — or after tool calls, thinking, refusal or audio, which cannot be
     resumed — is raised, never replayed as duplicates.
 
-    A failure that leaves nothing to resume is not retried. When the provider had already
-    said why the answer ended (its finish reason arrived, then the connection broke before
-    the end of the stream), the answer is whole: the stream completes with it. When only
-    chunks without text were emitted (e.g. OpenAI's first, role-only chunk), the call is
-    simply made again.
+    With `resume`, on a provider stream, a failure that leaves nothing to resume is not
+    retried as a continuation. When the provider had already said why the answer ended
+    (its finish reason arrived, then the connection broke before the end of the stream),
+    the answer is whole: the stream completes with it. When only chunks without text were
+    emitted (e.g. OpenAI's first, role-only chunk), the call is simply made again. With
+    `resume=False`, any failure after a chunk was emitted is raised.
 
     `backoff`: seconds before the first retry, doubled each time (with jitter, at most
     30 s), or a function of the attempt number; a `RateLimitError.retry_after` is waited.
@@ -106,8 +107,10 @@ def retry(
             "backoff must be seconds (a number >= 0) or a function of the attempt number "
             f"returning seconds, not {backoff!r}"
         )
-    if not max_wait >= 0:
+    if isinstance(max_wait, bool) or not isinstance(max_wait, int | float) or not max_wait >= 0:
         raise ValueError(f"max_wait must be a number of seconds >= 0, not {max_wait!r}")
+    if not isinstance(resume, bool):
+        raise TypeError(f"resume must be True or False, not {resume!r}")
 
     def operator(source: reactivex.Observable[Chunk]) -> reactivex.Observable[Chunk]:
         resumable = resume and isinstance(source, CallStream)

@@ -117,9 +117,11 @@ def smooth(
 
     `by`: `"word"` (a word with the whitespace around it; in scripts without spaces such as
     Chinese or Japanese, one character), `"line"`, or a regex (a `str` or compiled): a
-    piece is the text up to the end of the pattern's next match. Text that does not yet
-    make a whole piece waits for more. `"word"` and `"line"` cost linear time however
-    long a word or line gets; a custom regex is searched over the pending text at each chunk.
+    piece is the text up to the end of the pattern's next match (a `str` of letters only,
+    such as `"words"`, is refused as a misspelt mode: compile it to mean the regex). Text
+    that does not yet make a whole piece waits for more. `"word"` and `"line"` cost linear
+    time however long a word or line gets; a custom regex is searched over the pending text
+    at each chunk.
 
     Pacing: the first piece is emitted at once, each next one `delay` after the previous
     one (immediately if it arrives later than that). Chunks without text (tool calls,
@@ -152,7 +154,9 @@ def smooth(
     if delay is not None and (
         isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay < math.inf
     ):
-        raise ValueError(f"smooth(delay=...) must be >= 0 seconds (or None), not {delay!r}")
+        raise ValueError(
+            f"smooth(delay=...) must be a finite number of seconds >= 0 (or None), not {delay!r}"
+        )
     pace = delay or 0.0
 
     def operator(source: reactivex.Observable[Chunk]) -> reactivex.Observable[Chunk]:
