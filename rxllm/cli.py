@@ -309,7 +309,7 @@ def _demo(args: argparse.Namespace) -> int:
         source = llm.stream(args.prompt, system=args.system, **params)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    printer, counter, stopper = rxllm.tee(source, 3)
+    counter, stopper, printer = rxllm.tee(source, 3)
     stop: Subject[bool] = Subject()
     clock = _Clock()
     sentences: list[str] = []
@@ -323,9 +323,11 @@ def _demo(args: argparse.Namespace) -> int:
         return len(sentences) >= wanted
 
     _write(sys.stdout, f"» {args.prompt}\n\n")
-    # tee hands each chunk to the branches in order, so the counter has seen a chunk before
-    # the stop predicate looks at it; when the predicate matches, `stop` ends the other two
-    # branches, and with no branch left listening the call is cancelled.
+    # tee hands each chunk to the branches in order: the counter sees a chunk before the
+    # stop predicate looks at it, and both before the printer. A sentence is known complete
+    # only when the next chunk arrives; when that completes the last one wanted, `stop` ends
+    # the other branches before the printer shows the next sentence's first word, and with
+    # no branch left listening the call is cancelled.
     completed: Observable[str] = ops.sentences()(counter)
     # The call's own errors reach all three branches and are reported from the stopper's.
     # The printer's own failure (stdout closed: `rxllm demo | head -3`) ends the run.

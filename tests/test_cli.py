@@ -363,6 +363,9 @@ class TestDemo:
         assert re.search(r"speed +[\d.]+ tokens/s", out)
         # greedy decoding answers in 3 sentences, so the stop at 2 must have cut it short
         assert "stopped by take_until after 2 sentences (the call was cancelled)" in out
+        # ... and the printer stopped with the second sentence, not a word into the third
+        answer = out.split("──")[0].strip()
+        assert answer[-1] in ".!?", answer[-40:]
 
     def test_fewer_sentences_stop_sooner(
         self, runs: dict[str, Future[Run]], capsys: pytest.CaptureFixture[str]
