@@ -363,6 +363,31 @@ class TestStreaming:
 
 
 @pytest.mark.slow
+class TestUsage:
+    """The last chunk of a whole answer counts its tokens exactly."""
+
+    class Tokenizer:
+        def tokenize(self, text: bytes, add_bos: bool, special: bool) -> list[int]:
+            return list(text)  # a token per byte: 3 for "你", 4 for an emoji
+
+    def test_a_delta_of_several_tokens_is_counted_whole(self) -> None:
+        from rxllm.providers.local import _generated_tokens
+
+        # llama hands a character of several bytes over in one delta: 2 deltas, 7 tokens
+        said = ["你", "👋"]
+        assert _generated_tokens(self.Tokenizer(), said, "stop", {}, counted=2) == 7
+
+    def test_an_answer_cut_at_max_tokens_counts_max_tokens(self) -> None:
+        from rxllm.providers.local import _generated_tokens
+
+        assert _generated_tokens(self.Tokenizer(), ["你"], "length", {"max_tokens": 40}, 1) == 40
+
+    def test_with_the_model(self) -> None:
+        response = rxllm.collect(rxllm.local().stream("Say hi", max_tokens=12, temperature=0))
+        assert response.finish_reason == "length"
+        assert response.usage is not None and response.usage.output_tokens == 12
+
+
 class TestStoppingEarly:
     """Disposing stops the computation between two tokens, sync and asyncio."""
 

@@ -21,8 +21,9 @@ particular here:
   event loop with `call_soon_threadsafe`, so the loop never blocks on the model;
 - llama's stream reports no usage, so every chunk carries running totals computed here: the
   prompt's tokens (the GGUF's own chat template, tokenized by the model) and one completion
-  token per generated text delta (a delta can hold more than one token, so this may count
-  low) — a call cut short by `take_until` still says roughly what it cost;
+  token per generated text delta while it streams (a delta can hold more than one token,
+  so a call cut short by `take_until` may count low); the last chunk of a whole answer
+  counts exactly: `max_tokens` when it ran out, else the answer tokenized again;
 - `LocalModel.close()` frees a model once no generation can touch it, and runs at exit so
   llama's own finalizer never runs against a half-torn-down interpreter.
 """
@@ -412,6 +413,21 @@ def _check_param_types(params: Mapping[str, Any]) -> None:
         )
 
 
+def _generated_tokens(
+    llama: Any, said: list[str], finish_reason: str, arguments: Mapping[str, Any], counted: int
+) -> int:
+    """The answer's tokens, once it is whole: all of `max_tokens` when it ran out, else the
+    text tokenized again (a delta can hold several tokens: a character of several bytes
+    waits for all of them, so counting deltas counts low for CJK or emoji)."""
+    if finish_reason == "length" and isinstance(arguments.get("max_tokens"), int):
+        return int(arguments["max_tokens"])
+    text = "".join(said).encode("utf-8")
+    try:
+        return max(counted, len(llama.tokenize(text, add_bos=False, special=False)))
+    except Exception:  # a tokenizer that refuses the text: the count so far
+        return counted
+
+
 class LocalProvider:
     """Calls on one local GGUF model (shared with every other `LocalProvider` of that file)."""
 
@@ -505,6 +521,7 @@ class LocalCall(IteratorCall):
             return
         events = llama.create_chat_completion(**arguments, stream=True)
         completion_tokens = 0
+        said: list[str] = []
         try:
             for event in events:
                 if control.cancelled:
@@ -514,8 +531,13 @@ class LocalCall(IteratorCall):
                 finish_reason = choice.get("finish_reason")
                 if content:
                     completion_tokens += 1
+                    said.append(content)
                 elif finish_reason is None:
                     continue  # the opening {"role": "assistant"} event says nothing new
+                if finish_reason is not None:
+                    completion_tokens = _generated_tokens(
+                        llama, said, finish_reason, arguments, completion_tokens
+                    )
                 # Running totals on every chunk: a call cut short still says what it cost.
                 usage = Usage(
                     input_tokens=prompt_tokens,
