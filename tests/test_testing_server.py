@@ -19,7 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from openai.lib.streaming.chat import ChatCompletionStreamState
 
+import rxllm
 import rxllm.testing
+from rxllm import ops
 from rxllm.models import Chunk, ToolCallDelta, Usage
 from rxllm.testing import RecordedRequest, Script, Server, _encode, _record, _script, _server
 
@@ -333,12 +335,31 @@ class TestAnthropicStream:
     ) -> None:
         calls = [ToolCallDelta(index=0, name="a"), ToolCallDelta(index=1, name="b")]
         server.push(Script([Chunk(tool_calls=(call,)) for call in [*calls, calls[0]]]))
-        with pytest.raises(anthropic.InternalServerError, match="not contiguous"):
+        with pytest.raises(anthropic.BadRequestError, match="not contiguous"):
             list(anthropic_stream(anthropic_client))
 
 
 class TestAsyncClients:
     """The async SDK clients read the same streams, and their cancellation is seen."""
+
+    async def test_the_waits_have_forms_that_do_not_block_the_loop(self, server: Server) -> None:
+        # The blocking waits, called on the loop's thread, kept the call they waited for
+        # from running: a TimeoutError, or a close seen only after 146 chunks.
+        server.push(Script(["a"] * 200, delay=0.005))
+        llm = rxllm.openai("m", base_url=server.url, api_key="test")
+        task = asyncio.ensure_future(
+            rxllm.acollect(llm.stream("hi").pipe(ops.take_until(lambda c: c.content == "a")))
+        )
+        request = await server.wait_for_request_async(timeout=5)
+        await task
+        assert await request.wait_closed_async(timeout=5)
+        assert request.chunks_written < 20
+
+    def test_a_recorded_request_shows_no_credential(self, server: Server) -> None:
+        server.push(Script("Hi"))
+        rxllm.collect(rxllm.openai("m", base_url=server.url, api_key="sk-secret-1").stream("x"))
+        assert "sk-secret-1" not in repr(server.last)
+        assert server.last.headers["authorization"] == "Bearer sk-secret-1"  # kept for asserts
 
     async def test_async_openai_reads_the_text(
         self, server: Server, async_openai: openai.AsyncOpenAI
@@ -470,12 +491,15 @@ class TestHTTPErrors:
             openai_stream(openai_client)
         assert raised.value.code == "x"
 
-    def test_without_a_script_the_answer_is_a_500_that_says_what_to_do(
+    def test_without_a_script_the_answer_is_a_400_that_says_what_to_do(
         self, server: Server, openai_client: openai.OpenAI
     ) -> None:
-        with pytest.raises(openai.InternalServerError, match=r"server\.push"):
+        # A 400, which no client retries: a forgotten push is the test's own mistake (a
+        # 500 was retried as an outage, 9 requests under ops.retry).
+        with pytest.raises(openai.BadRequestError, match=r"server\.push"):
             openai_stream(openai_client)
-        assert server.last.status == 500
+        assert server.last.status == 400
+        assert len(server.requests) == 1
 
     @pytest.mark.parametrize(
         ("method", "path", "body", "status"),
@@ -1006,3 +1030,21 @@ class TestPackage:
         failures, tried = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
         assert failures == 0
         assert tried > 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"usage": {"input_tokens": 3}}, "rxllm.Usage"),
+        ({"error_event": 500}, "error type"),
+        ({"error_body": 42}, "error_body"),
+        ({"status": "429"}, "int HTTP status"),
+        ({"raw_events": {"type": "ping"}}, "wrap a single event in a list"),
+    ],
+)
+def test_script_options_of_the_wrong_type_fail_when_the_script_is_made(
+    kwargs: dict[str, Any], match: str
+) -> None:
+    # They used to crash the server's thread later: the client saw a dropped connection.
+    with pytest.raises(TypeError, match=match):
+        Script("Hi", **kwargs) if "raw_events" not in kwargs else Script(**kwargs)

@@ -7,12 +7,15 @@ assert on: how many chunks went out, and when the server noticed the client leav
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = ["RecordedRequest"]
+
+_CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "proxy-authorization"})
 
 
 @dataclass(eq=False)
@@ -62,13 +65,44 @@ class RecordedRequest:
     """Chunks written although the client had already gone (0 for a prompt client)."""
     finished: bool = False
     """The answer was carried out to its end: the script's last event, drop or give-up, or
-    an HTTP error reply (also the 500 sent when no script was pushed)."""
+    an HTTP error reply (also the 400 sent when no script was pushed)."""
     completed_normally: bool = False
     """The response was a whole stream with the protocol's own end ([DONE], message_stop)."""
     _changed: threading.Condition = field(
         default_factory=threading.Condition, init=False, repr=False
     )
     _done: bool = field(default=False, init=False, repr=False)
+
+    def __repr__(self) -> str:
+        # A test's failing assert prints this: the credentials a client sent are masked.
+        headers = {
+            name: "***" if name in _CREDENTIAL_HEADERS else value
+            for name, value in self.headers.items()
+        }
+        return (
+            f"RecordedRequest(protocol={self.protocol!r}, path={self.path!r}, "
+            f"status={self.status}, chunks_written={self.chunks_written}, "
+            f"client_closed={self.client_closed_at is not None}, headers={headers!r}, "
+            f"body={self.body!r})"
+        )
+
+    async def wait_closed_async(self, timeout: float = 5.0) -> bool:
+        """`wait_closed` for asyncio tests: waits without blocking the event loop (a blocked
+        loop could not close the connection it is waiting for).
+
+        >>> import asyncio, rxllm
+        >>> from rxllm import ops
+        >>> from rxllm.testing import Script, Server
+        >>> async def main():
+        ...     with Server(Script(["a"] * 50, delay=0.01)) as server:
+        ...         llm = rxllm.openai("m", base_url=server.url, api_key="test")
+        ...         stream = llm.stream("hi").pipe(ops.take_until(lambda c: c.content == "a"))
+        ...         await rxllm.acollect(stream)
+        ...         return await server.last.wait_closed_async(), server.last.chunks_written < 50
+        >>> asyncio.run(main())
+        (True, True)
+        """
+        return await asyncio.to_thread(self.wait_closed, timeout)
 
     def wait_closed(self, timeout: float = 5.0) -> bool:
         """Block until the client has left or the server is done; return whether it left.

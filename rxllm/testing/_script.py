@@ -31,6 +31,27 @@ def _carries_content(chunk: Chunk) -> bool:
     )
 
 
+def _check_types(usage: object, error_event: object, error_body: object, status: object) -> None:
+    """Options of the wrong type fail here, not later in the server's thread (where the
+    client saw only a dropped connection)."""
+    if usage is not None and not isinstance(usage, Usage):
+        raise TypeError(
+            f"Script(usage=...) takes an rxllm.Usage, e.g. Usage(input_tokens=3, "
+            f"output_tokens=2), not {type(usage).__name__}"
+        )
+    if error_event is not None and not isinstance(error_event, str | Mapping):
+        raise TypeError(
+            "Script(error_event=...) takes an error type (e.g. 'overloaded_error') or the "
+            f"error object as a dict, not {type(error_event).__name__}"
+        )
+    if error_body is not None and not isinstance(error_body, str | bytes | Mapping):
+        raise TypeError(
+            f"Script(error_body=...) takes a dict, a str or bytes, not {type(error_body).__name__}"
+        )
+    if status is not None and (isinstance(status, bool) or not isinstance(status, int)):
+        raise TypeError(f"Script(status=...) takes an int HTTP status, not {status!r}")
+
+
 def _seconds(name: str, value: float) -> float:
     if not (math.isfinite(value) and value >= 0):
         raise ValueError(
@@ -147,6 +168,7 @@ class Script:
                         f"Script chunks must be str or rxllm.Chunk, not {type(item).__name__}: "
                         f"{item!r}"
                     )
+        _check_types(usage, error_event, error_body, status)
         if status is not None and not 400 <= status <= 599:
             raise ValueError(
                 f"Script(status=...) must be an HTTP error status (400-599), not {status}"
@@ -160,6 +182,11 @@ class Script:
             raw = None
         elif isinstance(raw_events, str | bytes):
             raw = raw_events.encode() if isinstance(raw_events, str) else bytes(raw_events)
+        elif isinstance(raw_events, Mapping):
+            raise TypeError(
+                "Script(raw_events=...) takes the whole body as a str or bytes, or a list of "
+                "event objects (dicts): wrap a single event in a list"
+            )
         else:
             raw = tuple(_raw_event(event) for event in raw_events)
         if raw is not None and items:

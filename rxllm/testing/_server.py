@@ -13,6 +13,7 @@ nothing is written after a prompt client has gone.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
 import http.client
@@ -226,15 +227,16 @@ class _Connection:
             if not self._pause(script.headers_delay):
                 return
         if script is None:
+            # A test's own mistake: a 400, which no client retries (a 500 was retried).
             message = "rxllm.testing.Server has no script: call server.push(Script(...)) first"
-            self._respond(500, error_response(protocol, "api_error", message))
+            self._respond(400, error_response(protocol, "invalid_request_error", message))
         elif script.status is not None:
             self._respond(script.status, status_response(script, protocol), script.headers)
         else:
             try:
                 encoded = plan(script, protocol, body)
-            except ValueError as exc:
-                self._respond(500, error_response(protocol, "api_error", str(exc)))
+            except ValueError as exc:  # a script this protocol cannot express
+                self._respond(400, error_response(protocol, "invalid_request_error", str(exc)))
                 return
             self._stream(encoded, script, protocol)
 
@@ -616,6 +618,11 @@ class Server:
                     "to wait for one, and check the client's base_url is server.url)"
                 )
             return self._requests[-1]
+
+    async def wait_for_request_async(self, timeout: float = 5.0) -> RecordedRequest:
+        """`wait_for_request` for asyncio tests: waits without blocking the event loop (the
+        call that sends the request may be a task on that loop)."""
+        return await asyncio.to_thread(self.wait_for_request, timeout)
 
     def wait_for_request(self, timeout: float = 5.0) -> RecordedRequest:
         """Block until a request arrives that no earlier call returned; return it.
