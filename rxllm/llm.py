@@ -146,7 +146,7 @@ class LLM:
         >>> rxllm.scripted("x").with_params(temperature=0.2).defaults["temperature"]
         0.2
         """
-        return LLM(self._provider, **{**self._defaults, **params})
+        return LLM(self._provider, **merge_params(self._defaults, params))
 
     def stream(
         self,
@@ -222,7 +222,7 @@ class LLM:
             )
         if "stream" in params:
             raise ValueError("rxllm always streams: remove the 'stream' argument")
-        merged = {**self._defaults, **params}
+        merged = merge_params(self._defaults, params)
         # stream()'s own arguments given as defaults (rxllm.openai(m, response_format=City))
         # apply to every call that does not give its own
         default = {name: merged.pop(name, None) for name in _OWN_ARGUMENTS}
@@ -303,6 +303,36 @@ class LLM:
             )
 
         return call
+
+
+_MERGED = ("extra_headers", "extra_query", "extra_body")
+"""Request options whose keys add up: a call's own do not drop the defaults' (a tenant or
+tracing header set once stays on every call)."""
+
+
+def merge_params(defaults: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """`params` over `defaults`. `None` for a parameter means its default (not JSON null);
+    `extra_headers`, `extra_query` and `extra_body` are merged key by key.
+
+    >>> merge_params({"temperature": 0.2, "extra_headers": {"x-tenant": "a"}},
+    ...              {"temperature": None, "extra_headers": {"x-trace": "1"}})
+    {'temperature': 0.2, 'extra_headers': {'x-tenant': 'a', 'x-trace': '1'}}
+    """
+    merged = dict(defaults)
+    for name, value in params.items():
+        if value is None and name not in _NONE_MEANS_NONE:
+            continue
+        old = merged.get(name)
+        if name in _MERGED and isinstance(old, Mapping) and isinstance(value, Mapping):
+            merged[name] = {**old, **value}  # pyright: ignore[reportUnknownArgumentType]
+        else:
+            merged[name] = value
+    return merged
+
+
+_NONE_MEANS_NONE = frozenset({"stall_timeout", "system", "tools", "audio", "response_format"})
+"""Where None says something: no stall watchdog; none of the LLM's default system prompt,
+tools, audio or response format."""
 
 
 def check_params(params: Mapping[str, Any]) -> None:

@@ -347,7 +347,8 @@ class OpenAIProvider(SDKProvider):
             messages.append({"role": "system", "content": request.system})
         messages.extend(dict(m) for m in request.messages)
         kwargs: dict[str, Any] = {"model": self.model, "messages": messages, **request.params}
-        kwargs.setdefault("stream_options", {"include_usage": True})
+        # Usage is what rxllm adds; the caller's own stream options are kept beside it.
+        kwargs["stream_options"] = {"include_usage": True, **(kwargs.get("stream_options") or {})}
         if request.tools:
             kwargs["tools"] = [tool_schema(tool, "openai") for tool in request.tools]
         if request.audio is not None:

@@ -943,3 +943,49 @@ def test_an_error_whose_mapping_fails_still_shows_no_key(
     assert isinstance(caught.value.__context__, RuntimeError)  # the fallback was taken
     assert str(caught.value).startswith(f"{provider}: AuthenticationError")
     assert KEY not in "".join(traceback.format_exception(caught.value))
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_call_s_own_extra_headers_and_body_add_to_the_defaults(
+    server: Server, provider: str
+) -> None:
+    # A tenant header set once used to vanish from any call that sent a header of its own.
+    factory = rxllm.openai if provider == "openai" else rxllm.anthropic
+    llm = factory(
+        "m",
+        base_url=server.url,
+        api_key=KEY,
+        extra_headers={"x-tenant": "acme"},
+        extra_body={"user_tag": "t1"},
+        temperature=0.5,
+        max_tokens=50,
+    )
+    server.push(Script("Hi"))
+    rxllm.collect(
+        llm.with_params(extra_headers={"x-stage": "beta"}).stream(
+            "hi", extra_headers={"x-trace": "42"}, extra_body={"other": 1}, temperature=None
+        ),
+        timeout=10,
+    )
+    sent = server.last
+    assert (sent.headers["x-tenant"], sent.headers["x-stage"], sent.headers["x-trace"]) == (
+        "acme",
+        "beta",
+        "42",
+    )
+    assert sent.body["user_tag"] == "t1" and sent.body["other"] == 1
+    # None means the default, not JSON null
+    assert sent.body["temperature"] == 0.5 and sent.body["max_tokens"] == 50
+
+
+def test_openai_own_stream_options_keep_the_usage(server: Server) -> None:
+    server.push(Script("Hi", usage=rxllm.Usage(input_tokens=3, output_tokens=1, total_tokens=4)))
+    response = rxllm.collect(
+        make("openai", server).stream("hi", stream_options={"include_obfuscation": False}),
+        timeout=10,
+    )
+    assert server.last.body["stream_options"] == {
+        "include_usage": True,
+        "include_obfuscation": False,
+    }
+    assert response.usage is not None and response.usage.total_tokens == 4
