@@ -266,7 +266,9 @@ class LLM:
         """Decorate a function returning a prompt (`str`) or messages into a streaming call.
 
         The decorated function takes exactly the original parameters (anything else is a
-        `TypeError`); per-call parameters go through `llm.with_params(...)`.
+        `TypeError`). For a call's own parameters make another one from the same function:
+        `llm.with_params(temperature=0.9).prompt(capital.__wrapped__)`. Put `@llm.prompt`
+        under `@staticmethod`/`@classmethod`, not over them.
 
         >>> import rxllm
         >>> llm = rxllm.scripted("Paris.")
@@ -290,7 +292,12 @@ class LLM:
                 signature.bind(*args, **kwargs)
             except TypeError as exc:
                 unknown = "unexpected keyword" in str(exc)
-                hint = "; per-call parameters go through llm.with_params(...)" if unknown else ""
+                hint = (
+                    f"; for parameters of the call (e.g. temperature) make the function with "
+                    f"those: llm.with_params(temperature=...).prompt({fn.__name__}.__wrapped__)"
+                    if unknown
+                    else ""
+                )
                 raise TypeError(f"{fn.__name__}() {exc}{hint}") from None
             result = fn(*args, **kwargs)
             if isinstance(result, str):
