@@ -477,7 +477,12 @@ def _task_canceller(task: asyncio.Task[Any]) -> Callable[[], None]:
 
     def cancel() -> None:
         if threading.get_ident() == loop_thread:
-            task.cancel()
+            # From inside the task itself (a take_until predicate, an on_next that raises,
+            # a dispose in on_next) the pump sees `emit` say stop and returns, closing the
+            # response as usual. Cancelling the task as well would interrupt that close,
+            # and leave the request in the connection pool for ever.
+            if asyncio.current_task(loop) is not task:
+                task.cancel()
         else:
             with contextlib.suppress(RuntimeError):  # the loop is already closed
                 loop.call_soon_threadsafe(task.cancel)

@@ -174,3 +174,36 @@ def test_one_llm_on_loops_in_several_threads_at_once(
         thread.join(60)
     assert failures == []
     assert keep_alive.requests == 90
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+@pytest.mark.parametrize("how", ["take_until", "on_next raises"])
+def test_an_asyncio_call_stopped_from_its_own_notification_leaves_no_pool_entry(
+    provider: str, how: str
+) -> None:
+    # The stop used to cancel the call's task as well, which interrupted the response's
+    # close: every such call left its request in the SDK's connection pool for ever.
+    from reactivex import operators as rx
+
+    from rxllm import ops
+    from rxllm.testing import Script, Server
+
+    def boom(chunk: rxllm.Chunk) -> None:
+        if "w3" in chunk.content:
+            raise ValueError("stop here")
+
+    async def main(url: str) -> int:
+        llm = getattr(rxllm, provider)("m", base_url=url, api_key="k", max_retries=0)
+        for _ in range(20):
+            stream = llm.stream("hi")
+            if how == "take_until":
+                await rxllm.acollect(stream.pipe(ops.take_until(lambda c: "w3" in c.content)))
+            else:
+                with pytest.raises(ValueError, match="stop here"):
+                    await rxllm.acollect(stream.pipe(rx.do_action(boom)))
+        await asyncio.sleep(0.2)  # the last call's task closes its response
+        (client,) = llm._provider._async_clients.values()  # type: ignore[attr-defined]
+        return len(client._client._transport._pool._requests)
+
+    with Server(Script([f"w{i} " for i in range(50)], delay=0.002)) as server:
+        assert asyncio.run(main(server.url)) == 0
