@@ -177,9 +177,9 @@ def iterate(source: reactivex.Observable[T], *, buffer: int = 1024) -> Iterator[
     slow consumer slows the stream down instead of growing memory. (A source that emits
     everything while it is being subscribed, on the loop's own thread, such as
     `reactivex.from_iterable` or a replay of a finished answer, cannot wait: its items are
-    all kept.) The call is cancelled when
-    the iterator is closed: at once when a `for` loop over `iterate(...)` breaks; an iterator
-    kept in a variable is closed by `it.close()` (or when it is garbage-collected).
+    all kept.) The call is cancelled when the iterator is closed: at once when a `for` loop
+    over `iterate(...)` breaks (or is left by Ctrl-C); an iterator kept in a variable is
+    closed by `it.close()` (or when it is garbage-collected).
 
     >>> import rxllm
     >>> [c.content for c in rxllm.iterate(rxllm.scripted(["a", "b"]).stream("x"))]
