@@ -411,7 +411,20 @@ def _as_result(error: Exception) -> LLMError:
     """An item's failure as a result: an `LLMError` as is; anything else (e.g. a `ValueError`
     from `stream()` for this input's arguments) wrapped, with the original as its cause."""
     if isinstance(error, LLMError):
-        return error
-    wrapped = LLMError(f"this input's pipeline failed: {type(error).__name__}: {error}")
-    wrapped.__cause__ = error
-    return wrapped
+        result = error
+    else:
+        result = LLMError(f"this input's pipeline failed: {type(error).__name__}: {error}")
+        result.__cause__ = error
+    _drop_tracebacks(result)
+    return result
+
+
+def _drop_tracebacks(error: BaseException) -> None:
+    """A failure kept as a value does not need the frames it was raised through: they hold
+    the call's connection objects alive (40-60 KB per error; a batch keeps thousands)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        current.__traceback__ = None
+        current = current.__cause__ or current.__context__

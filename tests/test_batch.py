@@ -341,3 +341,22 @@ def test_checkpoints_with_crlf_or_without_a_last_newline_resume(
 
 def test_progress_none_means_no_progress() -> None:
     assert len(run_batch(["a"], rxllm.scripted("x").stream, concurrency=1, progress=None)) == 1
+
+
+def test_failures_kept_as_results_hold_no_frames() -> None:
+    # A result is data: the frames an error was raised through kept the call's connection
+    # objects alive, 40-60 KB per failure.
+    from rxllm.testing import Script, Server
+
+    with Server() as server:
+        server.push(Script("x", status=500))
+        llm = rxllm.openai("m", base_url=server.url, api_key="k", max_retries=0)
+        ((_, failure),) = run_batch(["a"], llm.stream, concurrency=1)
+    assert isinstance(failure, rxllm.ServerError)
+    chain: list[BaseException] = []
+    current: BaseException | None = failure
+    while current is not None:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    assert len(chain) >= 2  # the SDK's own error is still chained, for its message
+    assert all(error.__traceback__ is None for error in chain)
