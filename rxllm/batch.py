@@ -411,12 +411,12 @@ def _as_result(error: Exception) -> LLMError:
     """An item's failure as a result: an `LLMError` as is; anything else (e.g. a `ValueError`
     from `stream()` for this input's arguments) wrapped, with the original as its cause."""
     if isinstance(error, LLMError):
-        result = error
-    else:
-        result = LLMError(f"this input's pipeline failed: {type(error).__name__}: {error}")
-        result.__cause__ = error
-    _drop_tracebacks(result)
-    return result
+        _drop_tracebacks(error)  # the provider's failure: its frames hold the connection
+        return error
+    # The pipeline's own bug keeps its traceback: it says where the code failed.
+    wrapped = LLMError(f"this input's pipeline failed: {type(error).__name__}: {error}")
+    wrapped.__cause__ = error
+    return wrapped
 
 
 def _drop_tracebacks(error: BaseException) -> None:

@@ -318,28 +318,23 @@ tracing header set once stays on every call)."""
 
 
 def merge_params(defaults: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
-    """`params` over `defaults`. `None` for a parameter means its default (not JSON null);
-    `extra_headers`, `extra_query` and `extra_body` are merged key by key.
+    """`params` over `defaults`; `extra_headers`, `extra_query` and `extra_body` are merged
+    key by key (give a key `openai.Omit()` / `anthropic.Omit()` to drop a default one).
+    A `None` overrides like any value: `timeout=None` is no timeout, `max_tokens=None` no
+    cap (on OpenAI; Anthropic requires one, so there it means rxllm's default).
 
     >>> merge_params({"temperature": 0.2, "extra_headers": {"x-tenant": "a"}},
-    ...              {"temperature": None, "extra_headers": {"x-trace": "1"}})
-    {'temperature': 0.2, 'extra_headers': {'x-tenant': 'a', 'x-trace': '1'}}
+    ...              {"temperature": 0.7, "extra_headers": {"x-trace": "1"}})
+    {'temperature': 0.7, 'extra_headers': {'x-tenant': 'a', 'x-trace': '1'}}
     """
     merged = dict(defaults)
     for name, value in params.items():
-        if value is None and name not in _NONE_MEANS_NONE:
-            continue
         old = merged.get(name)
         if name in _MERGED and isinstance(old, Mapping) and isinstance(value, Mapping):
             merged[name] = {**old, **value}  # pyright: ignore[reportUnknownArgumentType]
         else:
             merged[name] = value
     return merged
-
-
-_NONE_MEANS_NONE = frozenset({"stall_timeout", "system", "tools", "audio", "response_format"})
-"""Where None says something: no stall watchdog; none of the LLM's default system prompt,
-tools, audio or response format."""
 
 
 def check_params(params: Mapping[str, Any]) -> None:

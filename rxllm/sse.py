@@ -24,9 +24,10 @@ ServerEvent = tuple[str | None, bytes]
 class SSEDecoder:
     """Incremental SSE decoder: bytes in, `(event, data)` pairs out, any split of the input."""
 
-    __slots__ = ("_buffer", "_data", "_event", "_pending_cr")
+    __slots__ = ("_buffer", "_data", "_event", "_first", "_pending_cr")
 
     def __init__(self) -> None:
+        self._first = True
         self._buffer = b""
         self._event: str | None = None
         self._data: bytes | None = None
@@ -34,6 +35,9 @@ class SSEDecoder:
 
     def feed(self, piece: bytes) -> list[ServerEvent]:
         """Decode a piece of the body; return the events it completed."""
+        if self._first:
+            self._first = False
+            piece = piece.removeprefix(b"\xef\xbb\xbf")  # a byte-order mark is no field
         if self._pending_cr:
             self._pending_cr = False
             if piece.startswith(b"\n"):

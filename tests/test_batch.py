@@ -360,3 +360,13 @@ def test_failures_kept_as_results_hold_no_frames() -> None:
         current = current.__cause__ or current.__context__
     assert len(chain) >= 2  # the SDK's own error is still chained, for its message
     assert all(error.__traceback__ is None for error in chain)
+
+
+def test_a_pipeline_s_own_bug_keeps_its_traceback() -> None:
+    def pipeline(item: str) -> reactivex.Observable[rxllm.Chunk]:
+        return rxllm.scripted("x").stream(item).pipe(rx.map(lambda c: 1 / 0))
+
+    ((_, failure),) = run_batch(["a"], pipeline, concurrency=1)
+    assert isinstance(failure, rxllm.LLMError)
+    assert isinstance(failure.__cause__, ZeroDivisionError)
+    assert failure.__cause__.__traceback__ is not None  # where the user's code failed

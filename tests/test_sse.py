@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -105,3 +106,32 @@ def test_any_body_decodes_as_the_spec_says(
     points = sorted({min(c, len(body)) for c in cuts})
     pieces = [body[a:b] for a, b in zip([0, *points], [*points, len(body)], strict=True)]
     assert decode(pieces) == reference(body)
+
+
+def test_a_leading_byte_order_mark_is_no_part_of_the_first_field() -> None:
+    # The first event was lost: its field name read "\ufeffdata".
+    decoder = SSEDecoder()
+    events = decoder.feed(b'\xef\xbb\xbfdata: {"a": 1}\n\ndata: 2\n\n')
+    assert [data for _, data in events] == [b'{"a": 1}', b"2"]
+
+
+@pytest.mark.parametrize(
+    ("head", "verdict"),
+    [
+        (b"", None),
+        (b"\n\n", None),
+        (b"da", None),  # could still become "data:"
+        (b"data: {", True),
+        (b": keep-alive", True),
+        (b"\xef\xbb\xbfevent: x", True),
+        (b"{", False),
+        (b"<html>", False),
+        (b"dat!", False),
+    ],
+)
+def test_a_body_labelled_a_document_is_judged_by_its_first_bytes(
+    head: bytes, verdict: bool | None
+) -> None:
+    from rxllm.providers._http import _starts_like_sse
+
+    assert _starts_like_sse(head) is verdict

@@ -359,6 +359,7 @@ class TestAsyncClients:
         server.push(Script("Hi"))
         rxllm.collect(rxllm.openai("m", base_url=server.url, api_key="sk-secret-1").stream("x"))
         assert "sk-secret-1" not in repr(server.last)
+        assert "sk-secret-1" not in repr(server.last.headers)  # an assert diff on them
         assert server.last.headers["authorization"] == "Bearer sk-secret-1"  # kept for asserts
 
     async def test_async_openai_reads_the_text(

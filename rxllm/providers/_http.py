@@ -437,11 +437,10 @@ class HTTPCall:
             decoder = SSEDecoder()
             parse = self._parse
             body = _sync_body(http)
-            suspect = _labelled_a_document(http)
+            head = b"" if _labelled_a_document(http) else None
             for piece in body:
-                if suspect:
-                    self._check_first_bytes(http, piece)
-                    suspect = False
+                if head is not None:
+                    head = self._sniff(http, head + piece)
                 if not _deliver(decoder.feed(piece), mapper, parse, emit) or control.cancelled:
                     return
                 if mapper.done:
@@ -450,6 +449,8 @@ class HTTPCall:
             else:
                 if not _deliver(decoder.flush(), mapper, parse, emit):
                     return
+            if head:
+                raise self._not_streamed(http, head)
             mapper.end()
         finally:
             unregister()
@@ -483,11 +484,10 @@ class HTTPCall:
         decoder = SSEDecoder()
         parse = self._parse
         body = _async_body(http)
-        suspect = _labelled_a_document(http)
+        head = b"" if _labelled_a_document(http) else None
         async for piece in body:
-            if suspect:
-                self._check_first_bytes(http, piece)
-                suspect = False
+            if head is not None:
+                head = self._sniff(http, head + piece)
             if not _deliver(decoder.feed(piece), mapper, parse, emit):
                 return
             if mapper.done:
@@ -496,23 +496,32 @@ class HTTPCall:
         else:
             if not _deliver(decoder.flush(), mapper, parse, emit):
                 return
+        if head:
+            raise self._not_streamed(http, head)
         mapper.end()
 
-    def _check_first_bytes(self, http: httpx2.Response, first: bytes) -> None:
-        """A 200 labelled HTML or JSON whose body does not start like server-sent events:
-        a wrong `base_url` (a web page), or a server that ignored `stream: true` and sent
-        the whole answer. (An event stream mislabelled as JSON streams as usual.)"""
-        if first.lstrip()[:1] in (b"", b":") or first.lstrip().startswith(_SSE_FIELDS):
-            return
+    def _sniff(self, http: httpx2.Response, head: bytes) -> bytes | None:
+        """A 200 labelled HTML or JSON: None once its first bytes read as server-sent events
+        (an event stream mislabelled as JSON streams as usual), `head` while too few arrived
+        to tell; a wrong `base_url` (a web page) or a server that ignored `stream: true`
+        (the whole answer) raises."""
+        verdict = _starts_like_sse(head)
+        if verdict is None:
+            return head
+        if verdict:
+            return None
+        raise self._not_streamed(http, head)
+
+    def _not_streamed(self, http: httpx2.Response, head: bytes) -> errors.LLMError:
         kind = http.headers.get("content-type", "")
-        text = errors.scrub(first.decode("utf-8", "replace"), *self._config.secrets())
+        text = errors.scrub(head.decode("utf-8", "replace"), *self._config.secrets())
         hint = (
             "the server ignored stream=true and answered in one piece; rxllm needs a server "
             "that streams"
             if "json" in kind.lower()
             else f"check base_url ({http.request.url.copy_with(query=None)} is not the API)"
         )
-        raise errors.LLMError(
+        return errors.LLMError(
             f"{self.provider}: the server answered 200 with {kind!r}, not an event stream: "
             f"{hint}. The body starts: {text[:300]!r}",
             provider=self.provider,
@@ -595,6 +604,18 @@ async def _drain_async(body: AsyncIterator[bytes]) -> None:
 
 
 _SSE_FIELDS = (b"data:", b"event:", b"id:", b"retry:")
+
+
+def _starts_like_sse(head: bytes) -> bool | None:
+    """Whether a body's first bytes are server-sent events; None: too few to tell yet."""
+    text = head.lstrip(b" \t\r\n").removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")
+    if not text:
+        return None
+    if text.startswith(b":") or text.startswith(_SSE_FIELDS):
+        return True
+    if any(field.startswith(text) for field in _SSE_FIELDS):
+        return None  # e.g. "da": more bytes decide
+    return False
 
 
 def _labelled_a_document(http: httpx2.Response) -> bool:

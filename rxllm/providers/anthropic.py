@@ -343,13 +343,11 @@ class AnthropicProvider(SDKProvider):
                 system_parts.append(str(message["content"]))
             else:
                 messages.append(dict(message))
-        kwargs: dict[str, Any] = {
-            "model": self.model,
-            "messages": messages,
-            "max_tokens": DEFAULT_MAX_TOKENS,
-            **request.params,
-        }
+        kwargs: dict[str, Any] = {"model": self.model, "messages": messages, **request.params}
+        if kwargs.get("max_tokens") is None:  # the API requires it: None is rxllm's default
+            kwargs["max_tokens"] = DEFAULT_MAX_TOKENS
         sampling = {name: kwargs.pop(name) for name in _SAMPLING - _CREATE_PARAMS if name in kwargs}
+        sampling = {name: value for name, value in sampling.items() if value is not None}
         if sampling:  # sent as the API names them; an explicit extra_body wins
             kwargs["extra_body"] = {**sampling, **(kwargs.get("extra_body") or {})}
         if system_parts:

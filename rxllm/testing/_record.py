@@ -18,6 +18,18 @@ __all__ = ["RecordedRequest"]
 _CREDENTIAL_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "proxy-authorization"})
 
 
+class Headers(dict[str, str]):
+    """A request's headers (lower-case names): a plain dict whose `repr` masks the
+    credentials, so that a failing assert on them never prints a key.
+
+    >>> Headers({"authorization": "Bearer sk-1", "x-trace": "7"})
+    {'authorization': '***', 'x-trace': '7'}
+    """
+
+    def __repr__(self) -> str:
+        return repr({k: "***" if k in _CREDENTIAL_HEADERS else v for k, v in self.items()})
+
+
 @dataclass(eq=False)
 class RecordedRequest:
     """One request the `Server` received, updated live while it is answered.
@@ -73,16 +85,15 @@ class RecordedRequest:
     )
     _done: bool = field(default=False, init=False, repr=False)
 
+    def __post_init__(self) -> None:
+        self.headers = Headers(self.headers)
+
     def __repr__(self) -> str:
         # A test's failing assert prints this: the credentials a client sent are masked.
-        headers = {
-            name: "***" if name in _CREDENTIAL_HEADERS else value
-            for name, value in self.headers.items()
-        }
         return (
             f"RecordedRequest(protocol={self.protocol!r}, path={self.path!r}, "
             f"status={self.status}, chunks_written={self.chunks_written}, "
-            f"client_closed={self.client_closed_at is not None}, headers={headers!r}, "
+            f"client_closed={self.client_closed_at is not None}, headers={self.headers!r}, "
             f"body={self.body!r})"
         )
 

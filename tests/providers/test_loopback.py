@@ -924,6 +924,67 @@ def test_an_event_stream_labelled_json_still_streams(
     assert run(make(provider, server).stream("hi"), mode).text == "Hello there"
 
 
+_SSE_BODIES = {
+    "openai": (
+        b'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m",'
+        b'"choices":[{"index":0,"delta":{"content":"Hello there"},"finish_reason":"stop"}]}'
+        b"\n\ndata: [DONE]\n\n"
+    ),
+    "anthropic": b"".join(
+        b"event: %s\ndata: %s\n\n" % (kind.encode(), data.encode())
+        for kind, data in [
+            (
+                "message_start",
+                '{"type":"message_start","message":{"id":"m1","type":"message","role":'
+                '"assistant","model":"m","content":[],"stop_reason":null,"stop_sequence":null,'
+                '"usage":{"input_tokens":1,"output_tokens":1}}}',
+            ),
+            (
+                "content_block_start",
+                '{"type":"content_block_start","index":0,"content_block":{"type":"text",'
+                '"text":""}}',
+            ),
+            (
+                "content_block_delta",
+                '{"type":"content_block_delta","index":0,"delta":{"type":"text_delta",'
+                '"text":"Hello there"}}',
+            ),
+            ("content_block_stop", '{"type":"content_block_stop","index":0}'),
+            (
+                "message_delta",
+                '{"type":"message_delta","delta":{"stop_reason":"end_turn",'
+                '"stop_sequence":null},"usage":{"output_tokens":2}}',
+            ),
+            ("message_stop", '{"type":"message_stop"}'),
+        ]
+    ),
+}
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize(
+    ("start", "streams"),
+    [
+        (b"\xef\xbb\xbf", True),  # a byte-order mark before the events
+        (b"\n\n", True),  # blank lines first
+        (b"\n", False),  # then a whole JSON document: refused, not "interrupted"
+    ],
+)
+def test_the_first_bytes_decide_whatever_comes_first(
+    server: Server, provider: str, start: bytes, streams: bool
+) -> None:
+    document = b'{"id": "x", "choices": [{"message": {"content": "Hello there"}}]}'
+    body = start + (_SSE_BODIES[provider] if streams else document)
+    server.push(Script(raw_events=body, headers={"content-type": "application/json"}))
+    stream = make(provider, server).stream("hi")
+    if streams:
+        assert rxllm.collect(stream, timeout=10).text == "Hello there"
+    else:
+        with pytest.raises(rxllm.LLMError, match="ignored stream=true") as caught:
+            rxllm.collect(stream, timeout=10)
+        assert not caught.value.retryable
+
+
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_an_error_whose_mapping_fails_still_shows_no_key(
     server: Server, provider: str, monkeypatch: pytest.MonkeyPatch
@@ -963,7 +1024,7 @@ def test_a_call_s_own_extra_headers_and_body_add_to_the_defaults(
     server.push(Script("Hi"))
     rxllm.collect(
         llm.with_params(extra_headers={"x-stage": "beta"}).stream(
-            "hi", extra_headers={"x-trace": "42"}, extra_body={"other": 1}, temperature=None
+            "hi", extra_headers={"x-trace": "42"}, extra_body={"other": 1}
         ),
         timeout=10,
     )
@@ -974,8 +1035,26 @@ def test_a_call_s_own_extra_headers_and_body_add_to_the_defaults(
         "42",
     )
     assert sent.body["user_tag"] == "t1" and sent.body["other"] == 1
-    # None means the default, not JSON null
     assert sent.body["temperature"] == 0.5 and sent.body["max_tokens"] == 50
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_none_for_a_parameter_overrides_its_default(server: Server, provider: str) -> None:
+    # None lifts a default (OpenAI: max_tokens null is no cap; timeout=None no timeout),
+    # except where the API requires a value: Anthropic's max_tokens is rxllm's default then,
+    # and its sampling parameters are left out rather than sent as null.
+    factory = rxllm.openai if provider == "openai" else rxllm.anthropic
+    llm = factory("m", base_url=server.url, api_key=KEY, max_tokens=20, temperature=0.5)
+    server.push(Script("Hi", headers_delay=0.3))
+    rxllm.collect(
+        llm.with_params(timeout=0.1).stream("hi", max_tokens=None, temperature=None, timeout=None),
+        timeout=10,
+    )  # it would time out at 0.1 s if timeout=None were dropped
+    body = server.last.body
+    if provider == "openai":
+        assert body["max_tokens"] is None and body["temperature"] is None
+    else:
+        assert body["max_tokens"] == 4096 and "temperature" not in body
 
 
 def test_openai_own_stream_options_keep_the_usage(server: Server) -> None:
