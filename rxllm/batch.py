@@ -30,6 +30,7 @@ from pydantic import BaseModel
 from reactivex import abc
 from reactivex import operators as rx
 
+from rxllm._checks import is_int, is_number
 from rxllm.calls import timer_scheduler
 from rxllm.errors import LLMError
 from rxllm.models import Response
@@ -277,9 +278,7 @@ def batch(
         ("requests_per_minute", requests_per_minute),
         ("tokens_per_minute", tokens_per_minute),
     ):
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < inf
-        ):
+        if value is not None and (not is_number(value) or not 0 < value < inf):
             raise ValueError(f"{name} must be positive (or None for no limit), not {value!r}")
     items = list(inputs)
     name_of = key or _default_key
@@ -355,7 +354,7 @@ def _check_arguments(inputs: Any, pipeline: Any, concurrency: Any, progress: Any
             "pipeline must be a function of an input returning an Observable (e.g. "
             f"llm.stream, or lambda item: llm.stream(item)), not {type(pipeline).__name__}"
         )
-    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+    if not is_int(concurrency) or concurrency < 1:
         raise ValueError(f"concurrency must be an int >= 1 (calls at once), not {concurrency!r}")
     if (
         progress is not None

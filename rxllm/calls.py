@@ -123,31 +123,6 @@ _RUN_SCHEDULER: abc.SchedulerBase | None = getattr(
 """The scheduler reactivex's `Observable.run()` subscribes with (to recognise it)."""
 
 
-def require_observable(function: str, source: object, *, several: bool = False) -> None:
-    """A TypeError that says what to pass, unless `source` is an Observable."""
-    if isinstance(source, reactivex.Observable):
-        return
-    kind = type(source).__name__
-    if callable(getattr(source, "stream", None)):
-        hint = ": call llm.stream(prompt) to get one call's Observable"
-    elif several and isinstance(source, list | tuple):
-        hint = ": pass each Observable as an argument of its own, e.g. race(*sources)"
-    else:
-        hint = ""
-    raise TypeError(
-        f"rxllm.{function}() takes an Observable (e.g. llm.stream(prompt)), not {kind}{hint}"
-    )
-
-
-def require_seconds(function: str, name: str, value: object) -> None:
-    """A ValueError unless `value` is None or a number of seconds >= 0."""
-    if value is None or (
-        not isinstance(value, bool) and isinstance(value, int | float) and value >= 0
-    ):
-        return
-    raise ValueError(f"rxllm.{function}({name}=...) must be seconds >= 0 or None, not {value!r}")
-
-
 def timer_scheduler() -> abc.SchedulerBase:
     """Where to schedule a delayed (re)subscription of a call, decided at subscribe time.
 

@@ -17,6 +17,7 @@ from typing import Any, ParamSpec, Protocol
 import reactivex
 from pydantic import BaseModel
 
+from rxllm._checks import is_int, is_number
 from rxllm.accumulator import Snapshot
 from rxllm.calls import Call, call_subscriber
 from rxllm.models import Chunk, Response, message_from_model
@@ -343,29 +344,18 @@ def check_params(params: Mapping[str, Any]) -> None:
         value = params.get(name)
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, int):
+        if not is_int(value):
             raise ValueError(f"{name} must be a positive int, not {value!r}")
         if value < 1:
             raise ValueError(f"{name} must be at least 1, not {value}: it caps the answer's tokens")
     temperature = params.get("temperature")
-    if temperature is not None and (
-        isinstance(temperature, bool)
-        or not isinstance(temperature, int | float)
-        or not 0 <= temperature <= 2
-    ):
+    if temperature is not None and (not is_number(temperature) or not 0 <= temperature <= 2):
         raise ValueError(f"temperature must be a number from 0 to 2, not {temperature!r}")
     stall = params.get("stall_timeout")
-    if stall is not None and (
-        isinstance(stall, bool)
-        or not isinstance(stall, int | float)
-        or not stall > 0
-        or math.isnan(stall)
-    ):
+    if stall is not None and (not is_number(stall) or not stall > 0 or math.isnan(stall)):
         raise ValueError(f"stall_timeout must be a positive number of seconds, not {stall!r}")
     retries = params.get("max_retries")
-    if retries is not None and (
-        isinstance(retries, bool) or not isinstance(retries, int) or retries < 0
-    ):
+    if retries is not None and (not is_int(retries) or retries < 0):
         raise ValueError(f"max_retries must be an int >= 0, not {retries!r}")
 
 

@@ -47,10 +47,9 @@ def raw_event(provider: str, data: bytes) -> Any:
     return builder(data) if builder is not None else None
 
 
-# Audio is binary: in JSON it is base64 (pydantic's default, UTF-8, fails on PCM).
-_FROZEN = ConfigDict(
-    frozen=True, arbitrary_types_allowed=True, ser_json_bytes="base64", val_json_bytes="base64"
-)
+# Audio is binary: in JSON it is base64 (pydantic's default, UTF-8, fails on PCM). The
+# models are frozen by the class keyword, which type checkers read too.
+_CONFIG = ConfigDict(arbitrary_types_allowed=True, ser_json_bytes="base64", val_json_bytes="base64")
 
 
 class Usage(BaseModel, frozen=True):
@@ -66,7 +65,7 @@ class Usage(BaseModel, frozen=True):
     210
     """
 
-    model_config = _FROZEN
+    model_config = _CONFIG
 
     input_tokens: int = 0
     """Tokens of the prompt, cached ones included: OpenAI `prompt_tokens`; Anthropic
@@ -105,7 +104,7 @@ class ToolCallDelta(BaseModel, frozen=True):
     concatenate to the call's JSON arguments.
     """
 
-    model_config = _FROZEN
+    model_config = _CONFIG
 
     index: int
     """The call's ordinal in this response: 0, 1, ... (for Anthropic too, not its block index)."""
@@ -124,7 +123,7 @@ class ToolCall(BaseModel, frozen=True):
     {'city': 'Oslo'}
     """
 
-    model_config = _FROZEN
+    model_config = _CONFIG
 
     id: str | None = None
     """The provider's id of the call, to answer it with a tool result."""
@@ -158,7 +157,7 @@ class ToolCall(BaseModel, frozen=True):
 class _LazyRaw(BaseModel, frozen=True):
     """Base for models whose `raw` provider object is built on first access."""
 
-    model_config = _FROZEN
+    model_config = _CONFIG
 
     _raw: Any = PrivateAttr(default=None)
     _raw_factory: Callable[[], Any] | None = PrivateAttr(default=None)

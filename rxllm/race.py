@@ -17,7 +17,7 @@ import reactivex
 from reactivex import abc
 from reactivex.disposable import CompositeDisposable, SingleAssignmentDisposable
 
-from rxllm.calls import require_observable
+from rxllm._checks import require_observable
 from rxllm.models import Chunk
 
 __all__ = ["race"]

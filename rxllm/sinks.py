@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 import reactivex
 from reactivex import abc
 
+from rxllm._checks import is_int, require_observable, require_seconds
 from rxllm.accumulator import Accumulator, Snapshot
-from rxllm.calls import require_observable, require_seconds
 from rxllm.models import Chunk, Response
 
 __all__ = ["acollect", "aiterate", "collect", "iterate", "materialize", "write_wav"]
@@ -187,7 +187,7 @@ def iterate(source: reactivex.Observable[T], *, buffer: int = 1024) -> Iterator[
     """
     require_observable("iterate", source)
     _no_loop_here("iterate", "aiterate")
-    if isinstance(buffer, bool) or not isinstance(buffer, int) or buffer < 1:
+    if not is_int(buffer) or buffer < 1:
         raise ValueError(f"iterate(buffer=...) must be an int >= 1 (items), not {buffer!r}")
     items: collections.deque[Any] = collections.deque()
     ready = threading.Condition()
@@ -323,7 +323,7 @@ def write_wav(
     require_observable("write_wav", audio)
     require_seconds("write_wav", "timeout", timeout)
     _no_loop_here("write_wav", "asyncio.to_thread(rxllm.write_wav, ...)")
-    if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate <= 0:
+    if not is_int(sample_rate) or sample_rate <= 0:
         raise ValueError(f"sample_rate must be a positive int of Hz, not {sample_rate!r}")
     target = Path(path)
     if not target.parent.is_dir():

@@ -32,7 +32,7 @@ from reactivex import abc
 from reactivex import operators as rx_ops
 from reactivex.disposable import Disposable, SingleAssignmentDisposable
 
-from rxllm.calls import require_observable
+from rxllm._checks import is_int, require_observable
 from rxllm.models import Chunk
 
 __all__ = ["AudioSplit", "audio_split", "tee"]
@@ -196,7 +196,7 @@ def tee(source: reactivex.Observable[T], n: int = 2) -> tuple[reactivex.Observab
     ('One call, two views.', ['One ', 'call, ', 'two ', 'views.'])
     """
     require_observable("tee", source)
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    if not is_int(n) or n < 1:
         raise ValueError(f"tee(n=...) needs an int of at least one branch, not {n!r}")
     shared = _Tee(source, n)
     return tuple(shared.branch(index) for index in range(n))

@@ -21,6 +21,7 @@ from typing import Literal
 import reactivex
 from pydantic import BaseModel
 
+from rxllm._checks import is_int
 from rxllm.models import Chunk
 from rxllm.ops._decoding import chunk_for, decoding
 from rxllm.ops._sentences import SentenceDecoder
@@ -68,7 +69,7 @@ class AudioSegmenter:
     __slots__ = ("_audio", "_emitted_bytes", "_held", "_sample_rate", "_sentences")
 
     def __init__(self, sample_rate: int = 24000) -> None:
-        if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate <= 0:
+        if not is_int(sample_rate) or sample_rate <= 0:
             raise ValueError(f"sample_rate must be a positive int of Hz, not {sample_rate!r}")
         self._sample_rate = sample_rate
         self._audio = bytearray()
@@ -115,17 +116,14 @@ class AudioSegmenter:
         samples = len(self._audio) // _BYTES_PER_SAMPLE
         total = sum(len(part) for part in parts)
         segments: list[AudioSegment] = []
-        counted = 0
+        counted = cut = 0  # characters so far; audio bytes cut off so far
         for part in parts[:-1]:
             counted += len(part)
             end = samples * counted // total * _BYTES_PER_SAMPLE
-            segments.append(self._segment(part, end - self._emitted_here(segments)))
+            segments.append(self._segment(part, end - cut))
+            cut = end
         segments.append(self._segment(parts[-1], len(self._audio)))
         return segments
-
-    @staticmethod
-    def _emitted_here(segments: list[AudioSegment]) -> int:
-        return sum(len(segment.audio) for segment in segments)
 
     def _segment(self, said: str, size: int) -> AudioSegment:
         audio = bytes(self._audio[:size])

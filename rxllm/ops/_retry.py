@@ -14,6 +14,7 @@ import reactivex
 from reactivex import abc
 from reactivex.disposable import CompositeDisposable, SerialDisposable
 
+from rxllm._checks import is_int, is_number
 from rxllm.accumulator import Accumulator
 from rxllm.calls import timer_scheduler
 from rxllm.errors import LLMError, RateLimitError
@@ -94,20 +95,16 @@ def retry(
     ...     print(error.partial.text)
     Hello world
     """
-    if isinstance(attempts, bool) or not isinstance(attempts, int):
+    if not is_int(attempts):
         raise TypeError(f"attempts must be an int (calls in all), not {attempts!r}")
     if attempts < 1:
         raise ValueError(f"attempts must be at least 1, not {attempts}")
-    if not callable(backoff) and (
-        isinstance(backoff, bool)
-        or not isinstance(backoff, int | float)
-        or not 0 <= backoff < math.inf
-    ):
+    if not callable(backoff) and not (is_number(backoff) and 0 <= backoff < math.inf):
         raise ValueError(
             "backoff must be seconds (a number >= 0) or a function of the attempt number "
             f"returning seconds, not {backoff!r}"
         )
-    if isinstance(max_wait, bool) or not isinstance(max_wait, int | float) or not max_wait >= 0:
+    if not is_number(max_wait) or not max_wait >= 0:
         raise ValueError(f"max_wait must be a number of seconds >= 0, not {max_wait!r}")
     if not isinstance(resume, bool):
         raise TypeError(f"resume must be True or False, not {resume!r}")

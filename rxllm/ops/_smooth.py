@@ -22,6 +22,7 @@ from reactivex.disposable import CompositeDisposable, Disposable, SerialDisposab
 from reactivex.scheduler import TimeoutScheduler
 from reactivex.scheduler.eventloop import AsyncIOThreadSafeScheduler
 
+from rxllm._checks import is_number
 from rxllm.models import Chunk
 
 __all__ = ["PieceDecoder", "smooth"]
@@ -151,9 +152,7 @@ def smooth(
      ('', 'stop')]
     """
     PieceDecoder(by)  # a bad `by` is a TypeError or re.error here, not at subscription
-    if delay is not None and (
-        isinstance(delay, bool) or not isinstance(delay, int | float) or not 0 <= delay < math.inf
-    ):
+    if delay is not None and not (is_number(delay) and 0 <= delay < math.inf):
         raise ValueError(
             f"smooth(delay=...) must be a finite number of seconds >= 0 (or None), not {delay!r}"
         )

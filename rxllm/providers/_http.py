@@ -523,7 +523,7 @@ class HTTPCall:
         )
         return errors.LLMError(
             f"{self.provider}: the server answered 200 with {kind!r}, not an event stream: "
-            f"{hint}. The body starts: {text[:300]!r}",
+            f"{hint}. The body starts: {_shortened(text)!r}",
             provider=self.provider,
             retryable=False,
         )

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from rxllm import errors
+from rxllm._checks import is_int, is_number
 from rxllm.accumulator import register_raw_builder
 from rxllm.calls import CallControl, IteratorCall
 from rxllm.llm import LLM, Request
@@ -387,23 +388,17 @@ def _check_param_types(params: Mapping[str, Any]) -> None:
     ):
         raise ValueError(f"stop must be a str or a list of str, not {stop!r}")
     seed = params.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+    if seed is not None and (not is_int(seed)):
         raise ValueError(f"seed must be an int, not {seed!r}")
     top_p = params.get("top_p")
-    if top_p is not None and (
-        isinstance(top_p, bool) or not isinstance(top_p, int | float) or not 0 <= top_p <= 1
-    ):
+    if top_p is not None and (not is_number(top_p) or not 0 <= top_p <= 1):
         raise ValueError(f"top_p must be a number from 0 to 1, not {top_p!r}")
     top_k = params.get("top_k")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0):
+    if top_k is not None and (not is_int(top_k) or top_k < 0):
         raise ValueError(f"top_k must be an int >= 0 (0: no limit), not {top_k!r}")
     for name, low, high in _NUMBERS:
         value = params.get(name)
-        if value is not None and (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or not low <= value <= high
-        ):
+        if value is not None and (not is_number(value) or not low <= value <= high):
             raise ValueError(f"{name} must be a number from {low:g} to {high:g}, not {value!r}")
     max_tokens = params.get("max_tokens")
     if isinstance(max_tokens, int) and max_tokens >= N_CTX:

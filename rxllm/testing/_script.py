@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rxllm._checks import is_int
 from rxllm.models import Chunk, Usage
 from rxllm.providers.scripted import split_text
 
@@ -48,7 +49,7 @@ def _check_types(usage: object, error_event: object, error_body: object, status:
         raise TypeError(
             f"Script(error_body=...) takes a dict, a str or bytes, not {type(error_body).__name__}"
         )
-    if status is not None and (isinstance(status, bool) or not isinstance(status, int)):
+    if status is not None and (not is_int(status)):
         raise TypeError(f"Script(status=...) takes an int HTTP status, not {status!r}")
 
 
@@ -63,7 +64,7 @@ def _seconds(name: str, value: float) -> float:
 def _count(name: str, value: int | None) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if not is_int(value) or value < 0:
         raise ValueError(f"Script({name}=...) must be a chunk count >= 0 (or None), not {value!r}")
     return value
 
