@@ -21,11 +21,11 @@ joins only what arrived since the previous one).
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from rxllm.models import Chunk, Response, ToolCall, ToolCallDelta, Usage, raw_event
+from rxllm.models import Chunk, Response, ToolCall, ToolCallDelta, ToolResult, Usage, raw_event
 
 __all__ = ["Accumulator", "Snapshot", "ToolCallParts", "register_raw_builder", "with_raw_context"]
 
@@ -56,16 +56,23 @@ def register_raw_builder(provider: str, builder: RawBuilder) -> None:
 
 
 class _Joined:
-    """An incremental join of a growing list of string pieces."""
+    """An incremental join of a growing list of string pieces, from piece `base` on (the
+    first piece of the current step of a tool loop; 0 for a single call)."""
 
-    __slots__ = ("count", "value")
+    __slots__ = ("base", "count", "value")
 
     def __init__(self) -> None:
+        self.base = 0
         self.count = 0
         self.value = ""
 
-    def upto(self, pieces: list[str], k: int) -> str:
-        """The first `k` pieces joined; in-order reads join only what is new."""
+    def upto(self, pieces: list[str], k: int, base: int = 0) -> str:
+        """Pieces `base` to `k` joined; in-order reads join only what is new."""
+        if base != self.base:
+            if base < self.base:  # an earlier step read after a later one: rare
+                return "".join(pieces[base:k])
+            self.base = self.count = base  # a new step: start over from its first piece
+            self.value = ""
         if k == self.count:
             return self.value
         if k > self.count:
@@ -73,7 +80,7 @@ class _Joined:
             self.count = k
             return self.value
         # An older snapshot read after a newer one: rare, so recompute.
-        return "".join(pieces[:k])
+        return "".join(pieces[base:k])
 
 
 class _Sparse:
@@ -86,12 +93,14 @@ class _Sparse:
         self.values: list[Any] = []
         self.joined = _Joined()
 
-    def upto(self, n: int) -> list[Any]:
-        """The values set by the first `n` chunks."""
-        return self.values[: bisect_left(self.positions, n)]
+    def upto(self, n: int, start: int = 0) -> list[Any]:
+        """The values set by chunks `start` to `n` (exclusive)."""
+        first = bisect_left(self.positions, start) if start else 0
+        return self.values[first : bisect_left(self.positions, n)]
 
-    def text(self, n: int) -> str:
-        return self.joined.upto(self.values, bisect_left(self.positions, n))
+    def text(self, n: int, start: int = 0) -> str:
+        first = bisect_left(self.positions, start) if start else 0
+        return self.joined.upto(self.values, bisect_left(self.positions, n), first)
 
 
 _SPARSE_FIELDS = ("thinking", "refusal", "audio_transcript", "audio", "tool_calls")
@@ -104,10 +113,15 @@ class Accumulator:
     are objects the garbage collector never scans, so a long stream does not make every
     collection slower (a list of 100k retained chunks cost ~2 µs per chunk in full
     collections).
+
+    The stream of a tool loop (`ops.tool_loop`) is several answers, one per step, each
+    ended by a chunk carrying `tool_results`: the response so far is then the current
+    step's, with the finished ones in `Response.steps`.
     """
 
     __slots__ = (
         "_content",
+        "_ends",
         "_ids",
         "_joined",
         "_last",
@@ -115,6 +129,8 @@ class Accumulator:
         "_n",
         "_raws",
         "_sparse",
+        "_start",
+        "_steps",
         "finish_reason",
         "id",
         "model",
@@ -133,6 +149,9 @@ class Accumulator:
         self._sparse: dict[str, _Sparse] = {}
         self._models: list[tuple[int, str]] = []  # (position, model) where it changed
         self._ids: list[tuple[int, str]] = []
+        self._start = 0  # the position of the current step's first chunk (tool loops)
+        self._ends: list[int] = []  # where each finished step ends (exclusive)
+        self._steps: list[Response] = []  # the finished steps, with their tool results
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
         self.model: str | None = None
@@ -145,6 +164,8 @@ class Accumulator:
     def push(self, chunk: Chunk) -> None:
         """Add one chunk without making a snapshot. O(1)."""
         n = self._n
+        if n == self._start and n:  # the first chunk of a tool loop's next step
+            self.usage = self.finish_reason = None
         values = chunk.__dict__  # the fields, read as dict items: the hot path
         self._content.append(values["content"])
         private = chunk.__pydantic_private__
@@ -158,6 +179,7 @@ class Accumulator:
             or values["refusal"]
             or values["audio"]
             or values["audio_transcript"]
+            or values["tool_results"]
         ):
             self._add_sparse(values, n)
         if values["usage"] is not None:
@@ -178,6 +200,8 @@ class Accumulator:
                 self.raw_context = private.get("_raw_context")
         self._last = chunk
         self._n = n + 1
+        if values["tool_results"]:
+            self._end_step(values["tool_results"])
 
     def add(self, chunk: Chunk) -> Snapshot:
         """Add one chunk and return the snapshot of the response including it. O(1)."""
@@ -200,6 +224,21 @@ class Accumulator:
         """Materialize everything added so far into a `Response`."""
         return self._response(self._n, self.usage, self.finish_reason)
 
+    def _end_step(self, results: tuple[ToolResult, ...]) -> None:
+        """A tool loop's step ended with this chunk: keep its response; a new step starts."""
+        end = self._n
+        step = self._build(end, self._start, len(self._ends), self.usage, self.finish_reason)
+        self._steps.append(step.model_copy(update={"tool_results": results, "steps": ()}))
+        self._ends.append(end)
+        self._start = end
+
+    def _step_of(self, n: int) -> tuple[int, int]:
+        """(which step, where it starts) for the response after the first `n` chunks."""
+        if n > self._start or not self._ends:
+            return len(self._ends), self._start
+        k = bisect_right(self._ends, n - 1)
+        return k, self._ends[k - 1] if k else 0
+
     def _add_sparse(self, values: dict[str, Any], n: int) -> None:
         for field in _SPARSE_FIELDS:
             value = values[field]
@@ -213,18 +252,21 @@ class Accumulator:
     # --- reading at a point in the past (used by Snapshot) -------------------------------
 
     def _text(self, field: str, n: int) -> str:
+        start = self._start if n > self._start else self._step_of(n)[1]
         if field == "content":
-            return self._joined.upto(self._content, n)
+            return self._joined.upto(self._content, n, start)
         sparse = self._sparse.get(field)
-        return sparse.text(n) if sparse is not None else ""
+        return sparse.text(n, start) if sparse is not None else ""
 
-    def _upto(self, field: str, n: int) -> list[Any]:
+    def _upto(self, field: str, n: int, start: int) -> list[Any]:
         sparse = self._sparse.get(field)
-        return sparse.upto(n) if sparse is not None else []
+        return sparse.upto(n, start) if sparse is not None else []
 
-    def _tool_calls(self, n: int) -> tuple[ToolCall, ...]:
+    def _tool_calls(self, n: int, start: int | None = None) -> tuple[ToolCall, ...]:
+        if start is None:
+            start = self._step_of(n)[1]
         calls: dict[int, ToolCallParts] = {}
-        for deltas in self._upto("tool_calls", n):
+        for deltas in self._upto("tool_calls", n, start):
             for delta in deltas:
                 parts = calls.get(delta.index)
                 if parts is None:
@@ -233,25 +275,35 @@ class Accumulator:
         return tuple(parts.call() for _, parts in sorted(calls.items()))
 
     def _response(self, n: int, usage: Usage | None, finish_reason: str | None) -> Response:
+        k, start = self._step_of(n)
+        if k < len(self._ends) and n == self._ends[k]:
+            return self._steps[k].model_copy(update={"steps": tuple(self._steps[:k])})
+        return self._build(n, start, k, usage, finish_reason)
+
+    def _build(
+        self, n: int, start: int, k: int, usage: Usage | None, finish_reason: str | None
+    ) -> Response:
+        """The response of step `k` (chunks `start` to `n`), after the steps before it."""
         provider = self.provider or "scripted"
         response = Response(
             text=self._text("content", n),
             thinking=self._text("thinking", n),
             refusal=self._text("refusal", n),
-            audio=b"".join(self._upto("audio", n)),
+            audio=b"".join(self._upto("audio", n, start)),
             audio_transcript=self._text("audio_transcript", n),
-            tool_calls=self._tool_calls(n),
+            tool_calls=self._tool_calls(n, start),
             finish_reason=finish_reason,
             usage=usage,
             model=_as_of(self._models, n),
             id=_as_of(self._ids, n),
             provider=provider,
-            chunk_count=n,
+            chunk_count=n - start,
+            steps=tuple(self._steps[:k]),
         )
         builder = _RAW_BUILDERS.get(provider)
         context = self.raw_context
-        if builder is not None and n:
-            refs = self._raws[:n]
+        if builder is not None and n > start:
+            refs = self._raws[start:n]
             response._with_raw_factory(  # pyright: ignore[reportPrivateUsage]
                 lambda: builder(_events(provider, refs), response, context)
             )
@@ -355,6 +407,13 @@ class Snapshot:
     def tool_calls(self) -> tuple[ToolCall, ...]:
         """The tool calls so far (the last one's arguments may be incomplete)."""
         return self._acc._tool_calls(self._n)  # pyright: ignore[reportPrivateUsage]
+
+    @property
+    def step(self) -> int:
+        """Which call of a tool loop (`ops.tool_loop`) this snapshot belongs to, from 0 (the
+        text, tool calls, usage, ... above are that step's; earlier steps are in
+        `response().steps`); 0 for a single call."""
+        return self._acc._step_of(self._n)[0]  # pyright: ignore[reportPrivateUsage]
 
     @property
     def chunk_count(self) -> int:

@@ -22,7 +22,15 @@ from rxllm.accumulator import Snapshot
 from rxllm.calls import Call, call_subscriber
 from rxllm.models import Chunk, Response, message_from_model
 
-__all__ = ["LLM", "CallStream", "Provider", "Request", "check_params"]
+__all__ = [
+    "LLM",
+    "CallStream",
+    "Provider",
+    "Request",
+    "check_messages",
+    "check_params",
+    "tool_name",
+]
 
 P = ParamSpec("P")
 
@@ -247,7 +255,7 @@ class LLM:
         stall_timeout = merged.pop("stall_timeout", None)
         max_retries = merged.pop("max_retries", None)
         if messages is not None:
-            normalized = _check_messages(messages)
+            normalized = check_messages(messages)
         else:
             normalized = ({"role": "user", "content": prompt},)
         request = Request(
@@ -380,7 +388,7 @@ def _check_tools(tools: Sequence[Any]) -> None:
         raise ValueError(f"tools must be a list of tools, not {type(tools).__name__}")
     names: dict[str, int] = {}
     for position, tool in enumerate(tools):
-        name = _tool_name(position, tool)
+        name = tool_name(position, tool)
         if name is None:
             continue
         if name in names:
@@ -391,7 +399,7 @@ def _check_tools(tools: Sequence[Any]) -> None:
         names[name] = position
 
 
-def _tool_name(position: int, tool: Any) -> str | None:
+def tool_name(position: int, tool: Any) -> str | None:
     """The name the model calls `tool` by (None for a provider's own tool, e.g. web search);
     a ValueError when it is no tool a model can call."""
     if isinstance(tool, Mapping):
@@ -432,7 +440,7 @@ def _tool_name(position: int, tool: Any) -> str | None:
     return name
 
 
-def _check_messages(
+def check_messages(
     messages: Sequence[Mapping[str, Any] | BaseModel],
 ) -> tuple[Mapping[str, Any], ...]:
     if isinstance(messages, str | bytes) or not isinstance(messages, Sequence):

@@ -10,9 +10,11 @@ for SDK models nobody reads.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
+import pydantic
+import pydantic_core
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 __all__ = [
@@ -21,6 +23,7 @@ __all__ = [
     "TextChunkMaker",
     "ToolCall",
     "ToolCallDelta",
+    "ToolResult",
     "Usage",
     "message_from_model",
     "raw_event",
@@ -154,6 +157,74 @@ class ToolCall(BaseModel, frozen=True):
         return value
 
 
+class ToolResult(BaseModel, frozen=True):
+    """The outcome of running one tool call: what the function returned, or why it failed.
+
+    >>> call = ToolCall(id="call_1", name="add", arguments='{"a": 1, "b": 2}')
+    >>> result = ToolResult(call=call, output={"sum": 3})
+    >>> result.content
+    '{"sum":3}'
+    >>> result.message("openai")
+    {'role': 'tool', 'tool_call_id': 'call_1', 'content': '{"sum":3}'}
+    """
+
+    call: ToolCall
+    """The call that was run."""
+    output: Any = None
+    """What the function returned (`None` when it failed)."""
+    error: str | None = None
+    """Why the call failed, for the model to read; `None` when it succeeded."""
+
+    @pydantic.computed_field  # type: ignore[prop-decorator]
+    @property
+    def content(self) -> str:
+        """The result as text for the model: `output` if a str, else its JSON; or the error."""
+        if self.error is not None:
+            return f"Error: {self.error}"
+        if isinstance(self.output, str):
+            return self.output
+        return pydantic_core.to_json(self.output, fallback=str).decode()
+
+    @property
+    def is_error(self) -> bool:
+        """True when the call failed (`error` is set)."""
+        return self.error is not None
+
+    def message(self, provider: str = "openai") -> dict[str, Any]:
+        """The tool-result message to send back, in `provider`'s format (`llm.provider`:
+        OpenAI's format for "openai", "local" and "scripted").
+
+        Anthropic wants all results of one assistant turn in a single user message: use
+        `ToolResult.messages(results, "anthropic")` for that.
+        """
+        if message_format(provider) == "anthropic":
+            return {"role": "user", "content": [self._anthropic_block()]}
+        return {"role": "tool", "tool_call_id": self.call.id, "content": self.content}
+
+    @staticmethod
+    def messages(results: Iterable[ToolResult], provider: str = "openai") -> list[dict[str, Any]]:
+        """The messages that answer several calls: one per result (OpenAI) or one in all.
+
+        >>> calls = [ToolCall(id=f"t{i}", name="f") for i in range(2)]
+        >>> results = [ToolResult(call=c, output=i) for i, c in enumerate(calls)]
+        >>> [len(m["content"]) for m in ToolResult.messages(results, "anthropic")]
+        [2]
+        """
+        results = list(results)
+        if message_format(provider) == "anthropic":
+            blocks = [result._anthropic_block() for result in results]
+            return [{"role": "user", "content": blocks}] if blocks else []
+        return [result.message(provider) for result in results]
+
+    def _anthropic_block(self) -> dict[str, Any]:
+        return {
+            "type": "tool_result",
+            "tool_use_id": self.call.id,
+            "content": self.content,
+            "is_error": self.is_error,
+        }
+
+
 class _LazyRaw(BaseModel, frozen=True):
     """Base for models whose `raw` provider object is built on first access."""
 
@@ -223,6 +294,9 @@ class Chunk(_LazyRaw, frozen=True):
     """Transcript delta of the audio, `""` when none."""
     tool_calls: tuple[ToolCallDelta, ...] = ()
     """Tool-call deltas carried by this chunk."""
+    tool_results: tuple[ToolResult, ...] = ()
+    """The results of the tools `ops.tool_loop` ran: set on the one chunk that ends a step of
+    the loop (its calls answered; the next chunk starts the next call), `()` otherwise."""
     finish_reason: str | None = None
     """Why generation stopped, normalized: "stop", "length", "tool_calls", "content_filter"."""
     usage: Usage | None = None
@@ -300,7 +374,7 @@ class Chunk(_LazyRaw, frozen=True):
     @property
     def is_empty(self) -> bool:
         """True when the chunk carries no delta, finish reason or usage (e.g. a block stop)."""
-        return not (self.has_delta or self.finish_reason or self.usage)
+        return not (self.has_delta or self.finish_reason or self.usage or self.tool_results)
 
 
 def _template() -> dict[str, Any]:
@@ -422,6 +496,45 @@ class Response(_LazyRaw, frozen=True):
     """Which provider produced it."""
     chunk_count: int = 0
     """How many chunks were accumulated into it."""
+    tool_results: tuple[ToolResult, ...] = ()
+    """The results of this answer's tool calls, when `ops.tool_loop` ran them (a step of a
+    tool loop); `()` otherwise."""
+    steps: tuple[Response, ...] = ()
+    """The earlier steps of a tool loop (`ops.tool_loop`), in order, each with its
+    `tool_results`; this response is the last step. `()` for a single call."""
+
+    @property
+    def total_usage(self) -> Usage | None:
+        """The usage of every step of a tool loop added up (`usage` is this step's own);
+        for a single call, `usage`."""
+        total = self.usage
+        for step in self.steps:
+            if step.usage is not None:
+                total = step.usage if total is None else total + step.usage
+        return total
+
+    def messages(self, provider: str | None = None) -> list[dict[str, Any]]:
+        """Every message this answer adds to the conversation, in `provider`'s format: for
+        a tool loop, each step's assistant message and its tool results, then the last
+        answer's (`[response.message()]` for a single call). Append them to `messages` to
+        go on with the conversation.
+
+        >>> import rxllm
+        >>> from rxllm import Chunk, ToolCallDelta, ops
+        >>> def add(a: int, b: int) -> int:
+        ...     return a + b
+        >>> call = ToolCallDelta(index=0, id="c1", name="add", arguments='{"a": 1, "b": 2}')
+        >>> llm = rxllm.scripted([Chunk(tool_calls=(call,))], then=["3."])
+        >>> answer = rxllm.collect(llm.stream("1+2?", tools=[add]).pipe(ops.tool_loop()))
+        >>> [m["role"] for m in answer.messages()]
+        ['assistant', 'tool', 'assistant']
+        """
+        turns: list[dict[str, Any]] = []
+        for step in self.steps:
+            turns.append(step.message(provider))
+            turns += ToolResult.messages(step.tool_results, provider or step.provider)
+        turns.append(self.message(provider))
+        return turns
 
     def message(self, provider: str | None = None) -> dict[str, Any]:
         """This answer as the assistant message to send back in the next call's `messages`,

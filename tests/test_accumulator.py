@@ -44,9 +44,9 @@ def test_adding_does_not_join_text(monkeypatch) -> None:  # type: ignore[no-unty
     joins = []
     original = _Joined.upto
 
-    def counting(self, chunks, n):  # type: ignore[no-untyped-def]
+    def counting(self, chunks, n, base=0):  # type: ignore[no-untyped-def]
         joins.append(n)
-        return original(self, chunks, n)
+        return original(self, chunks, n, base)
 
     monkeypatch.setattr(_Joined, "upto", counting)
     acc = Accumulator()

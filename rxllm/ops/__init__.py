@@ -3,7 +3,8 @@
 On chunks: `accumulate` (a `Snapshot` per chunk), `take_until` (stop, cancelling the
 call), `to_response`, `text`, `sentences`, `smooth`, `partial(Model)` (structured
 output as it streams), `tool_calls`, `audio_segments`, `retry`, `on_finish`; on tool
-calls: `tool_results(registry)`. Each one's docstring has a marble sketch and an example.
+calls: `tool_results(registry)`; on a call with tools: `tool_loop` (call, run the tools,
+call again, as one stream). Each one's docstring has a marble sketch and an example.
 
 >>> import rxllm
 >>> from rxllm import ops
@@ -22,6 +23,7 @@ from rxllm.ops._take_until import take_until
 from rxllm.ops._text import text
 from rxllm.ops._to_response import to_response
 from rxllm.ops._tool_calls import tool_calls
+from rxllm.ops._tool_loop import tool_loop
 from rxllm.ops._tool_results import tool_results
 
 __all__ = [
@@ -38,5 +40,6 @@ __all__ = [
     "text",
     "to_response",
     "tool_calls",
+    "tool_loop",
     "tool_results",
 ]

@@ -464,7 +464,10 @@ def partial(
                 if not isinstance(chunk, Chunk):
                     observer.on_error(_not_a_chunk("partial", chunk))
                     return
+                nonlocal decoder
                 acc.push(chunk)
+                if chunk.tool_results:  # a tool loop's next step: its answer is read anew
+                    decoder = PartialDecoder(model)
                 if source == "content":
                     piece = chunk.content
                 else:

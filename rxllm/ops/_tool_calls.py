@@ -52,6 +52,10 @@ class ToolCallDecoder:
         Raises `ValueError` for a fragment of a call that was already complete (a provider
         that interleaves calls): handing out a call with arguments missing would be worse.
         """
+        if chunk.tool_results:  # a tool loop's next step: its calls count from 0 again
+            released = self._release()
+            self._done.clear()
+            return released
         complete: list[ToolCall] = []
         for delta in chunk.tool_calls:
             index = delta.index
@@ -131,10 +135,12 @@ def tool_calls() -> Callable[[reactivex.Observable[Chunk]], reactivex.Observable
     its arguments are a complete JSON object; a call cut off while its arguments were
     being written is dropped, so `tool_results` never runs it with half of them (or with
     its defaults). On an error from the source, calls not yet complete are dropped and the
-    error passes through. A fragment for a call already emitted (calls interleaved) fails the stream
-    with `ValueError`. The call being written when the answer was cut off at max_tokens
-    (`finish_reason="length"`, its arguments empty or not a complete JSON object) is not
-    emitted: the stream fails with `OutputValidationError` after the calls that were whole.
+    error passes through. A fragment for a call already emitted (calls interleaved) fails the
+    stream with `ValueError`. The call being written when the answer was cut off at
+    max_tokens (`finish_reason="length"`, its arguments empty or not a complete JSON object)
+    is not emitted: the stream fails with `OutputValidationError` after the calls that were
+    whole. On the stream of `ops.tool_loop`, each step's calls come out in turn (their
+    indexes start at 0 again after the chunk that carries a step's `tool_results`).
 
         chunks:  -[0:"f" '{"a"']--[0:': 1}']--[1:"g" '{}']---|
         tool_calls()

@@ -12,91 +12,21 @@ import asyncio
 import inspect
 import threading
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import pydantic
-import pydantic_core
 import reactivex
-from pydantic import BaseModel
 from reactivex import abc
 from reactivex.disposable import CompositeDisposable, Disposable
 
 from rxllm.calls import run_awaitable
-from rxllm.models import ToolCall, message_format
+from rxllm.models import ToolCall, ToolResult
 
-__all__ = ["ToolResult", "tool_results"]
+__all__ = ["Registry", "ToolResult", "registry_of", "tool_results"]
 
 Registry = Mapping[str, Callable[..., Any]] | Sequence[Callable[..., Any]]
-
-
-class ToolResult(BaseModel, frozen=True):
-    """The outcome of running one tool call: what the function returned, or why it failed.
-
-    >>> call = ToolCall(id="call_1", name="add", arguments='{"a": 1, "b": 2}')
-    >>> result = ToolResult(call=call, output={"sum": 3})
-    >>> result.content
-    '{"sum":3}'
-    >>> result.message("openai")
-    {'role': 'tool', 'tool_call_id': 'call_1', 'content': '{"sum":3}'}
-    """
-
-    call: ToolCall
-    """The call that was run."""
-    output: Any = None
-    """What the function returned (`None` when it failed)."""
-    error: str | None = None
-    """Why the call failed, for the model to read; `None` when it succeeded."""
-
-    @pydantic.computed_field  # type: ignore[prop-decorator]
-    @property
-    def content(self) -> str:
-        """The result as text for the model: `output` if a str, else its JSON; or the error."""
-        if self.error is not None:
-            return f"Error: {self.error}"
-        if isinstance(self.output, str):
-            return self.output
-        return pydantic_core.to_json(self.output, fallback=str).decode()
-
-    @property
-    def is_error(self) -> bool:
-        """True when the call failed (`error` is set)."""
-        return self.error is not None
-
-    def message(self, provider: str = "openai") -> dict[str, Any]:
-        """The tool-result message to send back, in `provider`'s format (`llm.provider`:
-        OpenAI's format for "openai", "local" and "scripted").
-
-        Anthropic wants all results of one assistant turn in a single user message: use
-        `ToolResult.messages(results, "anthropic")` for that.
-        """
-        if message_format(provider) == "anthropic":
-            return {"role": "user", "content": [self._anthropic_block()]}
-        return {"role": "tool", "tool_call_id": self.call.id, "content": self.content}
-
-    @staticmethod
-    def messages(results: Iterable[ToolResult], provider: str = "openai") -> list[dict[str, Any]]:
-        """The messages that answer several calls: one per result (OpenAI) or one in all.
-
-        >>> calls = [ToolCall(id=f"t{i}", name="f") for i in range(2)]
-        >>> results = [ToolResult(call=c, output=i) for i, c in enumerate(calls)]
-        >>> [len(m["content"]) for m in ToolResult.messages(results, "anthropic")]
-        [2]
-        """
-        results = list(results)
-        if message_format(provider) == "anthropic":
-            blocks = [result._anthropic_block() for result in results]
-            return [{"role": "user", "content": blocks}] if blocks else []
-        return [result.message(provider) for result in results]
-
-    def _anthropic_block(self) -> dict[str, Any]:
-        return {
-            "type": "tool_result",
-            "tool_use_id": self.call.id,
-            "content": self.content,
-            "is_error": self.is_error,
-        }
 
 
 def tool_results(
@@ -142,7 +72,7 @@ def tool_results(
     """
     if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
         raise ValueError(f"tool_results(concurrency=...) must be an int >= 1, not {concurrency!r}")
-    tools = _registry(registry)
+    tools = registry_of(registry)
 
     def operator(calls: reactivex.Observable[ToolCall]) -> reactivex.Observable[ToolResult]:
         def subscribe(
@@ -172,7 +102,7 @@ def _validated(function: Callable[..., Any]) -> Callable[..., Any]:
     return function  # a builtin: pydantic cannot read its signature
 
 
-def _registry(registry: Registry) -> dict[str, Callable[..., Any]]:
+def registry_of(registry: Registry) -> dict[str, Callable[..., Any]]:
     if isinstance(registry, Mapping):
         named = list(registry.items())
     elif isinstance(registry, Sequence) and not isinstance(registry, str):

@@ -33,7 +33,8 @@ def split_text(text: str) -> list[str]:
 
 
 class ScriptedProvider:
-    """Replays the same script for every call; records each call's `Request`."""
+    """Replays the same script for every call (or, with `then`, a script per call, in the
+    order the calls are made); records each call's `Request`."""
 
     name = PROVIDER
 
@@ -46,7 +47,38 @@ class ScriptedProvider:
         model: str = "scripted",
         finish_reason: str | None = "stop",
         usage: Usage | None = None,
+        then: Sequence[Sequence[Chunk | str] | str] = (),
     ) -> None:
+        if delay < 0:
+            raise ValueError(f"delay must be >= 0 seconds, not {delay}")
+        if isinstance(then, str) or not isinstance(then, Sequence):
+            raise ValueError(
+                "then= takes a list of scripts, one per later call (each a text or a list of "
+                f"chunks/strings), not {type(then).__name__}: e.g. then=['The answer is 3.']"
+            )
+        self.model = model
+        self.delay = delay
+        self.error = error
+        self.scripts: tuple[tuple[Chunk, ...], ...] = tuple(
+            self._chunks(item, model, finish_reason, usage, error if i == len(then) else None)
+            for i, item in enumerate((script, *then))
+        )
+        """The script of each call in turn; the last one is replayed from then on."""
+        self.chunks: tuple[Chunk, ...] = self.scripts[0]
+        """The chunks of the first call (of every call, without `then`)."""
+        self.requests: list[Request] = []
+        """Every call's request, in order (for assertions in tests)."""
+        self._calls = 0
+        self._last: tuple[Chunk, ...] = self.chunks
+
+    @staticmethod
+    def _chunks(
+        script: Sequence[Chunk | str] | str,
+        model: str,
+        finish_reason: str | None,
+        usage: Usage | None,
+        error: BaseException | None,
+    ) -> tuple[Chunk, ...]:
         if isinstance(script, str):
             items: list[Chunk | str] = list(split_text(script))
         elif isinstance(script, Sequence):
@@ -56,8 +88,6 @@ class ScriptedProvider:
                 f"rxllm.scripted() takes a text or a list of chunks/strings, not "
                 f"{type(script).__name__}"
             )
-        if delay < 0:
-            raise ValueError(f"delay must be >= 0 seconds, not {delay}")
         chunks = [
             item if isinstance(item, Chunk) else Chunk(content=str(item), provider=PROVIDER)
             for item in items
@@ -67,13 +97,7 @@ class ScriptedProvider:
             chunks[-1] = chunks[-1].model_copy(
                 update={"finish_reason": finish_reason, "usage": chunks[-1].usage or usage}
             )
-        self.model = model
-        self.chunks: tuple[Chunk, ...] = tuple(chunks)
-        """The chunks every call replays."""
-        self.delay = delay
-        self.error = error
-        self.requests: list[Request] = []
-        """Every call's request, in order (for assertions in tests)."""
+        return tuple(chunks)
 
     def check(self, request: Request) -> None:
         """Any arguments are fine for a script."""
@@ -84,11 +108,15 @@ class ScriptedProvider:
         return dataclasses.replace(request, messages=messages)
 
     def make_call(self, request: Request) -> ScriptedCall:
-        """One replay of the script (the rest of it, for a continuation)."""
+        """One replay of the next script (the rest of the last one, for a continuation)."""
         self.requests.append(request)
         last = request.messages[-1] if request.messages else {}
-        skip = len(last.get("content") or "") if last.get("role") == "assistant" else 0
-        return ScriptedCall(self, request.stall_timeout, skip)
+        content = last.get("content")
+        skip = len(content) if last.get("role") == "assistant" and isinstance(content, str) else 0
+        if not skip:  # a new call, not the continuation of the last one
+            self._last = self.scripts[min(self._calls, len(self.scripts) - 1)]
+            self._calls += 1
+        return ScriptedCall(self, self._last, request.stall_timeout, skip)
 
 
 class ScriptedCall(IteratorCall):
@@ -97,11 +125,16 @@ class ScriptedCall(IteratorCall):
     provider = PROVIDER
 
     def __init__(
-        self, script: ScriptedProvider, stall_timeout: float | None, skip: int = 0
+        self,
+        script: ScriptedProvider,
+        chunks: Sequence[Chunk],
+        stall_timeout: float | None,
+        skip: int = 0,
     ) -> None:
         self._script = script
         self.stall_timeout = stall_timeout
-        self._chunks = _skip_text(script.chunks, skip)
+        self._chunks = _skip_text(chunks, skip)
+        self._last_script = chunks is script.scripts[-1]
 
     def iter_sync(self, control: CallControl) -> Iterator[Chunk]:
         """Replay on the calling (background) thread; a cancel wakes a pending delay."""
@@ -123,7 +156,7 @@ class ScriptedCall(IteratorCall):
 
     def _fail(self) -> None:
         error = self._script.error
-        if error is None:
+        if error is None or not self._last_script:
             return
         if isinstance(error, errors.LLMError) and error.provider is None:
             error.provider = PROVIDER
@@ -164,12 +197,17 @@ def scripted(
 
     Options: `delay` seconds before each chunk; `error` raised after the script; `model`,
     `finish_reason` (set on the last chunk when no chunk has one; default "stop") and
-    `usage`; any other keyword is a default request parameter (recorded, not used).
+    `usage`; `then`, the scripts of the next calls in the order they are made (the last
+    one is replayed from then on; `error` follows only that one), e.g. the answer after a
+    tool call; any other keyword is a default request parameter (recorded, not used).
 
     >>> import rxllm
     >>> rxllm.collect(rxllm.scripted(["Hel", "lo"]).stream("hi")).text
     'Hello'
+    >>> llm = rxllm.scripted("First.", then=["Second."])
+    >>> [rxllm.collect(llm.stream("hi")).text for _ in range(3)]
+    ['First.', 'Second.', 'Second.']
     """
-    options = {k: kw.pop(k) for k in ("model", "finish_reason", "usage") if k in kw}
+    options = {k: kw.pop(k) for k in ("model", "finish_reason", "usage", "then") if k in kw}
     provider = ScriptedProvider(chunks_or_text, delay=delay, error=error, **options)
     return LLM(provider, **kw)

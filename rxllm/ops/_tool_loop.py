@@ -1,0 +1,273 @@
+"""`tool_loop()`: call → run the tools it asked for → call again, streamed as one answer.
+
+The model's tool calls are run (by `tool_results`), their results go back in the next
+call's messages, and so on until an answer asks for no tool, or `max_steps` calls were
+made. Downstream sees one stream of chunks: each call's chunks in turn, and between two
+calls one chunk carrying the step's `tool_results`. That chunk is what makes the stream
+readable as steps: `accumulate()`, `to_response()` and `collect` start a new step's
+response after it (the finished ones go to `Response.steps`), `tool_calls()` and
+`partial()` start over, and `text()` simply goes on with the next call's text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import reactivex
+from reactivex import abc
+from reactivex.disposable import Disposable
+
+from rxllm._checks import is_int
+from rxllm.accumulator import Accumulator
+from rxllm.errors import LLMError
+from rxllm.llm import CallStream, check_messages, tool_name
+from rxllm.models import Chunk, Response, ToolResult
+from rxllm.ops._tool_results import Registry, registry_of, tool_results
+
+__all__ = ["tool_loop"]
+
+Pipe = Callable[[reactivex.Observable[Chunk]], reactivex.Observable[Chunk]]
+
+_NO_TOOLS_AFTER = frozenset({"length", "content_filter"})
+"""Finish reasons after which the calls are not run: their arguments may be cut off."""
+
+
+def tool_loop(
+    tools: Registry | None = None,
+    *,
+    max_steps: int = 8,
+    concurrency: int = 1,
+    per_call: Pipe | None = None,
+) -> Callable[[reactivex.Observable[Chunk]], reactivex.Observable[Chunk]]:
+    """Run the tools the model calls and call it again with their results, until it answers.
+
+    Applied to a provider stream (what `llm.stream(..., tools=[...])` returns): each step is
+    one call. When a call ends asking for tools, they are run as `tool_results` runs them
+    (validated arguments; a failure or an unknown tool is a result the model reads; async
+    tools on the loop; `concurrency` of them at once), one chunk carrying the step's
+    `tool_results` is emitted, and the next call is made with the same request plus the
+    answer (`Response.message()`) and the results (`ToolResult.messages`) in the provider's
+    format. The stream completes after an answer that asks for no tool, or after
+    `max_steps` calls (the last answer's tool calls are then not run: its `finish_reason`
+    says "tool_calls"). Calls cut off at max_tokens or filtered are not run either.
+
+    `tools`: the functions (a list, or a mapping from the names the model calls them by);
+    by default the request's own `tools=` that are Python functions. A tool given to the
+    model only as a dict must be named here. `per_call`: an operator applied to every call,
+    e.g. `ops.retry()` (a retry resumes within its step).
+
+    Downstream it is one stream: `collect` gives the last answer, with the earlier steps in
+    `Response.steps` (each with its `tool_results`), `total_usage` for all of them, and
+    `messages()` for the whole exchange; `text()` streams every step's text; `tool_calls()`
+    each step's calls. Disposing (a Stop) cancels the call in flight, or the running async
+    tools, and makes no further call (a sync tool already running finishes on its thread;
+    its result is dropped). An error carries the whole answer so far: `error.partial` is the
+    step it broke in, with the finished ones in `steps`.
+
+        call 1:   -"Let me check."-[weather(Oslo)]-|
+        tools:                                      R("sunny")
+        call 2:                                       -"It is sunny."-|
+        tool_loop()
+        output:   -"Let me check."-[weather(Oslo)]-R-"It is sunny."-|
+
+    >>> import rxllm
+    >>> from rxllm import Chunk, ToolCallDelta, ops
+    >>> def weather(city: str) -> str:
+    ...     '''The weather in a city.'''
+    ...     return "sunny"
+    >>> call = ToolCallDelta(index=0, id="c1", name="weather", arguments='{"city": "Oslo"}')
+    >>> llm = rxllm.scripted([Chunk(tool_calls=(call,))], then=["It is sunny in Oslo."])
+    >>> question = llm.stream("Weather in Oslo?", tools=[weather])
+    >>> answer = rxllm.collect(question.pipe(ops.tool_loop()))
+    >>> answer.text, answer.steps[0].tool_results[0].output
+    ('It is sunny in Oslo.', 'sunny')
+    """
+    if not is_int(max_steps) or max_steps < 1:
+        raise ValueError(f"max_steps must be an int >= 1 (calls in all), not {max_steps!r}")
+    if per_call is not None and not callable(per_call):
+        raise TypeError(f"per_call must be an operator such as ops.retry(), not {per_call!r}")
+    given = None if tools is None else registry_of(tools)
+    tool_results(given or {}, concurrency=concurrency)  # its argument checks, now
+
+    def operator(source: reactivex.Observable[Chunk]) -> reactivex.Observable[Chunk]:
+        if not isinstance(source, CallStream):
+            raise TypeError(
+                "tool_loop() makes the next calls itself, so it goes first, on what "
+                "llm.stream(..., tools=[...]) returns: llm.stream(...).pipe(ops.tool_loop(), "
+                "...); for retries put them inside: ops.tool_loop(per_call=ops.retry())"
+            )
+        registry = _registry(source, given)
+        run = tool_results(registry, concurrency=concurrency)
+        if per_call is not None:
+            source.pipe(per_call)  # an operator that does not fit fails here, not mid-loop
+
+        def subscribe(
+            observer: abc.ObserverBase[Chunk], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            return _Loop(source, observer, scheduler, run, max_steps, per_call).start()
+
+        return reactivex.create(subscribe)
+
+    return operator
+
+
+def _registry(source: CallStream, given: Mapping[str, Callable[..., Any]] | None) -> Registry:
+    """The functions to run: `given`, or the request's own; every tool the model was
+    offered must have one."""
+    offered = list(source.request.tools or ())
+    if not offered:
+        raise ValueError(
+            "tool_loop(): this call offers the model no tools: pass them to the call, "
+            "llm.stream(prompt, tools=[my_function]).pipe(ops.tool_loop())"
+        )
+    registry = given if given is not None else registry_of([t for t in offered if _is_function(t)])
+    names = [tool_name(i, tool) for i, tool in enumerate(offered)]
+    missing = [name for name in names if name is not None and name not in registry]
+    if missing:
+        raise ValueError(
+            f"tool_loop(): no function to run for {', '.join(map(repr, missing))} (offered "
+            "to the model as a dict): pass the functions, e.g. "
+            f"ops.tool_loop({{{missing[0]!r}: my_function}})"
+        )
+    return registry
+
+
+def _is_function(tool: Any) -> bool:
+    """A tool given as a Python function (a pydantic model class is a schema, not a tool to
+    run; a dict is a schema)."""
+    return callable(tool) and not isinstance(tool, type)
+
+
+class _Loop:
+    """One subscription of a tool loop: the step in flight and what the steps said."""
+
+    def __init__(  # noqa: PLR0917 - built in one place, from the operator's arguments
+        self,
+        source: CallStream,
+        observer: abc.ObserverBase[Chunk],
+        scheduler: abc.SchedulerBase | None,
+        run: Callable[[reactivex.Observable[Any]], reactivex.Observable[ToolResult]],
+        max_steps: int,
+        per_call: Pipe | None,
+    ) -> None:
+        self._source = source
+        self._observer = observer
+        self._scheduler = scheduler
+        self._run = run
+        self._max_steps = max_steps
+        self._per_call = per_call
+        self._lock = threading.RLock()
+        self._stage = 0  # counts the calls and tool runs started: whose subscription is held
+        self._held: abc.DisposableBase | None = None
+        self._stopped = False
+        self._steps: list[Response] = []
+
+    def start(self) -> abc.DisposableBase:
+        self._call(self._source, 0)
+        return Disposable(self._dispose)
+
+    def _dispose(self) -> None:
+        with self._lock:
+            self._stopped = True
+            held, self._held = self._held, None
+        if held is not None:
+            held.dispose()
+
+    def _hold(self, stage: int, subscribe: Callable[[], abc.DisposableBase]) -> None:
+        """Subscribe the stage's work and keep its subscription for a Stop, unless the loop
+        already moved on (the work finished while subscribing: it ran synchronously) or was
+        stopped meanwhile (then it is disposed at once)."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stage = stage
+        subscription = subscribe()
+        with self._lock:
+            if self._stopped:
+                late = subscription
+            elif self._stage == stage:
+                self._held, late = subscription, None
+            else:
+                late = None
+        if late is not None:
+            late.dispose()
+
+    def _fail(self, error: Exception) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        self._observer.on_error(error)
+
+    def _call(self, stream: CallStream, step: int) -> None:
+        acc = Accumulator()
+        calls = stream if self._per_call is None else stream.pipe(self._per_call)
+
+        def on_next(chunk: Chunk) -> None:
+            acc.push(chunk)
+            self._observer.on_next(chunk)
+
+        def on_error(error: Exception) -> None:
+            if isinstance(error, LLMError) and self._steps:
+                partial = error.partial or Response(provider=stream.provider.name)
+                error.partial = partial.model_copy(update={"steps": tuple(self._steps)})
+            self._fail(error)
+
+        def on_completed() -> None:
+            answer = acc.response()
+            if (
+                not answer.tool_calls
+                or answer.finish_reason in _NO_TOOLS_AFTER
+                or step + 1 >= self._max_steps
+            ):
+                with self._lock:
+                    if self._stopped:
+                        return
+                    self._stopped = True
+                self._observer.on_completed()
+                return
+            self._tools(stream, answer, step)
+
+        self._hold(
+            2 * step,
+            lambda: calls.subscribe(on_next, on_error, on_completed, scheduler=self._scheduler),
+        )
+
+    def _tools(self, stream: CallStream, answer: Response, step: int) -> None:
+        results: list[ToolResult] = []
+
+        def on_completed() -> None:
+            with self._lock:
+                if self._stopped:
+                    return
+            done = tuple(results)
+            try:
+                following = self._next_call(stream, answer, done)
+                self._observer.on_next(Chunk(tool_results=done, provider=answer.provider))
+            except Exception as error:  # a subscriber's on_next raised, or no next message
+                self._fail(error)
+                return
+            self._steps.append(answer.model_copy(update={"tool_results": done}))
+            self._call(following, step + 1)
+
+        calls = reactivex.from_iterable(answer.tool_calls)
+        self._hold(
+            2 * step + 1,
+            lambda: calls.pipe(self._run).subscribe(
+                results.append, self._fail, on_completed, scheduler=self._scheduler
+            ),
+        )
+
+    def _next_call(
+        self, stream: CallStream, answer: Response, results: tuple[ToolResult, ...]
+    ) -> CallStream:
+        """The same request with the answer and the tools' results added to its messages."""
+        request = stream.request
+        added = check_messages([answer.message(), *ToolResult.messages(results, answer.provider)])
+        return CallStream(
+            stream.provider,
+            dataclasses.replace(request, messages=(*request.messages, *added)),
+        )

@@ -1,0 +1,272 @@
+"""`ops.tool_loop` against the real SDKs on the loopback server: each step's request carries
+the previous answers and tool results in the provider's format, a Stop in any step cancels
+the HTTP stream in flight and makes no further call, and errors carry every step so far."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import pytest
+import reactivex
+from reactivex import operators as rx
+
+import rxllm
+from rxllm import ops
+from rxllm.models import Chunk, ToolCallDelta, Usage
+from rxllm.testing import Script, Server
+
+KEY = "sk-tool-loop"
+PROVIDERS = ["openai", "anthropic"]
+
+
+def make(provider: str, server: Server, **defaults: Any) -> rxllm.LLM:
+    factory = rxllm.openai if provider == "openai" else rxllm.anthropic
+    return factory("test-model", base_url=server.url, api_key=KEY, max_retries=0, **defaults)
+
+
+def weather(city: str) -> str:
+    """The weather in a city."""
+    return {"Oslo": "sunny", "Rome": "rainy"}.get(city, "unknown")
+
+
+def call(index: int, id: str, name: str, arguments: str) -> Chunk:
+    return Chunk(tool_calls=(ToolCallDelta(index=index, id=id, name=name, arguments=arguments),))
+
+
+TWO_CALLS = Script(
+    [
+        "Let me check.",
+        call(0, "call_1", "weather", '{"city": "Oslo"}'),
+        call(1, "call_2", "weather", '{"city": "Rome"}'),
+    ],
+    usage=Usage(input_tokens=10, output_tokens=5, total_tokens=15),
+)
+ANSWER = Script(
+    "Oslo is sunny, Rome is rainy.", usage=Usage(input_tokens=30, output_tokens=8, total_tokens=38)
+)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_tools_run_and_their_results_make_the_next_request(server: Server, provider: str) -> None:
+    llm = make(provider, server)
+    server.push(TWO_CALLS)
+    server.push(ANSWER)
+    chunks = rxllm.iterate(
+        llm.stream("Weather in Oslo and Rome?", tools=[weather]).pipe(ops.tool_loop())
+    )
+    seen = list(chunks)
+
+    assert len(server.requests) == 2
+    boundary = [c for c in seen if c.tool_results]
+    assert len(boundary) == 1
+    assert [r.output for r in boundary[0].tool_results] == ["sunny", "rainy"]
+    assert "".join(c.content for c in seen) == "Let me check.Oslo is sunny, Rome is rainy."
+
+    sent = server.requests[1].body["messages"]
+    assert sent[0] == {"role": "user", "content": "Weather in Oslo and Rome?"}
+    if provider == "openai":
+        assert sent[1]["role"] == "assistant" and sent[1]["content"] == "Let me check."
+        assert [c["id"] for c in sent[1]["tool_calls"]] == ["call_1", "call_2"]
+        assert sent[2:] == [
+            {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+            {"role": "tool", "tool_call_id": "call_2", "content": "rainy"},
+        ]
+    else:
+        assert [b["type"] for b in sent[1]["content"]] == ["text", "tool_use", "tool_use"]
+        assert sent[1]["content"][1]["input"] == {"city": "Oslo"}
+        assert sent[2] == {
+            "role": "user",
+            "content": [
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "call_1",
+                    "content": "sunny",
+                    "is_error": False,
+                },
+                {
+                    "type": "tool_result",
+                    "tool_use_id": "call_2",
+                    "content": "rainy",
+                    "is_error": False,
+                },
+            ],
+        }
+    # the same tools are offered again
+    assert server.requests[1].body["tools"] == server.requests[0].body["tools"]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_collect_gives_the_last_answer_with_every_step(server: Server, provider: str) -> None:
+    llm = make(provider, server)
+    server.push(TWO_CALLS)
+    server.push(ANSWER)
+    answer = rxllm.collect(
+        llm.stream("Weather?", tools=[weather]).pipe(ops.tool_loop()), timeout=10
+    )
+    assert answer.text == "Oslo is sunny, Rome is rainy."
+    assert answer.finish_reason == "stop" and answer.tool_calls == ()
+    (first,) = answer.steps
+    assert first.text == "Let me check." and first.finish_reason == "tool_calls"
+    assert [c.args for c in first.tool_calls] == [{"city": "Oslo"}, {"city": "Rome"}]
+    assert [r.content for r in first.tool_results] == ["sunny", "rainy"]
+    assert answer.usage is not None and answer.usage.output_tokens == 8
+    assert answer.total_usage is not None and answer.total_usage.output_tokens == 13
+    # each step's raw is that call's own provider object
+    assert answer.raw is not None and first.raw is not None
+    assert answer.raw.id != first.raw.id or provider == "anthropic"
+    # the whole exchange, ready to go on with the conversation
+    turns = answer.messages()
+    assert turns[:-1] == server.requests[1].body["messages"][1:]
+    assert turns[-1] == answer.message()
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_the_loop_works_from_asyncio_with_async_tools(server: Server, provider: str) -> None:
+    llm = make(provider, server)
+    server.push(TWO_CALLS)
+    server.push(ANSWER)
+    threads: list[threading.Thread] = []
+
+    async def slow_weather(city: str) -> str:
+        """The weather in a city, slowly."""
+        threads.append(threading.current_thread())
+        await asyncio.sleep(0.01)
+        return weather(city)
+
+    async def main() -> rxllm.Response:
+        # the model is offered `weather`; the loop runs the async version under that name
+        stream = llm.stream("Weather?", tools=[weather]).pipe(
+            ops.tool_loop({"weather": slow_weather}, concurrency=2)
+        )
+        return await rxllm.acollect(stream)
+
+    answer = asyncio.run(main())
+    assert answer.text == "Oslo is sunny, Rome is rainy."
+    assert [r.output for r in answer.steps[0].tool_results] == ["sunny", "rainy"]
+    assert threads == [threading.main_thread()] * 2  # on the loop, not on a worker
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_stop_in_the_second_call_cancels_its_http_stream(server: Server, provider: str) -> None:
+    llm = make(provider, server)
+    server.push(TWO_CALLS)
+    server.push(Script("Oslo is sunny and " + "more words " * 200, delay=0.01))
+    stream = llm.stream("Weather?", tools=[weather]).pipe(
+        ops.tool_loop(),
+        ops.accumulate(),
+        ops.take_until(lambda s: s.step == 1 and len(s.text) > 20),
+    )
+    answer = rxllm.collect(stream, timeout=10)
+    second = server.requests[1]
+    assert second.wait_closed(5)
+    assert second.chunks_after_close == 0
+    assert second.chunks_written < 50
+    assert answer.finish_reason is None and answer.text.startswith("Oslo is sunny")
+    assert len(answer.steps) == 1
+    time.sleep(0.1)
+    assert len(server.requests) == 2
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_stop_while_a_tool_runs_makes_no_further_call(server: Server, provider: str) -> None:
+    llm = make(provider, server)
+    server.push(Script([call(0, "call_1", "slow", "{}")]))
+    server.push(ANSWER)
+    started, release = threading.Event(), threading.Event()
+    stop = reactivex.subject.Subject[None]()
+
+    def slow() -> str:
+        """Takes a while."""
+        started.set()
+        release.wait(5)
+        return "done"
+
+    seen: list[Chunk] = []
+    done = threading.Event()
+    llm.stream("Go", tools=[slow]).pipe(ops.tool_loop(), ops.take_until(stop)).subscribe(
+        seen.append, lambda e: done.set(), done.set
+    )
+    assert started.wait(5)
+    stop.on_next(None)
+    release.set()
+    assert done.wait(5)
+    time.sleep(0.2)
+    assert len(server.requests) == 1
+    assert not any(c.tool_results for c in seen)
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_an_error_in_a_later_step_carries_every_step(server: Server, provider: str) -> None:
+    llm = make(provider, server)
+    server.push(TWO_CALLS)
+    server.push(Script(["Oslo is sunny, ", "Rome is"], drop_after=1))
+    with pytest.raises(rxllm.StreamInterrupted) as caught:
+        rxllm.collect(llm.stream("Weather?", tools=[weather]).pipe(ops.tool_loop()), timeout=10)
+    partial = caught.value.partial
+    assert partial is not None
+    assert partial.text == "Oslo is sunny, "
+    (first,) = partial.steps
+    assert first.text == "Let me check." and len(first.tool_results) == 2
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_an_error_before_the_next_answer_still_has_the_steps(server: Server, provider: str) -> None:
+    llm = make(provider, server)
+    server.push(TWO_CALLS)
+    server.push(Script(status=503))
+    with pytest.raises(rxllm.ServerError) as caught:
+        rxllm.collect(llm.stream("Weather?", tools=[weather]).pipe(ops.tool_loop()), timeout=10)
+    partial = caught.value.partial
+    assert partial is not None and partial.text == "" and len(partial.steps) == 1
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_per_call_retry_resumes_within_a_step(server: Server, provider: str) -> None:
+    llm = make(provider, server)
+    server.push(TWO_CALLS)
+    server.push(Script(status=503))
+    server.push(ANSWER)
+    answer = rxllm.collect(
+        llm.stream("Weather?", tools=[weather]).pipe(
+            ops.tool_loop(per_call=ops.retry(attempts=2, backoff=0))
+        ),
+        timeout=10,
+    )
+    assert answer.text == "Oslo is sunny, Rome is rainy."
+    assert len(server.requests) == 3
+    assert server.requests[2].body["messages"] == server.requests[1].body["messages"]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_max_steps_stops_a_model_that_keeps_calling(server: Server, provider: str) -> None:
+    llm = make(provider, server)
+    for i in range(3):
+        server.push(Script([call(0, f"call_{i}", "weather", '{"city": "Oslo"}')]))
+    answer = rxllm.collect(
+        llm.stream("Weather?", tools=[weather]).pipe(ops.tool_loop(max_steps=3)), timeout=10
+    )
+    assert len(server.requests) == 3
+    assert len(answer.steps) == 2
+    assert answer.finish_reason == "tool_calls" and answer.tool_calls[0].id == "call_2"
+    assert answer.tool_results == ()  # the last calls were not run
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_tool_calls_and_text_read_every_step(server: Server, provider: str) -> None:
+    llm = make(provider, server)
+    server.push(TWO_CALLS)
+    server.push(Script([call(0, "call_3", "weather", '{"city": "Paris"}')]))
+    server.push(ANSWER)
+    shared = llm.stream("Weather?", tools=[weather]).pipe(ops.tool_loop(), rx.publish())
+    names: list[str] = []
+    texts: list[str] = []
+    shared.pipe(ops.tool_calls()).subscribe(lambda c: names.append(c.id or ""))
+    done = threading.Event()
+    shared.pipe(ops.text()).subscribe(texts.append, lambda e: done.set(), done.set)
+    shared.connect()
+    assert done.wait(10)
+    assert names == ["call_1", "call_2", "call_3"]
+    assert "".join(texts) == "Let me check.Oslo is sunny, Rome is rainy."
