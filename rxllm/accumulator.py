@@ -182,6 +182,9 @@ class Accumulator:
             or values["tool_results"]
         ):
             self._add_sparse(values, n)
+            ended = values["tool_results"]  # a tool loop's step ends with this chunk
+        else:
+            ended = None
         if values["usage"] is not None:
             self.usage = values["usage"]
         if values["finish_reason"] is not None:
@@ -200,8 +203,8 @@ class Accumulator:
                 self.raw_context = private.get("_raw_context")
         self._last = chunk
         self._n = n + 1
-        if values["tool_results"]:
-            self._end_step(values["tool_results"])
+        if ended:
+            self._end_step(ended)
 
     def add(self, chunk: Chunk) -> Snapshot:
         """Add one chunk and return the snapshot of the response including it. O(1)."""

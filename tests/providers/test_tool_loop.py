@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -270,3 +271,18 @@ def test_tool_calls_and_text_read_every_step(server: Server, provider: str) -> N
     assert done.wait(10)
     assert names == ["call_1", "call_2", "call_3"]
     assert "".join(texts) == "Let me check.Oslo is sunny, Rome is rainy."
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_the_readme_tool_loop_runs(
+    server: Server, provider: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    recipe = readme.split("Tool loops:")[1].split("```python")[1].split("```")[0]
+    server.push(Script(["Let me look.", call(0, "call_1", "weather", '{"city": "Oslo"}')]))
+    server.push(Script("It is sunny in Oslo."))
+    exec(recipe, {"rxllm": rxllm, "ops": ops, "llm": make(provider, server)})
+    assert capsys.readouterr().out == (
+        "Let me look.\n[weather({'city': 'Oslo'}) -> sunny]\nIt is sunny in Oslo."
+    )
+    assert len(server.requests) == 2
