@@ -517,7 +517,9 @@ class Response(_LazyRaw, frozen=True):
         """Every message this answer adds to the conversation, in `provider`'s format: for
         a tool loop, each step's assistant message and its tool results, then the last
         answer's (`[response.message()]` for a single call). Append them to `messages` to
-        go on with the conversation.
+        go on with the conversation. (A loop that ended at `max_steps` ends with tool calls
+        that were not run: their results must follow before the providers take another
+        turn.)
 
         >>> import rxllm
         >>> from rxllm import Chunk, ToolCallDelta, ops
@@ -530,10 +532,9 @@ class Response(_LazyRaw, frozen=True):
         ['assistant', 'tool', 'assistant']
         """
         turns: list[dict[str, Any]] = []
-        for step in self.steps:
+        for step in (*self.steps, self):
             turns.append(step.message(provider))
             turns += ToolResult.messages(step.tool_results, provider or step.provider)
-        turns.append(self.message(provider))
         return turns
 
     def message(self, provider: str | None = None) -> dict[str, Any]:

@@ -254,3 +254,13 @@ def test_per_call_and_concurrency_are_checked_at_once() -> None:
 def test_then_must_be_a_list_of_scripts() -> None:
     with pytest.raises(ValueError, match="then="):
         rxllm.scripted("x", then="It is 3.")  # type: ignore[arg-type]
+
+
+def test_messages_include_the_results_of_a_loop_stopped_right_after_its_tools() -> None:
+    llm = rxllm.scripted(ASK_ADD, then=["It is 3."])
+    stream = llm.stream("1+2?", tools=[add]).pipe(
+        ops.tool_loop(), ops.take_until(lambda c: bool(c.tool_results))
+    )
+    answer = rxllm.collect(stream)
+    assert answer.tool_results[0].output == 3 and answer.steps == ()
+    assert [m["role"] for m in answer.messages()] == ["assistant", "tool"]
