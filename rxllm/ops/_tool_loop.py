@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import reactivex
@@ -89,8 +89,9 @@ def tool_loop(
         raise ValueError(f"max_steps must be an int >= 1 (calls in all), not {max_steps!r}")
     if per_call is not None and not callable(per_call):
         raise TypeError(f"per_call must be an operator such as ops.retry(), not {per_call!r}")
-    given = None if tools is None else registry_of(tools)
-    tool_results(given or {}, concurrency=concurrency)  # its argument checks, now
+    if tools is not None:
+        registry_of(tools)  # a list of lambdas, two tools of one name: refused now
+    tool_results({}, concurrency=concurrency)  # its argument checks, now
 
     def operator(source: reactivex.Observable[Chunk]) -> reactivex.Observable[Chunk]:
         if not isinstance(source, CallStream):
@@ -99,7 +100,7 @@ def tool_loop(
                 "llm.stream(..., tools=[...]) returns: llm.stream(...).pipe(ops.tool_loop(), "
                 "...); for retries put them inside: ops.tool_loop(per_call=ops.retry())"
             )
-        registry = _registry(source, given)
+        registry = _registry(source, tools)
         run = tool_results(registry, concurrency=concurrency)
         if per_call is not None:
             source.pipe(per_call)  # an operator that does not fit fails here, not mid-loop
@@ -114,7 +115,7 @@ def tool_loop(
     return operator
 
 
-def _registry(source: CallStream, given: Mapping[str, Callable[..., Any]] | None) -> Registry:
+def _registry(source: CallStream, given: Registry | None) -> Registry:
     """The functions to run: `given`, or the request's own; every tool the model was
     offered must have one."""
     offered = list(source.request.tools or ())
@@ -123,13 +124,14 @@ def _registry(source: CallStream, given: Mapping[str, Callable[..., Any]] | None
             "tool_loop(): this call offers the model no tools: pass them to the call, "
             "llm.stream(prompt, tools=[my_function]).pipe(ops.tool_loop())"
         )
-    registry = given if given is not None else registry_of([t for t in offered if _is_function(t)])
+    registry = given if given is not None else [t for t in offered if _is_function(t)]
+    known = registry_of(registry)
     names = [tool_name(i, tool) for i, tool in enumerate(offered)]
-    missing = [name for name in names if name is not None and name not in registry]
+    missing = [name for name in names if name is not None and name not in known]
     if missing:
         raise ValueError(
             f"tool_loop(): no function to run for {', '.join(map(repr, missing))} (offered "
-            "to the model as a dict): pass the functions, e.g. "
+            "to the model as a dict or a model class): pass the functions, e.g. "
             f"ops.tool_loop({{{missing[0]!r}: my_function}})"
         )
     return registry
