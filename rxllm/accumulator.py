@@ -420,8 +420,8 @@ class Snapshot:
 
     @property
     def chunk_count(self) -> int:
-        """How many chunks this snapshot includes."""
-        return self._n
+        """How many chunks this snapshot includes (of its step, in a tool loop's stream)."""
+        return self._n - self._acc._step_of(self._n)[1]  # pyright: ignore[reportPrivateUsage]
 
     def response(self) -> Response:
         """Materialize this snapshot into a `Response`."""

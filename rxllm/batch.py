@@ -124,7 +124,7 @@ class _Limiter:
             return start - now
 
     def spent(self, response: Response) -> None:
-        usage = response.usage
+        usage = response.total_usage  # every call of a tool loop's steps
         if self.tpm and usage is not None:
             tokens = usage.total_tokens
             if response.provider == "anthropic":  # cache reads do not count to its limits
@@ -253,7 +253,9 @@ def batch(
     Emits `(input, Response)` or `(input, LLMError)` in completion order. Calls start no
     faster than `requests_per_minute`, and wait while the tokens reported in the last
     minute exceed `tokens_per_minute` (Anthropic's cache reads left out, as its limits
-    leave them out). With `checkpoint` (a JSONL path) every finished item
+    leave them out; a pipeline of several calls, e.g. `ops.tool_loop()`, counts as one
+    request and with the tokens of all its calls). With `checkpoint` (a JSONL path) every
+    finished item
     is appended, and items that already succeeded there are emitted from it without a
     call. `progress` draws a bar on stderr (or on the given stream). `key(input)` names an
     item in the checkpoint (default: a hash of its JSON).

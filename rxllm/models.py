@@ -175,15 +175,25 @@ class ToolResult(BaseModel, frozen=True):
     error: str | None = None
     """Why the call failed, for the model to read; `None` when it succeeded."""
 
+    @pydantic.field_serializer("output", when_used="json")
+    def _output_json(self, output: Any) -> Any:
+        # whatever a tool returned can be written out (a Response with its steps, a batch
+        # checkpoint): what JSON cannot hold goes as its str(), as the model read it
+        return _jsonable(output)
+
     @pydantic.computed_field  # type: ignore[prop-decorator]
     @property
     def content(self) -> str:
-        """The result as text for the model: `output` if a str, else its JSON; or the error."""
+        """The result as text for the model: `output` if a str, else its JSON (what JSON
+        cannot hold as its `str()`); or the error."""
         if self.error is not None:
             return f"Error: {self.error}"
         if isinstance(self.output, str):
             return self.output
-        return pydantic_core.to_json(self.output, fallback=str).decode()
+        try:
+            return pydantic_core.to_json(self.output, fallback=str).decode()
+        except (ValueError, TypeError):  # bytes that are not UTF-8, a circular structure
+            return str(self.output)
 
     @property
     def is_error(self) -> bool:
@@ -223,6 +233,13 @@ class ToolResult(BaseModel, frozen=True):
             "content": self.content,
             "is_error": self.is_error,
         }
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        return pydantic_core.to_jsonable_python(value, fallback=str)
+    except (ValueError, TypeError):
+        return str(value)
 
 
 class _LazyRaw(BaseModel, frozen=True):
@@ -533,9 +550,17 @@ class Response(_LazyRaw, frozen=True):
         """
         turns: list[dict[str, Any]] = []
         for step in (*self.steps, self):
+            if step is self and not (self.has_content or self.tool_results):
+                break  # a step that failed or was stopped before saying anything
             turns.append(step.message(provider))
             turns += ToolResult.messages(step.tool_results, provider or step.provider)
         return turns
+
+    @property
+    def has_content(self) -> bool:
+        """True when the answer says something: text, thinking, a refusal, audio or tool calls
+        (an answer stopped or failed before its first word has none)."""
+        return bool(self.text or self.thinking or self.refusal or self.audio or self.tool_calls)
 
     def message(self, provider: str | None = None) -> dict[str, Any]:
         """This answer as the assistant message to send back in the next call's `messages`,
@@ -595,8 +620,12 @@ class Response(_LazyRaw, frozen=True):
             content = getattr(raw, "content", None)
             if isinstance(content, list) and len(content) > 0:  # pyright: ignore[reportUnknownArgumentType]
                 sent = [_anthropic_block(block) for block in content]  # pyright: ignore[reportUnknownVariableType]
-                # a thinking block cut before its signature cannot be sent back
-                return [b for b in sent if b["type"] != "thinking" or b.get("signature")]
+                # a thinking block cut before its signature cannot be sent back, nor can
+                # an empty text block (the API refuses those)
+                sent = [b for b in sent if _can_send(b)]
+                if self._says_the_same(sent):
+                    return sent
+                # else the events are of more than one call (a resumed retry): the fields
         blocks: list[dict[str, Any]] = []
         if self.text:
             blocks.append({"type": "text", "text": self.text})
@@ -605,6 +634,16 @@ class Response(_LazyRaw, frozen=True):
             for call in self.tool_calls
         )
         return blocks
+
+    def _says_the_same(self, blocks: list[dict[str, Any]]) -> bool:
+        """Whether Anthropic content blocks hold exactly this answer's text and tool calls."""
+        text = "".join(b.get("text", "") for b in blocks if b["type"] == "text")
+        uses = [(b.get("id"), b.get("input")) for b in blocks if b["type"] == "tool_use"]
+        try:
+            calls = [(call.id, call.args) for call in self.tool_calls]
+        except ValueError:
+            return False
+        return text == self.text and uses == calls
 
     def _raw_message(self) -> Any:
         """The SDK's message (OpenAI: the first choice's), or None if it cannot be built."""
@@ -616,6 +655,13 @@ class Response(_LazyRaw, frozen=True):
         if choices is not None:
             return choices[0].message if choices else None
         return raw
+
+
+def _can_send(block: dict[str, Any]) -> bool:
+    kind = block["type"]
+    if kind == "thinking":
+        return bool(block.get("signature"))
+    return kind != "text" or bool(block.get("text"))
 
 
 _ANTHROPIC_BLOCK_FIELDS: dict[str, tuple[str, ...]] = {

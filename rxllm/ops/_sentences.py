@@ -240,7 +240,8 @@ def _word_start(text: str, end: int, low: int) -> int | None:
 def sentences() -> Callable[[reactivex.Observable[Chunk | str]], reactivex.Observable[str]]:
     """Whole sentences as they complete; the last, unfinished one when the source completes.
 
-    Takes `Chunk`s (their `content`; other chunks are skipped) or `str` deltas. Sentences
+    Takes `Chunk`s (their `content`; other chunks are skipped, but for the one that ends a
+    step of `ops.tool_loop`, which ends the sentence too) or `str` deltas. Sentences
     are stripped of surrounding whitespace and never empty. A terminator only ends a
     sentence once the text after it has arrived ("3." waits for a possible "14");
     abbreviations ("e.g.", "Dr.", "etc."), decimals and acronyms ("U.S.") do not end one,
@@ -259,12 +260,24 @@ def sentences() -> Callable[[reactivex.Observable[Chunk | str]], reactivex.Obser
     ['It costs $3.14 (e.g. in the U.S.) today.', 'Buy']
     """
 
-    return decoding(SentenceDecoder, _text_of)
+    return decoding(_ItemSentences, _checked)
 
 
-def _text_of(item: Chunk | str) -> str:
-    if isinstance(item, Chunk):
-        return item.content
-    if isinstance(item, str):
+class _ItemSentences(SentenceDecoder):
+    """Sentences of `Chunk`s or `str` deltas; the chunk that ends a tool loop's step also
+    ends its last sentence (the next call's text is another answer)."""
+
+    __slots__ = ()
+
+    def decode(self, text: Chunk | str) -> list[str]:
+        if isinstance(text, str):
+            return super().decode(text)
+        if text.tool_results:
+            return self.flush()
+        return super().decode(text.content)
+
+
+def _checked(item: Chunk | str) -> Chunk | str:
+    if isinstance(item, Chunk | str):
         return item
     raise TypeError(f"sentences() takes Chunk or str items, got {type(item).__name__}")

@@ -2,22 +2,24 @@
 
 The model's tool calls are run (by `tool_results`), their results go back in the next
 call's messages, and so on until an answer asks for no tool, or `max_steps` calls were
-made. Downstream sees one stream of chunks: each call's chunks in turn, and between two
-calls one chunk carrying the step's `tool_results`. That chunk is what makes the stream
-readable as steps: `accumulate()`, `to_response()` and `collect` start a new step's
-response after it (the finished ones go to `Response.steps`), `tool_calls()` and
-`partial()` start over, and `text()` simply goes on with the next call's text.
+made. Downstream sees one stream of chunks: each call's chunks in turn, and after each
+call whose tools ran one chunk carrying the step's `tool_results`. That chunk is what makes
+the stream readable as steps: `accumulate()`, `to_response()` and `collect` start a new
+step's response after it (the finished ones go to `Response.steps`), `tool_calls()` and
+`partial()` start over, `sentences()` ends the step's last sentence, and `text()` simply
+goes on with the next call's text.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import reactivex
 from reactivex import abc
+from reactivex import operators as rx
 from reactivex.disposable import Disposable
 
 from rxllm._checks import is_int
@@ -25,6 +27,7 @@ from rxllm.accumulator import Accumulator
 from rxllm.errors import LLMError
 from rxllm.llm import CallStream, check_messages, tool_name
 from rxllm.models import Chunk, Response, ToolResult
+from rxllm.ops._decoding import not_chunks
 from rxllm.ops._tool_results import Registry, registry_of, tool_results
 
 __all__ = ["tool_loop"]
@@ -33,6 +36,11 @@ Pipe = Callable[[reactivex.Observable[Chunk]], reactivex.Observable[Chunk]]
 
 _NO_TOOLS_AFTER = frozenset({"length", "content_filter"})
 """Finish reasons after which the calls are not run: their arguments may be cut off."""
+
+_FIRST_CALL_ONLY = ("tool_choice",)
+"""Request parameters sent with the first call only: a forced tool choice ("required",
+Anthropic's "any", one named tool) on every call would make the model call tools for ever
+(the OpenAI Agents SDK resets it after a tool call too)."""
 
 
 def tool_loop(
@@ -48,24 +56,33 @@ def tool_loop(
     one call. When a call ends asking for tools, they are run as `tool_results` runs them
     (validated arguments; a failure or an unknown tool is a result the model reads; async
     tools on the loop; `concurrency` of them at once), one chunk carrying the step's
-    `tool_results` is emitted, and the next call is made with the same request plus the
-    answer (`Response.message()`) and the results (`ToolResult.messages`) in the provider's
-    format. The stream completes after an answer that asks for no tool, or after
-    `max_steps` calls (the last answer's tool calls are then not run: its `finish_reason`
-    says "tool_calls"). Calls cut off at max_tokens or filtered are not run either.
+    `tool_results` is emitted, and the next call is made with the same request (a
+    `tool_choice` goes with the first call only: a forced one would never let the model
+    answer) plus the answer (`Response.message()`) and the results (`ToolResult.messages`)
+    in the provider's format.
 
-    `tools`: the functions (a list, or a mapping from the names the model calls them by);
-    by default the request's own `tools=` that are Python functions. A tool given to the
-    model only as a dict must be named here. `per_call`: an operator applied to every call,
-    e.g. `ops.retry()` (a retry resumes within its step).
+    The stream completes after an answer that asks for no tool; after the tools of the
+    `max_steps`-th call ran (no further call: its `finish_reason` says "tool_calls" and
+    `messages()` is still a conversation the providers take, every call answered); or when
+    the model calls a tool offered as a pydantic model class, a final-answer tool (no call
+    of that step is run: read it from `answer.tool_calls`). The calls of an answer cut off
+    at max_tokens or filtered are not run.
+
+    `tools`: functions to run, as a list or a mapping from the names the model calls them
+    by, over the request's own `tools=` that are Python functions (those run by default);
+    a tool offered to the model as a dict needs one here. `per_call`: an operator applied
+    to every call that keeps it a stream of chunks, e.g. `ops.retry()` (a retry resumes
+    within its step).
 
     Downstream it is one stream: `collect` gives the last answer, with the earlier steps in
     `Response.steps` (each with its `tool_results`), `total_usage` for all of them, and
     `messages()` for the whole exchange; `text()` streams every step's text; `tool_calls()`
-    each step's calls. Disposing (a Stop) cancels the call in flight, or the running async
-    tools, and makes no further call (a sync tool already running finishes on its thread;
-    its result is dropped). An error carries the whole answer so far: `error.partial` is the
-    step it broke in, with the finished ones in `steps`.
+    each step's calls. Disposing (a Stop) cancels the call in flight, or the async tools
+    running on the loop, starts no further tool and makes no further call (a tool already
+    running on a thread finishes there; its result is dropped). An error carries the whole
+    answer so far: `error.partial` is the step it broke in, with the finished ones in
+    `steps`. A call without an id (some compatible servers send none) gets one,
+    `call_<step>_<n>`, so that its result can refer to it.
 
         call 1:   -"Let me check."-[weather(Oslo)]-|
         tools:                                      R("sunny")
@@ -100,67 +117,87 @@ def tool_loop(
                 "llm.stream(..., tools=[...]) returns: llm.stream(...).pipe(ops.tool_loop(), "
                 "...); for retries put them inside: ops.tool_loop(per_call=ops.retry())"
             )
-        registry = _registry(source, tools)
+        registry, final = _registry(source, tools)
         run = tool_results(registry, concurrency=concurrency)
         if per_call is not None:
             source.pipe(per_call)  # an operator that does not fit fails here, not mid-loop
+        rules = _Rules(run, final, max_steps, per_call)
 
         def subscribe(
             observer: abc.ObserverBase[Chunk], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
-            return _Loop(source, observer, scheduler, run, max_steps, per_call).start()
+            return _Loop(source, observer, scheduler, rules).start()
 
         return reactivex.create(subscribe)
 
     return operator
 
 
-def _registry(source: CallStream, given: Registry | None) -> Registry:
-    """The functions to run: `given`, or the request's own; every tool the model was
-    offered must have one."""
+def _registry(
+    source: CallStream, given: Registry | None
+) -> tuple[dict[str, Callable[..., Any]], frozenset[str]]:
+    """The functions to run (the request's own, `given` over them) and the names of the
+    final-answer tools (model classes); every other tool offered must have a function."""
     offered = list(source.request.tools or ())
     if not offered:
         raise ValueError(
             "tool_loop(): this call offers the model no tools: pass them to the call, "
             "llm.stream(prompt, tools=[my_function]).pipe(ops.tool_loop())"
         )
-    registry = given if given is not None else [t for t in offered if _is_function(t)]
-    known = registry_of(registry)
-    names = [tool_name(i, tool) for i, tool in enumerate(offered)]
-    missing = [name for name in names if name is not None and name not in known]
+    registry: dict[str, Callable[..., Any]] = {}
+    final: set[str] = set()
+    names: list[str] = []
+    for position, tool in enumerate(offered):
+        name = tool_name(position, tool)
+        if name is None:  # a provider's own tool (web search): the provider runs it
+            continue
+        names.append(name)
+        if isinstance(tool, type):
+            final.add(name)
+        elif callable(tool):
+            registry[name] = tool
+    if given is not None:
+        mine = (
+            given.items()
+            if isinstance(given, Mapping)
+            else zip(registry_of(given), given, strict=True)
+        )
+        registry.update(mine)
+    final -= registry.keys()
+    missing = [name for name in names if name not in registry and name not in final]
     if missing:
         raise ValueError(
             f"tool_loop(): no function to run for {', '.join(map(repr, missing))} (offered "
-            "to the model as a dict or a model class): pass the functions, e.g. "
+            "to the model as a dict): pass the functions, e.g. "
             f"ops.tool_loop({{{missing[0]!r}: my_function}})"
         )
-    return registry
+    return registry, frozenset(final)
 
 
-def _is_function(tool: Any) -> bool:
-    """A tool given as a Python function (a pydantic model class is a schema, not a tool to
-    run; a dict is a schema)."""
-    return callable(tool) and not isinstance(tool, type)
+@dataclasses.dataclass(frozen=True)
+class _Rules:
+    """What every subscription of one `tool_loop(...)` shares."""
+
+    run: Callable[[reactivex.Observable[Any]], reactivex.Observable[ToolResult]]
+    final: frozenset[str]
+    max_steps: int
+    per_call: Pipe | None
 
 
 class _Loop:
     """One subscription of a tool loop: the step in flight and what the steps said."""
 
-    def __init__(  # noqa: PLR0917 - built in one place, from the operator's arguments
+    def __init__(
         self,
         source: CallStream,
         observer: abc.ObserverBase[Chunk],
         scheduler: abc.SchedulerBase | None,
-        run: Callable[[reactivex.Observable[Any]], reactivex.Observable[ToolResult]],
-        max_steps: int,
-        per_call: Pipe | None,
+        rules: _Rules,
     ) -> None:
         self._source = source
         self._observer = observer
         self._scheduler = scheduler
-        self._run = run
-        self._max_steps = max_steps
-        self._per_call = per_call
+        self._rules = rules
         self._lock = threading.RLock()
         self._stage = 0  # counts the calls and tool runs started: whose subscription is held
         self._held: abc.DisposableBase | None = None
@@ -197,6 +234,16 @@ class _Loop:
         if late is not None:
             late.dispose()
 
+    def _running(self, _: object = None) -> bool:
+        return not self._stopped
+
+    def _finish(self) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        self._observer.on_completed()
+
     def _fail(self, error: Exception) -> None:
         with self._lock:
             if self._stopped:
@@ -206,9 +253,15 @@ class _Loop:
 
     def _call(self, stream: CallStream, step: int) -> None:
         acc = Accumulator()
-        calls = stream if self._per_call is None else stream.pipe(self._per_call)
+        per_call = self._rules.per_call
+        calls = stream if per_call is None else stream.pipe(per_call)
 
         def on_next(chunk: Chunk) -> None:
+            if not isinstance(chunk, Chunk):
+                raise TypeError(
+                    f"{not_chunks('tool_loop', chunk)}: per_call must keep each call a stream "
+                    "of chunks (e.g. ops.retry()); put other operators after tool_loop()"
+                )
             acc.push(chunk)
             self._observer.on_next(chunk)
 
@@ -223,15 +276,11 @@ class _Loop:
             if (
                 not answer.tool_calls
                 or answer.finish_reason in _NO_TOOLS_AFTER
-                or step + 1 >= self._max_steps
+                or any(call.name in self._rules.final for call in answer.tool_calls)
             ):
-                with self._lock:
-                    if self._stopped:
-                        return
-                    self._stopped = True
-                self._observer.on_completed()
+                self._finish()
                 return
-            self._tools(stream, answer, step)
+            self._tools(stream, _with_ids(answer, step), step)
 
         self._hold(
             2 * step,
@@ -240,6 +289,7 @@ class _Loop:
 
     def _tools(self, stream: CallStream, answer: Response, step: int) -> None:
         results: list[ToolResult] = []
+        last = step + 1 >= self._rules.max_steps
 
         def on_completed() -> None:
             with self._lock:
@@ -247,18 +297,23 @@ class _Loop:
                     return
             done = tuple(results)
             try:
-                following = self._next_call(stream, answer, done)
+                following = None if last else self._next_call(stream, answer, done)
                 self._observer.on_next(Chunk(tool_results=done, provider=answer.provider))
             except Exception as error:  # a subscriber's on_next raised, or no next message
                 self._fail(error)
                 return
+            if following is None:
+                self._finish()
+                return
             self._steps.append(answer.model_copy(update={"tool_results": done}))
             self._call(following, step + 1)
 
-        calls = reactivex.from_iterable(answer.tool_calls)
+        # each call is handed over only while nobody stopped the loop: sync tools run one
+        # after the other inside this subscribe, so a Stop must hold back the next one
+        calls = reactivex.from_iterable(answer.tool_calls).pipe(rx.take_while(self._running))
         self._hold(
             2 * step + 1,
-            lambda: calls.pipe(self._run).subscribe(
+            lambda: calls.pipe(self._rules.run).subscribe(
                 results.append, self._fail, on_completed, scheduler=self._scheduler
             ),
         )
@@ -269,7 +324,19 @@ class _Loop:
         """The same request with the answer and the tools' results added to its messages."""
         request = stream.request
         added = check_messages([answer.message(), *ToolResult.messages(results, answer.provider)])
-        return CallStream(
-            stream.provider,
-            dataclasses.replace(request, messages=(*request.messages, *added)),
+        params = {k: v for k, v in request.params.items() if k not in _FIRST_CALL_ONLY}
+        following = dataclasses.replace(
+            request, messages=(*request.messages, *added), params=params
         )
+        return CallStream(stream.provider, following)
+
+
+def _with_ids(answer: Response, step: int) -> Response:
+    """The answer, its calls without an id given one (a result must name its call)."""
+    if all(call.id for call in answer.tool_calls):
+        return answer
+    calls = tuple(
+        call if call.id else call.model_copy(update={"id": f"call_{step}_{n}"})
+        for n, call in enumerate(answer.tool_calls)
+    )
+    return answer.model_copy(update={"tool_calls": calls})

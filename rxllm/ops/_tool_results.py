@@ -140,6 +140,8 @@ def _start(
         return ToolResult(call=call, error=f"unknown tool {call.name!r}; known: {known}")
     try:
         output = tool(**call.args)
+        if inspect.isgenerator(output):  # read once, here: the model and the result see it
+            output = list(output)  # pyright: ignore[reportUnknownArgumentType]
     except Exception as error:
         return ToolResult(call=call, error=_describe(call, error))
     if inspect.isawaitable(output):
@@ -152,6 +154,12 @@ async def _finish(call: ToolCall, output: Awaitable[Any]) -> ToolResult:
         value = await output
     except Exception as error:
         return ToolResult(call=call, error=_describe(call, error))
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise  # a Stop: this task is being cancelled
+        # something the tool awaited was cancelled, not the tool: a failure like any other
+        return ToolResult(call=call, error=f"{call.name} was cancelled (CancelledError)")
     return ToolResult(call=call, output=value)
 
 

@@ -23,6 +23,13 @@ PROVIDER = "scripted"
 _PIECES = re.compile(r"\S+\s*|\s+")
 
 
+class _Auto:
+    """The default finish reason: "tool_calls" for a script with tool calls, else "stop"."""
+
+
+_AUTO = _Auto()
+
+
 def split_text(text: str) -> list[str]:
     """Split text into word-sized pieces that concatenate back to it.
 
@@ -45,7 +52,7 @@ class ScriptedProvider:
         delay: float = 0.0,
         error: BaseException | None = None,
         model: str = "scripted",
-        finish_reason: str | None = "stop",
+        finish_reason: str | _Auto | None = _AUTO,
         usage: Usage | None = None,
         then: Sequence[Sequence[Chunk | str] | str] = (),
     ) -> None:
@@ -75,7 +82,7 @@ class ScriptedProvider:
     def _chunks(
         script: Sequence[Chunk | str] | str,
         model: str,
-        finish_reason: str | None,
+        finish_reason: str | _Auto | None,
         usage: Usage | None,
         error: BaseException | None,
     ) -> tuple[Chunk, ...]:
@@ -93,6 +100,8 @@ class ScriptedProvider:
             for item in items
         ]
         chunks = [c if c.model else c.model_copy(update={"model": model}) for c in chunks]
+        if isinstance(finish_reason, _Auto):
+            finish_reason = "tool_calls" if any(c.tool_calls for c in chunks) else "stop"
         if error is None and chunks and not any(c.finish_reason for c in chunks):
             chunks[-1] = chunks[-1].model_copy(
                 update={"finish_reason": finish_reason, "usage": chunks[-1].usage or usage}
@@ -196,10 +205,11 @@ def scripted(
     """An `LLM` that replays `chunks_or_text` (a text is split into word-sized chunks).
 
     Options: `delay` seconds before each chunk; `error` raised after the script; `model`,
-    `finish_reason` (set on the last chunk when no chunk has one; default "stop") and
-    `usage`; `then`, the scripts of the next calls in the order they are made (the last
-    one is replayed from then on; `error` follows only that one), e.g. the answer after a
-    tool call; any other keyword is a default request parameter (recorded, not used).
+    `finish_reason` (set on the last chunk when no chunk has one; default "stop", or
+    "tool_calls" for a script with tool calls) and `usage`; `then`, the scripts of the
+    next calls in the order they are made (the last one is replayed from then on; `error`
+    follows only that one), e.g. the answer after a tool call; any other keyword is a
+    default request parameter (recorded, not used).
 
     >>> import rxllm
     >>> rxllm.collect(rxllm.scripted(["Hel", "lo"]).stream("hi")).text

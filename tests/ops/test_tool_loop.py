@@ -264,3 +264,103 @@ def test_messages_include_the_results_of_a_loop_stopped_right_after_its_tools() 
     answer = rxllm.collect(stream)
     assert answer.tool_results[0].output == 3 and answer.steps == ()
     assert [m["role"] for m in answer.messages()] == ["assistant", "tool"]
+
+
+# --- found by an audit of the first version; each failed on it -----------------------------
+
+
+def test_tool_outputs_json_cannot_hold_still_reach_the_model_and_the_json() -> None:
+    class Thing:
+        def __str__(self) -> str:
+            return "a thing"
+
+    def thing() -> object:
+        """A thing."""
+        return Thing()
+
+    def blob() -> bytes:
+        """Bytes that are not UTF-8."""
+        return b"\xff\xfe"
+
+    def numbers() -> Any:
+        """A generator."""
+        yield from (1, 2)
+
+    llm = rxllm.scripted(
+        [call(0, "a", "thing", "{}"), call(1, "b", "blob", "{}"), call(2, "c", "numbers", "{}")],
+        then=["ok"],
+    )
+    answer = rxllm.collect(llm.stream("go", tools=[thing, blob, numbers]).pipe(ops.tool_loop()))
+    results = answer.steps[0].tool_results
+    assert [r.content for r in results] == ['"a thing"', "b'\\xff\\xfe'", "[1,2]"]
+    assert results[2].output == [1, 2]  # read once: the model and the result agree
+    dumped = Response.model_validate_json(answer.model_dump_json())
+    assert [r.output for r in dumped.steps[0].tool_results] == ["a thing", "b'\\xff\\xfe'", [1, 2]]
+
+
+def test_a_model_class_offered_as_a_tool_ends_the_loop_when_called() -> None:
+    class Forecast(BaseModel):
+        """The final answer."""
+
+        city: str
+        sky: str
+
+    final = call(1, "f1", "Forecast", '{"city": "Oslo", "sky": "sunny"}')
+    llm = rxllm.scripted([call(0, "c1", "add", '{"a": 1, "b": 2}')], then=[[final]])
+    answer = rxllm.collect(llm.stream("go", tools=[add, Forecast]).pipe(ops.tool_loop()))
+    assert len(llm._provider.requests) == 2  # type: ignore[attr-defined]
+    assert Forecast(**answer.tool_calls[0].args) == Forecast(city="Oslo", sky="sunny")
+    assert answer.tool_results == () and len(answer.steps) == 1
+
+
+def test_functions_given_to_the_loop_add_to_the_calls_own() -> None:
+    def weather(city: str) -> str:
+        """The weather."""
+        return "sunny"
+
+    def fake_weather(city: str) -> str:
+        return "always sunny"
+
+    llm = rxllm.scripted(
+        [call(0, "c1", "weather", '{"city": "x"}'), call(1, "c2", "add", '{"a": 1, "b": 1}')],
+        then=["ok"],
+    )
+    loop = ops.tool_loop({"weather": fake_weather})  # add still runs the call's own
+    answer = rxllm.collect(llm.stream("go", tools=[weather, add]).pipe(loop))
+    assert [r.output for r in answer.steps[0].tool_results] == ["always sunny", 2]
+
+
+def test_sentences_end_with_a_step() -> None:
+    llm = rxllm.scripted(["I will look that up", *ASK_ADD], then=["It is 3."])
+    stream = llm.stream("1+2?", tools=[add]).pipe(ops.tool_loop(), ops.sentences())
+    assert list(rxllm.iterate(stream)) == ["I will look that up", "It is 3."]
+
+
+def test_batch_counts_the_tokens_of_every_step() -> None:
+    from rxllm.batch import _Limiter  # pyright: ignore[reportPrivateUsage]
+
+    usage = Usage(input_tokens=100, output_tokens=0, total_tokens=100)
+    llm = rxllm.scripted(ASK_ADD, then=["3."], usage=usage)
+    answer = rxllm.collect(llm.stream("1+2?", tools=[add]).pipe(ops.tool_loop()))
+    limiter = _Limiter(None, 1000)
+    limiter.spent(answer)
+    assert [n for _, n in limiter._tokens] == [200]  # pyright: ignore[reportPrivateUsage]
+
+
+def test_a_per_call_operator_must_keep_chunks() -> None:
+    llm = rxllm.scripted(["Let me add.", *ASK_ADD], then=["3."])
+    with pytest.raises(TypeError, match="per_call must keep each call a stream of chunks"):
+        rxllm.collect(llm.stream("1+2?", tools=[add]).pipe(ops.tool_loop(per_call=ops.text())))
+
+
+def test_a_scripted_tool_call_finishes_with_tool_calls() -> None:
+    assert rxllm.collect(rxllm.scripted(ASK_ADD).stream("x")).finish_reason == "tool_calls"
+    assert rxllm.collect(rxllm.scripted("Hi.").stream("x")).finish_reason == "stop"
+
+
+def test_snapshot_chunk_count_is_the_steps_own() -> None:
+    llm = rxllm.scripted(ASK_ADD, then=[["It ", "is ", "3."]])
+    snapshots = list(
+        rxllm.iterate(llm.stream("1+2?", tools=[add]).pipe(ops.tool_loop(), ops.accumulate()))
+    )
+    assert snapshots[-1].chunk_count == snapshots[-1].response().chunk_count == 3

@@ -252,7 +252,16 @@ def test_max_steps_stops_a_model_that_keeps_calling(server: Server, provider: st
     assert len(server.requests) == 3
     assert len(answer.steps) == 2
     assert answer.finish_reason == "tool_calls" and answer.tool_calls[0].id == "call_2"
-    assert answer.tool_results == ()  # the last calls were not run
+    # the last call's tools ran too, so the exchange is one the provider takes back
+    assert answer.tool_results[0].output == "sunny"
+    server.push(Script("Sunny."))
+    history = [{"role": "user", "content": "Weather?"}, *answer.messages()]
+    assert rxllm.collect(llm.stream(messages=history, tools=[weather])).text == "Sunny."
+    roles = [m["role"] for m in server.requests[-1].body["messages"]]
+    if provider == "openai":
+        assert roles == ["user"] + ["assistant", "tool"] * 3
+    else:
+        assert roles == ["user", "assistant", "user", "assistant", "user", "assistant", "user"]
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -286,3 +295,117 @@ def test_the_readme_tool_loop_runs(
         "Let me look.\n[weather({'city': 'Oslo'}) -> sunny]\nIt is sunny in Oslo."
     )
     assert len(server.requests) == 2
+
+
+# --- found by an audit of the first version; each failed on it -----------------------------
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_stop_during_a_sync_tool_starts_none_of_the_others(server: Server, provider: str) -> None:
+    ran: list[int] = []
+    started, release = threading.Event(), threading.Event()
+
+    def slow(n: int) -> int:
+        """Slow."""
+        ran.append(n)
+        started.set()
+        release.wait(5)
+        return n
+
+    llm = make(provider, server)
+    server.push(Script([call(i, f"c{i}", "slow", f'{{"n": {i}}}') for i in range(4)]))
+    server.push(ANSWER)
+    stop = reactivex.subject.Subject[None]()
+    done = threading.Event()
+    llm.stream("Go", tools=[slow]).pipe(ops.tool_loop(), ops.take_until(stop)).subscribe(
+        lambda _: None, lambda _: done.set(), done.set
+    )
+    assert started.wait(5)
+    stop.on_next(None)
+    release.set()
+    assert done.wait(5)
+    time.sleep(0.3)  # had the next tools started, they would have by now
+    assert ran == [0]
+    assert len(server.requests) == 1
+
+
+def test_a_step_resumed_by_retry_goes_back_as_what_was_said(server: Server) -> None:
+    # Anthropic's raw message of a resumed step mixes two calls' events; the turn sent back
+    # is built from the answer's fields then (the text once, the call with its arguments)
+    llm = make("anthropic", server)
+    oslo = call(0, "c1", "weather", '{"city": "Oslo"}')
+    server.push(Script(["Let me check ", "the weather ", "now.", oslo], drop_after=2))
+    server.push(Script([" now.", oslo]))
+    server.push(ANSWER)
+    answer = rxllm.collect(
+        llm.stream("Weather?", tools=[weather]).pipe(
+            ops.tool_loop(per_call=ops.retry(attempts=2, backoff=0))
+        ),
+        timeout=10,
+    )
+    assert answer.steps[0].text == "Let me check the weather now."
+    assistant = server.requests[2].body["messages"][1]["content"]
+    assert assistant == [
+        {"type": "text", "text": "Let me check the weather now."},
+        {"type": "tool_use", "id": "c1", "name": "weather", "input": {"city": "Oslo"}},
+    ]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_partial_messages_leave_out_a_step_that_said_nothing(server: Server, provider: str) -> None:
+    llm = make(provider, server)
+    server.push(TWO_CALLS)
+    server.push(Script(status=503))
+    with pytest.raises(rxllm.ServerError) as caught:
+        rxllm.collect(llm.stream("Weather?", tools=[weather]).pipe(ops.tool_loop()), timeout=10)
+    partial = caught.value.partial
+    assert partial is not None
+    turns = partial.messages()
+    assert turns == server.requests[1].body["messages"][1:]  # what step 2 was sent, no more
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_forced_tool_choice_goes_with_the_first_call_only(server: Server, provider: str) -> None:
+    forced = "required" if provider == "openai" else {"type": "any"}
+    llm = make(provider, server)
+    server.push(TWO_CALLS)
+    server.push(ANSWER)
+    answer = rxllm.collect(
+        llm.stream("Weather?", tools=[weather], tool_choice=forced).pipe(ops.tool_loop()),
+        timeout=10,
+    )
+    assert answer.text == "Oslo is sunny, Rome is rainy."
+    assert server.requests[0].body["tool_choice"] == forced
+    assert "tool_choice" not in server.requests[1].body
+
+
+def test_calls_without_ids_get_ids_their_results_refer_to(server: Server) -> None:
+    llm = make("openai", server)
+    delta = {"index": 0, "type": "function", "function": {"name": "weather", "arguments": "{}"}}
+    events = [
+        {"choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [delta]}}]},
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+    ]
+    server.push(Script(raw_events=[{"id": "r1", "model": "m", **e} for e in events]))
+    server.push(ANSWER)
+    rxllm.collect(llm.stream("Weather?", tools=[weather]).pipe(ops.tool_loop()), timeout=10)
+    sent = server.requests[1].body["messages"]
+    assert sent[1]["tool_calls"][0]["id"] == "call_0_0"
+    assert sent[2]["tool_call_id"] == "call_0_0"
+
+
+def test_an_async_tool_whose_await_is_cancelled_is_a_failed_result() -> None:
+    async def inner() -> str:
+        """Awaits something that gets cancelled."""
+        future = asyncio.get_running_loop().create_future()
+        future.cancel()
+        return await future
+
+    async def main() -> rxllm.Response:
+        llm = rxllm.scripted([call(0, "c1", "inner", "{}")], then=["Done."])
+        stream = llm.stream("go", tools=[inner]).pipe(ops.tool_loop())
+        return await asyncio.wait_for(rxllm.acollect(stream), 5)
+
+    answer = asyncio.run(main())
+    assert answer.text == "Done."
+    assert answer.steps[0].tool_results[0].error == "inner was cancelled (CancelledError)"
