@@ -534,9 +534,10 @@ class Response(_LazyRaw, frozen=True):
         """Every message this answer adds to the conversation, in `provider`'s format: for
         a tool loop, each step's assistant message and its tool results, then the last
         answer's (`[response.message()]` for a single call). Append them to `messages` to
-        go on with the conversation. (A loop that ended at `max_steps` ends with tool calls
-        that were not run: their results must follow before the providers take another
-        turn.)
+        go on with the conversation. A last answer that says nothing (a step that failed
+        or was stopped before its first event) is left out. (A loop ended by a final-answer
+        tool ends with that call, not run: its result must follow before the providers take
+        another turn.)
 
         >>> import rxllm
         >>> from rxllm import Chunk, ToolCallDelta, ops
@@ -550,17 +551,12 @@ class Response(_LazyRaw, frozen=True):
         """
         turns: list[dict[str, Any]] = []
         for step in (*self.steps, self):
-            if step is self and not (self.has_content or self.tool_results):
+            message = step.message(provider)
+            if step is self and not step.tool_results and _says_nothing(message):
                 break  # a step that failed or was stopped before saying anything
-            turns.append(step.message(provider))
+            turns.append(message)
             turns += ToolResult.messages(step.tool_results, provider or step.provider)
         return turns
-
-    @property
-    def has_content(self) -> bool:
-        """True when the answer says something: text, thinking, a refusal, audio or tool calls
-        (an answer stopped or failed before its first word has none)."""
-        return bool(self.text or self.thinking or self.refusal or self.audio or self.tool_calls)
 
     def message(self, provider: str | None = None) -> dict[str, Any]:
         """This answer as the assistant message to send back in the next call's `messages`,
@@ -636,14 +632,19 @@ class Response(_LazyRaw, frozen=True):
         return blocks
 
     def _says_the_same(self, blocks: list[dict[str, Any]]) -> bool:
-        """Whether Anthropic content blocks hold exactly this answer's text and tool calls."""
+        """Whether Anthropic content blocks hold this answer's text and tool calls (their
+        inputs compared where the arguments parse: a call cut off keeps the API's input)."""
         text = "".join(b.get("text", "") for b in blocks if b["type"] == "text")
-        uses = [(b.get("id"), b.get("input")) for b in blocks if b["type"] == "tool_use"]
-        try:
-            calls = [(call.id, call.args) for call in self.tool_calls]
-        except ValueError:
+        uses = [b for b in blocks if b["type"] == "tool_use"]
+        if text != self.text or [b.get("id") for b in uses] != [c.id for c in self.tool_calls]:
             return False
-        return text == self.text and uses == calls
+        for block, call in zip(uses, self.tool_calls, strict=True):
+            try:
+                if block.get("input") != call.args:
+                    return False
+            except ValueError:
+                continue
+        return True
 
     def _raw_message(self) -> Any:
         """The SDK's message (OpenAI: the first choice's), or None if it cannot be built."""
@@ -655,6 +656,11 @@ class Response(_LazyRaw, frozen=True):
         if choices is not None:
             return choices[0].message if choices else None
         return raw
+
+
+def _says_nothing(message: dict[str, Any]) -> bool:
+    """Whether an assistant message has nothing a provider would take back."""
+    return not any(message.get(key) for key in ("content", "tool_calls", "refusal", "audio"))
 
 
 def _can_send(block: dict[str, Any]) -> bool:

@@ -37,10 +37,9 @@ Pipe = Callable[[reactivex.Observable[Chunk]], reactivex.Observable[Chunk]]
 _NO_TOOLS_AFTER = frozenset({"length", "content_filter"})
 """Finish reasons after which the calls are not run: their arguments may be cut off."""
 
-_FIRST_CALL_ONLY = ("tool_choice",)
-"""Request parameters sent with the first call only: a forced tool choice ("required",
-Anthropic's "any", one named tool) on every call would make the model call tools for ever
-(the OpenAI Agents SDK resets it after a tool call too)."""
+_FORCING = frozenset({"any", "tool", "function"})
+"""`tool_choice` types that force a tool call (with OpenAI's "required"): sent with the first
+call only, or the model would call tools for ever (the OpenAI Agents SDK resets it too)."""
 
 
 def tool_loop(
@@ -57,9 +56,9 @@ def tool_loop(
     (validated arguments; a failure or an unknown tool is a result the model reads; async
     tools on the loop; `concurrency` of them at once), one chunk carrying the step's
     `tool_results` is emitted, and the next call is made with the same request (a
-    `tool_choice` goes with the first call only: a forced one would never let the model
-    answer) plus the answer (`Response.message()`) and the results (`ToolResult.messages`)
-    in the provider's format.
+    `tool_choice` that forces a tool goes with the first call only: it would never let the
+    model answer) plus the answer (`Response.message()`) and the results
+    (`ToolResult.messages`) in the provider's format.
 
     The stream completes after an answer that asks for no tool; after the tools of the
     `max_steps`-th call ran (no further call: its `finish_reason` says "tool_calls" and
@@ -70,7 +69,9 @@ def tool_loop(
 
     `tools`: functions to run, as a list or a mapping from the names the model calls them
     by, over the request's own `tools=` that are Python functions (those run by default);
-    a tool offered to the model as a dict needs one here. `per_call`: an operator applied
+    a tool offered to the model as a dict with a schema needs one here (a provider's own
+    tool, e.g. Anthropic's `{"type": "web_search_20250305", ...}`, runs without: the
+    provider runs it). `per_call`: an operator applied
     to every call that keeps it a stream of chunks, e.g. `ops.retry()` (a retry resumes
     within its step).
 
@@ -151,7 +152,8 @@ def _registry(
         name = tool_name(position, tool)
         if name is None:  # a provider's own tool (web search): the provider runs it
             continue
-        names.append(name)
+        if not _provider_tool(tool):
+            names.append(name)
         if isinstance(tool, type):
             final.add(name)
         elif callable(tool):
@@ -172,6 +174,34 @@ def _registry(
             f"ops.tool_loop({{{missing[0]!r}: my_function}})"
         )
     return registry, frozenset(final)
+
+
+def _provider_tool(tool: Any) -> bool:
+    """A tool the provider defines (a dict with a versioned `type` and no schema: Anthropic's
+    web search, code execution, ...), not a function the model asks us to run."""
+    return (
+        isinstance(tool, Mapping)
+        and "input_schema" not in tool
+        and tool.get("type") not in (None, "custom", "function")
+    )
+
+
+def _later_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters of the calls after the first: a forcing `tool_choice` left out (an
+    Anthropic one keeps its `disable_parallel_tool_use` as an "auto" choice)."""
+    later = dict(params)
+    choice = later.get("tool_choice")
+    if choice == "required":
+        del later["tool_choice"]
+    elif isinstance(choice, Mapping) and choice.get("type") in _FORCING:
+        if "disable_parallel_tool_use" in choice:
+            later["tool_choice"] = {
+                "type": "auto",
+                "disable_parallel_tool_use": choice["disable_parallel_tool_use"],
+            }
+        else:
+            del later["tool_choice"]
+    return later
 
 
 @dataclasses.dataclass(frozen=True)
@@ -255,6 +285,7 @@ class _Loop:
         acc = Accumulator()
         per_call = self._rules.per_call
         calls = stream if per_call is None else stream.pipe(per_call)
+        named: set[int] = set()  # the calls (indexes) that have an id
 
         def on_next(chunk: Chunk) -> None:
             if not isinstance(chunk, Chunk):
@@ -262,6 +293,8 @@ class _Loop:
                     f"{not_chunks('tool_loop', chunk)}: per_call must keep each call a stream "
                     "of chunks (e.g. ops.retry()); put other operators after tool_loop()"
                 )
+            if chunk.tool_calls:
+                chunk = _with_ids(chunk, step, named)
             acc.push(chunk)
             self._observer.on_next(chunk)
 
@@ -280,7 +313,7 @@ class _Loop:
             ):
                 self._finish()
                 return
-            self._tools(stream, _with_ids(answer, step), step)
+            self._tools(stream, answer, step)
 
         self._hold(
             2 * step,
@@ -324,19 +357,23 @@ class _Loop:
         """The same request with the answer and the tools' results added to its messages."""
         request = stream.request
         added = check_messages([answer.message(), *ToolResult.messages(results, answer.provider)])
-        params = {k: v for k, v in request.params.items() if k not in _FIRST_CALL_ONLY}
         following = dataclasses.replace(
-            request, messages=(*request.messages, *added), params=params
+            request, messages=(*request.messages, *added), params=_later_params(request.params)
         )
         return CallStream(stream.provider, following)
 
 
-def _with_ids(answer: Response, step: int) -> Response:
-    """The answer, its calls without an id given one (a result must name its call)."""
-    if all(call.id for call in answer.tool_calls):
-        return answer
-    calls = tuple(
-        call if call.id else call.model_copy(update={"id": f"call_{step}_{n}"})
-        for n, call in enumerate(answer.tool_calls)
-    )
-    return answer.model_copy(update={"tool_calls": calls})
+def _with_ids(chunk: Chunk, step: int, named: set[int]) -> Chunk:
+    """The chunk, the first fragment of a call that came without an id given one (a result
+    must name its call; some compatible servers send none); `named` keeps which calls have
+    one, so that every reader downstream sees the same id."""
+    deltas = list(chunk.tool_calls)
+    changed = False
+    for n, delta in enumerate(deltas):
+        if delta.index in named:
+            continue
+        named.add(delta.index)
+        if not delta.id:
+            deltas[n] = delta.model_copy(update={"id": f"call_{step}_{delta.index}"})
+            changed = True
+    return chunk.model_copy(update={"tool_calls": tuple(deltas)}) if changed else chunk

@@ -12,7 +12,7 @@ import asyncio
 import inspect
 import threading
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -140,7 +140,7 @@ def _start(
         return ToolResult(call=call, error=f"unknown tool {call.name!r}; known: {known}")
     try:
         output = tool(**call.args)
-        if inspect.isgenerator(output):  # read once, here: the model and the result see it
+        if isinstance(output, Iterator):  # read once, here: the model and the result see it
             output = list(output)  # pyright: ignore[reportUnknownArgumentType]
     except Exception as error:
         return ToolResult(call=call, error=_describe(call, error))

@@ -364,3 +364,15 @@ def test_snapshot_chunk_count_is_the_steps_own() -> None:
         rxllm.iterate(llm.stream("1+2?", tools=[add]).pipe(ops.tool_loop(), ops.accumulate()))
     )
     assert snapshots[-1].chunk_count == snapshots[-1].response().chunk_count == 3
+
+
+def test_an_iterator_output_is_read_once_for_the_model_and_the_result() -> None:
+    def evens() -> Any:
+        """Even numbers."""
+        return filter(lambda n: n % 2 == 0, range(7))
+
+    llm = rxllm.scripted([call(0, "c1", "evens", "{}")], then=["ok"])
+    answer = rxllm.collect(llm.stream("go", tools=[evens]).pipe(ops.tool_loop()))
+    (result,) = answer.steps[0].tool_results
+    assert result.output == [0, 2, 4, 6] and result.content == "[0,2,4,6]"
+    assert answer.messages()[1]["content"] == "[0,2,4,6]"

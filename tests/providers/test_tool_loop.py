@@ -409,3 +409,143 @@ def test_an_async_tool_whose_await_is_cancelled_is_a_failed_result() -> None:
     answer = asyncio.run(main())
     assert answer.text == "Done."
     assert answer.steps[0].tool_results[0].error == "inner was cancelled (CancelledError)"
+
+
+# --- found by a re-audit of the fixes; each failed before them ------------------------------
+
+
+def _anthropic(*events: dict[str, Any], reason: str = "end_turn") -> Script:
+    start = {
+        "type": "message_start",
+        "message": {
+            "id": "msg_1",
+            "type": "message",
+            "role": "assistant",
+            "model": "claude-x",
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": 10, "output_tokens": 1},
+        },
+    }
+    end = [
+        {"type": "message_delta", "delta": {"stop_reason": reason}, "usage": {"output_tokens": 5}},
+        {"type": "message_stop"},
+    ]
+    return Script(raw_events=[start, *events, *end])
+
+
+def _block(index: int, block: dict[str, Any], *deltas: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {"type": "content_block_start", "index": index, "content_block": block},
+        *({"type": "content_block_delta", "index": index, "delta": d} for d in deltas),
+        {"type": "content_block_stop", "index": index},
+    ]
+
+
+def test_an_anthropic_answer_cut_inside_a_tool_call_goes_back_as_sent(server: Server) -> None:
+    # the arguments cannot be parsed, so the fields cannot be compared: the API's blocks,
+    # thinking signature included, go back (message() raised ValueError)
+    thinking = {"type": "thinking", "thinking": "", "signature": ""}
+    cut = _anthropic(
+        *_block(
+            0,
+            thinking,
+            {"type": "thinking_delta", "thinking": "Plan."},
+            {"type": "signature_delta", "signature": "SIG"},
+        ),
+        *_block(1, {"type": "text", "text": ""}, {"type": "text_delta", "text": "Writing."}),
+        *_block(
+            2,
+            {"type": "tool_use", "id": "toolu_1", "name": "write", "input": {}},
+            {"type": "input_json_delta", "partial_json": '{"path": "a.txt", "text": "hel'},
+        ),
+        reason="max_tokens",
+    )
+    server.push(cut)
+    answer = rxllm.collect(make("anthropic", server).stream("x"), timeout=10)
+    assert answer.finish_reason == "length"
+    blocks = answer.message()["content"]
+    assert [b["type"] for b in blocks] == ["thinking", "text", "tool_use"]
+    assert blocks[0]["signature"] == "SIG"
+    assert answer.messages() == [answer.message()]
+
+
+def test_an_anthropic_turn_of_server_tool_blocks_only_is_kept(server: Server) -> None:
+    # a pause_turn answer holding only a web search must go back as it is
+    search = {"type": "web_search_20250305", "name": "web_search"}  # the provider runs it
+    server.push(Script(["Checking.", call(0, "c1", "weather", '{"city": "Oslo"}')]))
+    result = {
+        "type": "web_search_tool_result",
+        "tool_use_id": "srvtoolu_1",
+        "content": [
+            {
+                "type": "web_search_result",
+                "url": "https://example.com",
+                "title": "Ex",
+                "encrypted_content": "ENC",
+                "page_age": None,
+            }
+        ],
+    }
+    server.push(
+        _anthropic(
+            *_block(
+                0,
+                {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {}},
+                {"type": "input_json_delta", "partial_json": '{"query": "oslo"}'},
+            ),
+            *_block(1, result),
+            reason="pause_turn",
+        )
+    )
+    llm = make("anthropic", server)
+    answer = rxllm.collect(
+        llm.stream("x", tools=[weather, search]).pipe(ops.tool_loop()), timeout=10
+    )
+    assert answer.finish_reason == "pause_turn"
+    last = answer.messages()[-1]
+    assert [b["type"] for b in last["content"]] == ["server_tool_use", "web_search_tool_result"]
+
+
+def test_ids_given_to_calls_reach_the_steps_and_messages(server: Server) -> None:
+    llm = make("openai", server)
+    delta = {"index": 0, "type": "function", "function": {"name": "weather", "arguments": "{}"}}
+    events = [
+        {"choices": [{"index": 0, "delta": {"role": "assistant", "tool_calls": [delta]}}]},
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+    ]
+    server.push(Script(raw_events=[{"id": "r1", "model": "m", **e} for e in events]))
+    server.push(ANSWER)
+    answer = rxllm.collect(
+        llm.stream("Weather?", tools=[weather]).pipe(ops.tool_loop()), timeout=10
+    )
+    assert answer.steps[0].tool_calls[0].id == "call_0_0"
+    assert answer.messages()[:2] == server.requests[1].body["messages"][1:]
+
+
+@pytest.mark.parametrize(
+    ("given", "later"),
+    [
+        ({"type": "auto", "disable_parallel_tool_use": True}, "same"),
+        ({"type": "any", "disable_parallel_tool_use": True}, "auto"),
+        ({"type": "tool", "name": "weather"}, None),
+    ],
+)
+def test_only_a_forcing_tool_choice_is_dropped_after_the_first_call(
+    server: Server, given: dict[str, Any], later: str | None
+) -> None:
+    llm = make("anthropic", server)
+    server.push(TWO_CALLS)
+    server.push(ANSWER)
+    rxllm.collect(
+        llm.stream("Weather?", tools=[weather], tool_choice=given).pipe(ops.tool_loop()),
+        timeout=10,
+    )
+    sent = server.requests[1].body.get("tool_choice")
+    if later == "same":
+        assert sent == given
+    elif later == "auto":
+        assert sent == {"type": "auto", "disable_parallel_tool_use": True}
+    else:
+        assert sent is None
