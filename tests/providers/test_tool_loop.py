@@ -118,6 +118,16 @@ def test_collect_gives_the_last_answer_with_every_step(server: Server, provider:
     # each step's raw is that call's own provider object
     assert answer.raw is not None and first.raw is not None
     assert answer.raw.id != first.raw.id or provider == "anthropic"
+    if provider == "openai":
+        raw_texts = [r.raw.choices[0].message.content for r in (first, answer)]
+        raw_calls = [len(r.raw.choices[0].message.tool_calls or ()) for r in (first, answer)]
+    else:
+        raw_texts = [
+            "".join(b.text for b in r.raw.content if b.type == "text") for r in (first, answer)
+        ]
+        raw_calls = [sum(b.type == "tool_use" for b in r.raw.content) for r in (first, answer)]
+    assert raw_texts == ["Let me check.", "Oslo is sunny, Rome is rainy."]
+    assert raw_calls == [2, 0]
     # the whole exchange, ready to go on with the conversation
     turns = answer.messages()
     assert turns[:-1] == server.requests[1].body["messages"][1:]
