@@ -44,15 +44,15 @@ from rxllm.errors import (
     StreamInterrupted,
     StreamTimeout,
 )
-from rxllm.llm import LLM, Request
-from rxllm.models import Chunk, Response, ToolCall, ToolCallDelta, Usage
+from rxllm.llm import LLM
+from rxllm.models import Chunk, Response, ToolCall, ToolCallDelta, ToolResult, Usage
 from rxllm.ops._audio_segments import AudioSegment
-from rxllm.ops._tool_results import ToolResult
 from rxllm.providers.local import local
 from rxllm.providers.scripted import scripted
 from rxllm.race import race
-from rxllm.sinks import acollect, aiterate, collect, iterate, write_wav
+from rxllm.request import Request
 from rxllm.tee import AudioSplit, audio_split, tee
+from rxllm.terminals import acollect, aiterate, collect, iterate, write_wav
 
 __all__ = [
     "LLM",

@@ -22,37 +22,18 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from rxllm.models import Chunk, Response, ToolCall, ToolCallDelta, ToolResult, Usage, raw_event
+from rxllm.models import Chunk, Response, ToolCall, ToolCallDelta, ToolResult, Usage
 
-__all__ = ["Accumulator", "Snapshot", "ToolCallParts", "register_raw_builder", "with_raw_context"]
-
-RawBuilder = Callable[[Sequence[Any], Response, Any], Any]
-_RAW_BUILDERS: dict[str, RawBuilder] = {}
-
-
-def with_raw_context(chunk: Chunk, context: Any) -> Chunk:
-    """Attach `context` (anything the provider's raw builder needs to know about the request,
-    e.g. its response format) to the first chunk of a stream; accumulators keep it."""
-    private = chunk.__pydantic_private__
-    if private is not None:
-        private["_raw_context"] = context
-    return chunk
-
-
-def register_raw_builder(provider: str, builder: RawBuilder) -> None:
-    """Declare how `provider`'s chunks become its native final object (`Response.raw`).
-
-    `builder(events, response, context)` gets the SDK event object of every chunk (each
-    chunk's `.raw`, in order, chunks without one left out), the `Response` being built and
-    the call's raw context (what the provider attached to the stream's first chunk with
-    `with_raw_context`, e.g. the request's response format and tools; None if nothing). It
-    runs only when `Response.raw` is read, so it may replay every event through the SDK's
-    own accumulator.
-    """
-    _RAW_BUILDERS[provider] = builder
+__all__ = [
+    "Accumulator",
+    "Materializer",
+    "Snapshot",
+    "ToolCallParts",
+    "materialize",
+]
 
 
 class _Joined:
@@ -131,11 +112,11 @@ class Accumulator:
         "_sparse",
         "_start",
         "_steps",
+        "codec",
         "finish_reason",
         "id",
         "model",
         "provider",
-        "raw_context",
         "usage",
     )
 
@@ -145,7 +126,7 @@ class Accumulator:
         self._content: list[str] = []  # one piece per chunk, "" when it had none
         self._joined = _Joined()
         self._raws: list[Any] = []  # per chunk: its raw event bytes, itself, or None
-        self.raw_context: Any = None  # from the first chunk: for the raw builder
+        self.codec: Any = None  # the first chunk's `rxllm.codec.Codec`: builds Response.raw
         self._sparse: dict[str, _Sparse] = {}
         self._models: list[tuple[int, str]] = []  # (position, model) where it changed
         self._ids: list[tuple[int, str]] = []
@@ -200,7 +181,7 @@ class Accumulator:
         if self.provider is None:  # the first chunk
             self.provider = values["provider"]
             if private:
-                self.raw_context = private.get("_raw_context")
+                self.codec = private.get("_codec")
         self._last = chunk
         self._n = n + 1
         if ended:
@@ -303,13 +284,14 @@ class Accumulator:
             chunk_count=n - start,
             steps=tuple(self._steps[:k]),
         )
-        builder = _RAW_BUILDERS.get(provider)
-        context = self.raw_context
-        if builder is not None and n > start:
-            refs = self._raws[start:n]
-            response._with_raw_factory(  # pyright: ignore[reportPrivateUsage]
-                lambda: builder(_events(provider, refs), response, context)
-            )
+        codec = self.codec
+        if codec is not None:
+            response._private()["_codec"] = codec  # pyright: ignore[reportPrivateUsage]
+            if n > start:
+                refs = self._raws[start:n]
+                response._with_raw_factory(  # pyright: ignore[reportPrivateUsage]
+                    lambda: codec.raw_response(_events(codec, refs), response)
+                )
         return response
 
 
@@ -321,13 +303,14 @@ def _as_of(changes: list[tuple[int, str]], n: int) -> str | None:
     return None
 
 
-def _events(provider: str, refs: list[Any]) -> list[Any]:
-    """The SDK event objects of the chunks whose raw references are `refs`."""
+def _events(codec: Any, refs: list[Any]) -> list[Any]:
+    """The SDK event objects of the chunks whose raw references are `refs` (a chunk, or
+    an event's bytes, which only a `StreamCodec`'s chunks keep)."""
     events: list[Any] = []
     for ref in refs:
         if ref is None:
             continue
-        event = ref.raw if isinstance(ref, Chunk) else raw_event(provider, ref)
+        event = ref.raw if isinstance(ref, Chunk) else codec.raw_event(ref)
         if event is not None:
             events.append(event)
     return events
@@ -429,3 +412,39 @@ class Snapshot:
 
     def __repr__(self) -> str:
         return f"Snapshot(index={self.index}, text={self.text[-40:]!r})"
+
+
+class Materializer:
+    """Builds the final `Response` from whatever a source emits: chunks or snapshots."""
+
+    __slots__ = ("_acc", "_last")
+
+    def __init__(self) -> None:
+        self._acc = Accumulator()
+        self._last: Snapshot | Response | None = None
+
+    def add(self, item: Any) -> None:
+        if type(item) is Snapshot:  # the usual last operator: accumulate()
+            self._last = item
+        elif isinstance(item, Chunk):
+            self._acc.push(item)
+        elif isinstance(item, Snapshot | Response):
+            self._last = item
+        else:
+            raise TypeError(
+                f"collect/to_response take an observable of Chunk or Snapshot, got "
+                f"{type(item).__name__}; drop operators like text() before collecting"
+            )
+
+    def response(self) -> Response:
+        last = self._last
+        if isinstance(last, Snapshot):
+            return last.response()
+        if isinstance(last, Response):
+            return last
+        return self._acc.response()
+
+
+def materialize() -> Materializer:
+    """A fresh `Materializer` (for `collect`, `ops.to_response`, `on_finish`, `batch`)."""
+    return Materializer()

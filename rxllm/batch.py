@@ -31,11 +31,11 @@ from reactivex import abc
 from reactivex import operators as rx
 
 from rxllm._checks import is_int, is_number
-from rxllm.calls import timer_scheduler
+from rxllm._loops import timer_scheduler
+from rxllm.accumulator import materialize
 from rxllm.errors import LLMError
 from rxllm.models import Response
-from rxllm.ops._emit import complete_with
-from rxllm.sinks import materialize
+from rxllm.ops._completion import complete_with
 
 __all__ = ["batch"]
 

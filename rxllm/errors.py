@@ -169,6 +169,10 @@ class StreamError(LLMError):
     valid JSON); `body` is the provider's error object as sent, when there was one."""
 
     body: object = None
+    """The provider's error object (decoded JSON), when there was one."""
+    event: bytes | None = None
+    """The error event as the provider sent it (server-sent event bytes), when there was
+    one: the SDK's own stream is run over it for the exception chained as `__cause__`."""
 
 
 class StreamTimeout(LLMError):

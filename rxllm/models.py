@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from typing import Any, Literal
+from typing import Any
 
 import pydantic
 import pydantic_core
 from pydantic import BaseModel, ConfigDict, PrivateAttr
+
+from rxllm import messages
+from rxllm.messages import MessageFormat
 
 __all__ = [
     "Chunk",
@@ -25,29 +28,8 @@ __all__ = [
     "ToolCallDelta",
     "ToolResult",
     "Usage",
-    "message_from_model",
-    "raw_event",
-    "register_event_builder",
     "text_chunk_maker",
 ]
-
-_EVENT_BUILDERS: dict[str, Callable[[bytes], Any]] = {}
-
-
-def register_event_builder(provider: str, builder: Callable[[bytes], Any]) -> None:
-    """Declare how `provider` builds its SDK event object from an event's JSON bytes.
-
-    Chunks keep the bytes (which the garbage collector never has to scan) and build
-    `Chunk.raw` from them only when it is read.
-    """
-    _EVENT_BUILDERS[provider] = builder
-
-
-def raw_event(provider: str, data: bytes) -> Any:
-    """The SDK event object `provider` builds from an event's JSON bytes (None if it has no
-    builder)."""
-    builder = _EVENT_BUILDERS.get(provider)
-    return builder(data) if builder is not None else None
 
 
 # Audio is binary: in JSON it is base64 (pydantic's default, UTF-8, fails on PCM). The
@@ -207,9 +189,7 @@ class ToolResult(BaseModel, frozen=True):
         Anthropic wants all results of one assistant turn in a single user message: use
         `ToolResult.messages(results, "anthropic")` for that.
         """
-        if message_format(provider) == "anthropic":
-            return {"role": "user", "content": [self._anthropic_block()]}
-        return {"role": "tool", "tool_call_id": self.call.id, "content": self.content}
+        return messages.tool_result_messages([self], messages.message_format(provider))[0]
 
     @staticmethod
     def messages(results: Iterable[ToolResult], provider: str = "openai") -> list[dict[str, Any]]:
@@ -220,19 +200,7 @@ class ToolResult(BaseModel, frozen=True):
         >>> [len(m["content"]) for m in ToolResult.messages(results, "anthropic")]
         [2]
         """
-        results = list(results)
-        if message_format(provider) == "anthropic":
-            blocks = [result._anthropic_block() for result in results]
-            return [{"role": "user", "content": blocks}] if blocks else []
-        return [result.message(provider) for result in results]
-
-    def _anthropic_block(self) -> dict[str, Any]:
-        return {
-            "type": "tool_result",
-            "tool_use_id": self.call.id,
-            "content": self.content,
-            "is_error": self.is_error,
-        }
+        return messages.tool_result_messages(results, messages.message_format(provider))
 
 
 def _jsonable(value: Any) -> Any:
@@ -250,6 +218,7 @@ class _LazyRaw(BaseModel, frozen=True):
     _raw: Any = PrivateAttr(default=None)
     _raw_factory: Callable[[], Any] | None = PrivateAttr(default=None)
     _raw_data: bytes | None = PrivateAttr(default=None)
+    _codec: Any = PrivateAttr(default=None)  # the call's `rxllm.codec.Codec`, if any
 
     def __init__(self, *, raw: Any = None, **data: Any) -> None:
         super().__init__(**data)
@@ -271,9 +240,8 @@ class _LazyRaw(BaseModel, frozen=True):
             private["_raw"] = factory()
             private["_raw_factory"] = None
         elif self._raw_data is not None:
-            builder = _EVENT_BUILDERS.get(getattr(self, "provider", ""))
-            if builder is not None:
-                private["_raw"] = builder(self._raw_data)
+            if self._codec is not None:  # a `StreamCodec`: the SDK's event from its bytes
+                private["_raw"] = self._codec.raw_event(self._raw_data)
             private["_raw_data"] = None
         return self._raw
 
@@ -341,13 +309,14 @@ class Chunk(_LazyRaw, frozen=True):
         provider: str = "scripted",
         raw_factory: Callable[[], Any] | None = None,
         raw_data: bytes | None = None,
+        codec: Any = None,
     ) -> Chunk:
         """Build a chunk without validation, for providers' hot paths (~1 µs, not ~5 µs).
 
         The arguments must already have the field types. `.raw` is built on first access
-        by `raw_factory`, or from `raw_data` (the event's JSON bytes) by the builder the
-        provider registered with `register_event_builder`. The result is an ordinary,
-        equal `Chunk`.
+        by `raw_factory`, or from `raw_data` (the event's JSON bytes) by `codec` (the
+        call's `rxllm.codec.StreamCodec`, which the chunk carries: `Response.raw` and
+        `Response.message()` ask it too). The result is an ordinary, equal `Chunk`.
         """
         # A copy of a template chunk's `__dict__` is a key-sharing dict (half the memory of
         # a dict literal) and costs one C call, where setting eleven attributes cost ~1 µs.
@@ -374,7 +343,7 @@ class Chunk(_LazyRaw, frozen=True):
             values["id"] = id
         if provider != "scripted":
             values["provider"] = provider
-        return _build(cls, values, raw_factory, raw_data)
+        return _build(cls, values, raw_factory, raw_data, codec)
 
     @property
     def has_delta(self) -> bool:
@@ -419,13 +388,16 @@ def _build(
     values: dict[str, Any],
     raw_factory: Callable[[], Any] | None,
     raw_data: bytes | None,
+    codec: Any = None,
 ) -> Chunk:
     """A chunk whose `__dict__` is `values` (already of the field types), without validation."""
     chunk = _new(cls)
     _set_dict(chunk, values)
     _set_fields_set(chunk, _CHUNK_FIELDS)
     _set_extra(chunk, None)
-    _set_private(chunk, {"_raw": None, "_raw_factory": raw_factory, "_raw_data": raw_data})
+    _set_private(
+        chunk, {"_raw": None, "_raw_factory": raw_factory, "_raw_data": raw_data, "_codec": codec}
+    )
     return chunk
 
 
@@ -433,7 +405,7 @@ TextChunkMaker = Callable[[str, str | None, str | None, bytes | None], Chunk]
 """`make(content, model, id, raw_data) -> Chunk`: see `text_chunk_maker`."""
 
 
-def text_chunk_maker(provider: str) -> TextChunkMaker:
+def text_chunk_maker(provider: str, codec: Any = None) -> TextChunkMaker:
     """A function that makes the text-delta chunks of one stream, the bulk of most streams.
 
     Provider, model and id repeat from chunk to chunk, so they live in a template that is
@@ -456,26 +428,9 @@ def text_chunk_maker(provider: str) -> TextChunkMaker:
             current[1] = template["id"] = id
         values = _copy_dict(template)
         values["content"] = content
-        return _build(Chunk, values, None, raw_data)
+        return _build(Chunk, values, None, raw_data, codec)
 
     return make
-
-
-def message_format(provider: str) -> Literal["openai", "anthropic"]:
-    """The message format a provider (`llm.provider`) takes: Anthropic's for "anthropic",
-    OpenAI's for "openai" and for the local and scripted providers.
-
-    >>> message_format("scripted")
-    'openai'
-    """
-    if provider == "anthropic":
-        return "anthropic"
-    if provider in ("openai", "local", "scripted"):
-        return "openai"
-    raise ValueError(
-        f"provider must be 'openai', 'anthropic', 'local' or 'scripted' (an LLM's "
-        f"`.provider`), not {provider!r}"
-    )
 
 
 class Response(_LazyRaw, frozen=True):
@@ -552,7 +507,7 @@ class Response(_LazyRaw, frozen=True):
         turns: list[dict[str, Any]] = []
         for step in (*self.steps, self):
             message = step.message(provider)
-            if step is self and not step.tool_results and _says_nothing(message):
+            if step is self and not step.tool_results and messages.says_nothing(message):
                 break  # a step that failed or was stopped before saying anything
             turns.append(message)
             turns += ToolResult.messages(step.tool_results, provider or step.provider)
@@ -581,143 +536,15 @@ class Response(_LazyRaw, frozen=True):
         >>> response.message("anthropic")["content"][1]
         {'type': 'tool_use', 'id': 'c1', 'name': 'add', 'input': {'a': 1}}
         """
-        # By default the answering provider's format (OpenAI's for any but Anthropic: a
-        # custom or compatible provider); a format named explicitly must be a known one.
-        if (
-            self.provider == "anthropic"
-            if provider is None
-            else message_format(provider) == "anthropic"
-        ):
-            return {"role": "assistant", "content": self._anthropic_blocks()}
-        return self._openai_message()
+        own = self.message_format
+        fmt = own if provider is None else messages.message_format(provider)
+        return messages.assistant_message(self, fmt, own)
 
-    def _openai_message(self) -> dict[str, Any]:
-        message: dict[str, Any] = {"role": "assistant", "content": self.text or None}
-        if self.tool_calls:
-            message["tool_calls"] = [
-                {
-                    "id": call.id,
-                    "type": "function",
-                    "function": {"name": call.name, "arguments": call.arguments or "{}"},
-                }
-                for call in self.tool_calls
-            ]
-        if self.refusal:
-            message["refusal"] = self.refusal
-        if self.audio and self.provider == "openai":
-            audio = getattr(getattr(self._raw_message(), "audio", None), "id", None)
-            if audio:  # a later turn refers to the audio answer by its id
-                message["audio"] = {"id": audio}
-        return message
-
-    def _anthropic_blocks(self) -> list[dict[str, Any]]:
-        if self.provider == "anthropic":
-            raw = self._raw_message()
-            content = getattr(raw, "content", None)
-            if isinstance(content, list) and len(content) > 0:  # pyright: ignore[reportUnknownArgumentType]
-                sent = [_anthropic_block(block) for block in content]  # pyright: ignore[reportUnknownVariableType]
-                # a thinking block cut before its signature cannot be sent back, nor can
-                # an empty text block (the API refuses those)
-                sent = [b for b in sent if _can_send(b)]
-                if self._says_the_same(sent):
-                    return sent
-                # else the events are of more than one call (a resumed retry): the fields
-        blocks: list[dict[str, Any]] = []
-        if self.text:
-            blocks.append({"type": "text", "text": self.text})
-        blocks.extend(
-            {"type": "tool_use", "id": call.id, "name": call.name, "input": call.args}
-            for call in self.tool_calls
-        )
-        return blocks
-
-    def _says_the_same(self, blocks: list[dict[str, Any]]) -> bool:
-        """Whether Anthropic content blocks hold this answer's text and tool calls (their
-        inputs compared where the arguments parse: a call cut off keeps the API's input)."""
-        text = "".join(b.get("text", "") for b in blocks if b["type"] == "text")
-        uses = [b for b in blocks if b["type"] == "tool_use"]
-        if text != self.text or [b.get("id") for b in uses] != [c.id for c in self.tool_calls]:
-            return False
-        for block, call in zip(uses, self.tool_calls, strict=True):
-            try:
-                if block.get("input") != call.args:
-                    return False
-            except ValueError:
-                continue
-        return True
-
-    def _raw_message(self) -> Any:
-        """The SDK's message (OpenAI: the first choice's), or None if it cannot be built."""
-        try:
-            raw = self.raw
-        except Exception:  # e.g. shapes the SDK's own accumulator rejects
-            return None
-        choices = getattr(raw, "choices", None)
-        if choices is not None:
-            return choices[0].message if choices else None
-        return raw
-
-
-def _says_nothing(message: dict[str, Any]) -> bool:
-    """Whether an assistant message has nothing a provider would take back."""
-    return not any(message.get(key) for key in ("content", "tool_calls", "refusal", "audio"))
-
-
-def _can_send(block: dict[str, Any]) -> bool:
-    kind = block["type"]
-    if kind == "thinking":
-        return bool(block.get("signature"))
-    return kind != "text" or bool(block.get("text"))
-
-
-_ANTHROPIC_BLOCK_FIELDS: dict[str, tuple[str, ...]] = {
-    "text": ("type", "text"),
-    "thinking": ("type", "thinking", "signature"),
-    "redacted_thinking": ("type", "data"),
-    "tool_use": ("type", "id", "name", "input"),
-}
-
-
-def _anthropic_block(block: Any) -> dict[str, Any]:
-    """An Anthropic response content block as a request block: the fields the API takes
-    back (a parsed output or empty citations dropped); blocks of other types (server tools)
-    as the API sent them."""
-    dumped: dict[str, Any] = block.model_dump(mode="json", exclude_none=True)
-    fields = _ANTHROPIC_BLOCK_FIELDS.get(dumped.get("type", ""))
-    if fields is None:
-        return dumped
-    return {name: dumped[name] for name in fields if name in dumped}
-
-
-_OPENAI_MESSAGE_FIELDS = frozenset(
-    {"role", "content", "name", "tool_calls", "tool_call_id", "refusal", "audio", "function_call"}
-)
-
-
-def message_from_model(model: BaseModel) -> dict[str, Any]:
-    """A message given as an SDK object (OpenAI's `ChatCompletionMessage`, Anthropic's
-    `Message`, or any model with a `role`) as the dict a request takes: what the API takes
-    back, without the response-only fields (`parsed`, `annotations`, audio data)."""
-    content = getattr(model, "content", None)
-    if getattr(model, "type", None) == "message" and isinstance(content, list):
-        blocks: list[Any] = content  # pyright: ignore[reportUnknownVariableType]
-        role = getattr(model, "role", "assistant")
-        return {"role": role, "content": [_anthropic_block(block) for block in blocks]}
-    dumped = model.model_dump(mode="json", exclude_none=True)
-    message = {k: v for k, v in dumped.items() if k in _OPENAI_MESSAGE_FIELDS}
-    if "content" not in message and "content" in type(model).model_fields:
-        message["content"] = None  # an answer that is only tool calls, a refusal or audio
-    if "tool_calls" in message:
-        message["tool_calls"] = [
-            {
-                "id": call.get("id"),
-                "type": call.get("type", "function"),
-                "function": {
-                    k: v for k, v in call["function"].items() if k in ("name", "arguments")
-                },
-            }
-            for call in message["tool_calls"]
-        ]
-    if isinstance(message.get("audio"), dict):
-        message["audio"] = {"id": message["audio"].get("id")}
-    return message
+    @property
+    def message_format(self) -> MessageFormat:
+        """The message format of the provider that answered ("openai" or "anthropic"):
+        what `message()` writes by default."""
+        codec = self._private().get("_codec")
+        if codec is not None:
+            return codec.message_format  # type: ignore[no-any-return]
+        return "anthropic" if self.provider in messages.ANTHROPIC_FORMAT else "openai"

@@ -71,9 +71,10 @@ def test_it_keeps_no_chunk_objects_alive() -> None:
     import gc
     import weakref
 
-    from rxllm.providers.openai import OpenAIEvents
+    from rxllm.providers.openai_chat import ChatCodec
+    from rxllm.request import Request
 
-    mapper = OpenAIEvents()
+    mapper = ChatCodec(Request(messages=({"role": "user", "content": "hi"},)), model="m").events()
     acc = Accumulator()
     refs = []
     for i in range(50):

@@ -12,8 +12,9 @@ from reactivex import operators as rx_ops
 
 import rxllm
 from rxllm import ops
-from rxllm.calls import IteratorCall
+from rxllm.bridge import IteratorCall
 from rxllm.models import Chunk
+from rxllm.providers.in_process import InProcessCodec
 
 
 def test_cold_each_subscription_is_one_call() -> None:
@@ -208,6 +209,7 @@ class Countdown(IteratorCall):
 
     provider = "custom"
     stall_timeout = None
+    codec = InProcessCodec()  # OpenAI's message format, no credentials
 
     def __init__(self) -> None:
         self.closed = threading.Event()
@@ -231,7 +233,7 @@ class Countdown(IteratorCall):
 
 
 def test_call_observable_runs_a_custom_provider_call_sync_and_async() -> None:
-    from rxllm.calls import call_observable
+    from rxllm.bridge import call_observable
 
     assert rxllm.collect(call_observable(Countdown)).text == "three two one"
     assert asyncio.run(rxllm.acollect(call_observable(Countdown))).text == "three two one"
@@ -328,7 +330,7 @@ class BrokenMapping(Countdown):
 
 def test_an_error_whose_mapping_fails_still_arrives_with_its_partial() -> None:
     # It used to vanish in the worker thread: the subscriber waited for ever.
-    from rxllm.calls import call_observable
+    from rxllm.bridge import call_observable
 
     with pytest.raises(rxllm.LLMError, match="the provider failed") as caught:
         rxllm.collect(call_observable(BrokenMapping), timeout=5)

@@ -24,7 +24,7 @@ from reactivex import operators as rx_ops
 
 import rxllm
 from rxllm import ops
-from rxllm.calls import CallControl
+from rxllm.bridge import CallControl
 from rxllm.providers import local as local_module
 from rxllm.providers.local import (
     DEFAULT_MAX_TOKENS,

@@ -127,7 +127,7 @@ def test_a_provider_s_own_tool_dict_is_still_taken() -> None:
     llm = rxllm.anthropic("m", api_key="k", base_url="http://127.0.0.1:9")
     web_search = {"type": "web_search_20250305", "name": "web_search", "max_uses": 2}
     request = llm.request("x", tools=[add, web_search])  # what stream() checks and sends
-    sent = llm._provider.arguments(request)["tools"]  # type: ignore[attr-defined]
+    sent = llm._provider.codec(request).arguments(request)["tools"]  # type: ignore[attr-defined]
     assert [tool["name"] for tool in sent] == ["add", "web_search"]
     assert sent[1] == web_search  # a provider's own tool goes as given
 

@@ -132,6 +132,6 @@ def test_a_leading_byte_order_mark_is_no_part_of_the_first_field() -> None:
 def test_a_body_labelled_a_document_is_judged_by_its_first_bytes(
     head: bytes, verdict: bool | None
 ) -> None:
-    from rxllm.providers._http import _starts_like_sse
+    from rxllm.providers.http_call import _starts_like_sse
 
     assert _starts_like_sse(head) is verdict

@@ -10,7 +10,7 @@ from reactivex import abc
 from rxllm.accumulator import Accumulator, Snapshot
 from rxllm.llm import CallStream
 from rxllm.models import Chunk
-from rxllm.ops._decoding import not_chunks
+from rxllm.ops._chunk_input import not_chunks
 
 __all__ = ["accumulate"]
 

@@ -23,7 +23,8 @@ from pydantic import BaseModel
 
 from rxllm._checks import is_int
 from rxllm.models import Chunk
-from rxllm.ops._decoding import chunk_for, decoding
+from rxllm.ops._chunk_input import chunk_for
+from rxllm.ops._decoder import decoding
 from rxllm.ops._sentences import SentenceDecoder
 
 __all__ = ["AudioSegment", "AudioSegmenter", "audio_segments"]
@@ -67,6 +68,7 @@ class AudioSegmenter:
     """
 
     __slots__ = ("_audio", "_emitted_bytes", "_held", "_sample_rate", "_sentences")
+    failure: Exception | None = None  # never fails after decoding (see Decoder)
 
     def __init__(self, sample_rate: int = 24000) -> None:
         if not is_int(sample_rate) or sample_rate <= 0:

@@ -18,8 +18,8 @@ import reactivex
 from reactivex import abc
 from reactivex.disposable import Disposable
 
+from rxllm.accumulator import materialize
 from rxllm.models import Response
-from rxllm.sinks import materialize
 
 __all__ = ["Finish", "on_finish"]
 

@@ -48,7 +48,7 @@ from reactivex import abc
 from rxllm.accumulator import Accumulator
 from rxllm.errors import OutputValidationError
 from rxllm.models import Chunk, Response
-from rxllm.ops._emit import complete_with
+from rxllm.ops._completion import complete_with
 
 __all__ = ["PartialDecoder", "partial", "partial_type"]
 

@@ -15,12 +15,12 @@ from reactivex import abc
 from reactivex.disposable import CompositeDisposable, SerialDisposable
 
 from rxllm._checks import is_int, is_number
+from rxllm._loops import timer_scheduler
 from rxllm.accumulator import Accumulator
-from rxllm.calls import timer_scheduler
 from rxllm.errors import LLMError, RateLimitError
 from rxllm.llm import CallStream
 from rxllm.models import Chunk, Usage
-from rxllm.ops._decoding import not_chunks
+from rxllm.ops._chunk_input import not_chunks
 
 __all__ = ["retry"]
 

@@ -26,7 +26,7 @@ from collections.abc import Callable
 import reactivex
 
 from rxllm.models import Chunk
-from rxllm.ops._decoding import decoding
+from rxllm.ops._decoder import decoding
 
 __all__ = ["SentenceDecoder", "sentences"]
 
@@ -80,6 +80,7 @@ class SentenceDecoder:
     """
 
     __slots__ = ("_pending", "_scanned")
+    failure: Exception | None = None  # never fails after decoding (see Decoder)
 
     def __init__(self) -> None:
         self._pending = ""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -12,7 +11,8 @@ import reactivex
 from reactivex import abc
 from reactivex.disposable import CompositeDisposable, SingleAssignmentDisposable
 
-from rxllm.ops._emit import complete_with
+from rxllm._loops import call_on_loop
+from rxllm.ops._completion import complete_with
 
 __all__ = ["take_until"]
 
@@ -109,7 +109,6 @@ def _until_observable(
                 loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
             except RuntimeError:
                 loop = None
-            loop_thread = threading.get_ident()
 
             def finish(error: Exception | None = None) -> None:
                 nonlocal done
@@ -119,11 +118,10 @@ def _until_observable(
                     done = True
                 upstream.dispose()  # at once, from any thread: the call stops now
                 stopper.dispose()
-                if loop is not None and threading.get_ident() != loop_thread:
-                    with contextlib.suppress(RuntimeError):  # the loop is already closed
-                        loop.call_soon_threadsafe(notify, error)
-                    return
-                notify(error)
+                if loop is None:
+                    notify(error)
+                else:
+                    call_on_loop(loop, notify, error)
 
             def notify(error: Exception | None) -> None:
                 with lock:

@@ -8,7 +8,7 @@ import reactivex
 from reactivex import abc
 
 from rxllm.models import Chunk
-from rxllm.ops._decoding import not_chunks
+from rxllm.ops._chunk_input import not_chunks
 
 __all__ = ["text"]
 

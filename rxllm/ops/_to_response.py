@@ -8,9 +8,9 @@ from typing import Any
 import reactivex
 from reactivex import abc
 
+from rxllm.accumulator import materialize
 from rxllm.models import Response
-from rxllm.ops._emit import complete_with
-from rxllm.sinks import materialize
+from rxllm.ops._completion import complete_with
 
 __all__ = ["to_response"]
 

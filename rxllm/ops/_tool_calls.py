@@ -15,7 +15,8 @@ import reactivex
 from rxllm.accumulator import ToolCallParts
 from rxllm.errors import OutputValidationError
 from rxllm.models import Chunk, ToolCall
-from rxllm.ops._decoding import chunk_for, decoding
+from rxllm.ops._chunk_input import chunk_for
+from rxllm.ops._decoder import decoding
 
 __all__ = ["ToolCallDecoder", "tool_calls"]
 

@@ -25,10 +25,11 @@ from reactivex.disposable import Disposable
 from rxllm._checks import is_int
 from rxllm.accumulator import Accumulator
 from rxllm.errors import LLMError
-from rxllm.llm import CallStream, check_messages, tool_name
+from rxllm.llm import CallStream
 from rxllm.models import Chunk, Response, ToolResult
-from rxllm.ops._decoding import not_chunks
+from rxllm.ops._chunk_input import not_chunks
 from rxllm.ops._tool_results import Registry, registry_of, tool_results
+from rxllm.request import tool_name
 
 __all__ = ["tool_loop"]
 
@@ -354,13 +355,14 @@ class _Loop:
     def _next_call(
         self, stream: CallStream, answer: Response, results: tuple[ToolResult, ...]
     ) -> CallStream:
-        """The same request with the answer and the tools' results added to its messages."""
-        request = stream.request
-        added = check_messages([answer.message(), *ToolResult.messages(results, answer.provider)])
-        following = dataclasses.replace(
-            request, messages=(*request.messages, *added), params=_later_params(request.params)
+        """The same request with the answer and the tools' results added to its messages
+        (in the provider's protocol), a forcing `tool_choice` left out."""
+        following = stream.follow_up(answer, results)
+        request = following.request
+        return CallStream(
+            following.provider,
+            dataclasses.replace(request, params=_later_params(request.params)),
         )
-        return CallStream(stream.provider, following)
 
 
 def _with_ids(chunk: Chunk, step: int, named: set[int]) -> Chunk:

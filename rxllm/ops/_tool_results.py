@@ -21,7 +21,7 @@ import reactivex
 from reactivex import abc
 from reactivex.disposable import CompositeDisposable, Disposable
 
-from rxllm.calls import run_awaitable
+from rxllm._loops import call_on_loop, run_awaitable
 from rxllm.models import ToolCall, ToolResult
 
 __all__ = ["Registry", "ToolResult", "registry_of", "tool_results"]
@@ -232,14 +232,7 @@ def _run_on_loop(
     stopped = False
 
     def on_loop(action: Callable[[], None]) -> None:
-        try:
-            here = asyncio.get_running_loop() is loop
-        except RuntimeError:
-            here = False
-        if here:
-            action()
-        elif not loop.is_closed():
-            loop.call_soon_threadsafe(action)
+        call_on_loop(loop, action)
 
     async def run_one(call: ToolCall) -> ToolResult:
         if pool is not None and not _is_async(tools, call):

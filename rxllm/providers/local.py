@@ -6,7 +6,7 @@ wheel) runs on a laptop CPU through llama-cpp-python at tens of tokens per secon
 rxllm operator can be tried, and tested end to end, without a key.
 
 How it fits the rest of rxllm: the provider only describes a call (`LocalCall`); the bridge
-in `rxllm.calls` turns it into a cold observable like every other provider's. What is
+in `rxllm.bridge` turns it into a cold observable like every other provider's. What is
 particular here:
 
 - one `Llama` per model file and process (`shared_model`), loaded lazily under a lock when
@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import contextlib
 import importlib.util
 import os
 import threading
@@ -43,11 +42,12 @@ from typing import Any
 
 from rxllm import errors
 from rxllm._checks import is_int, is_number
-from rxllm.accumulator import register_raw_builder
-from rxllm.calls import CallControl, IteratorCall
-from rxllm.llm import LLM, Request
+from rxllm._loops import END, Failure, call_on_loop, receive
+from rxllm.bridge import CallControl, IteratorCall
+from rxllm.llm import LLM
 from rxllm.models import Chunk, Response, Usage
-from rxllm.sinks import END, Failure, receive
+from rxllm.providers.in_process import InProcessCodec
+from rxllm.request import Request
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
@@ -474,15 +474,31 @@ class LocalProvider:
             kwargs["stop"] = list(stop)
         return kwargs
 
+    def codec(self, request: Request) -> LocalCodec:
+        """The codec of a local call (the same for every call)."""
+        return _CODEC
+
     def make_call(self, request: Request) -> LocalCall:
         """One generation on the shared model (runs only when subscribed)."""
         return LocalCall(self.shared, self.arguments(request), request.stall_timeout)
+
+
+class LocalCodec(InProcessCodec):
+    """A local call's codec: `Response.raw` is llama-cpp's own completion object."""
+
+    def raw_response(self, events: Sequence[Any], response: Response) -> dict[str, Any] | None:
+        """The llama-cpp `CreateChatCompletionResponse` the streamed chunks add up to."""
+        return _response_raw(events, response)
+
+
+_CODEC = LocalCodec()
 
 
 class LocalCall(IteratorCall):
     """One chat completion on a `LocalModel`, streamed token by token."""
 
     provider = PROVIDER
+    codec = _CODEC
 
     def __init__(
         self, model: LocalModel, arguments: dict[str, Any], stall_timeout: float | None
@@ -539,16 +555,16 @@ class LocalCall(IteratorCall):
                     output_tokens=completion_tokens,
                     total_tokens=prompt_tokens + completion_tokens,
                 )
-                chunk = Chunk(
-                    content=content,
+                yield Chunk.unchecked(
+                    content,
                     finish_reason=finish_reason,
                     usage=usage,
                     model=model.name,
                     id=event.get("id"),
                     provider=PROVIDER,
+                    raw_factory=_returning(event),
+                    codec=_CODEC,
                 )
-                chunk._with_raw_factory(_returning(event))  # pyright: ignore[reportPrivateUsage]
-                yield chunk
         finally:
             events.close()
 
@@ -564,8 +580,7 @@ class LocalCall(IteratorCall):
         unregister = control.on_cancel(worker.cancel)
 
         def hand_over(item: Any) -> None:
-            with contextlib.suppress(RuntimeError):  # the loop closed: nobody is listening
-                loop.call_soon_threadsafe(items.put_nowait, item)
+            call_on_loop(loop, items.put_nowait, item)  # dropped once the loop closed
 
         def work() -> None:
             chunks = self.iter_sync(worker)
@@ -602,9 +617,7 @@ def _returning(value: Any) -> Callable[[], Any]:
     return lambda: value
 
 
-def _response_raw(
-    events: Sequence[Any], response: Response, context: Any = None
-) -> dict[str, Any] | None:
+def _response_raw(events: Sequence[Any], response: Response) -> dict[str, Any] | None:
     """The llama-cpp `CreateChatCompletionResponse` the streamed chunks add up to."""
     if not events:
         return None
@@ -632,9 +645,6 @@ def _response_raw(
             "total_tokens": usage.total_tokens,
         }
     return raw
-
-
-register_raw_builder(PROVIDER, _response_raw)
 
 
 def local(model_path: str | os.PathLike[str] | None = None, **defaults: Any) -> LLM:

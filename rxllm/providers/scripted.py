@@ -13,9 +13,11 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from rxllm import errors
-from rxllm.calls import CallControl, IteratorCall
-from rxllm.llm import LLM, Request
+from rxllm.bridge import CallControl, IteratorCall
+from rxllm.llm import LLM
 from rxllm.models import Chunk, Usage
+from rxllm.providers.in_process import InProcessCodec
+from rxllm.request import Request
 
 __all__ = ["ScriptedProvider", "scripted", "split_text"]
 
@@ -111,10 +113,9 @@ class ScriptedProvider:
     def check(self, request: Request) -> None:
         """Any arguments are fine for a script."""
 
-    def continuation(self, request: Request, text: str) -> Request:
-        """Continue after `text`: the replay skips that much of the script's text."""
-        messages = (*request.messages, {"role": "assistant", "content": text})
-        return dataclasses.replace(request, messages=messages)
+    def codec(self, request: Request) -> ScriptedCodec:
+        """The codec of a replay (the same for every call)."""
+        return _CODEC
 
     def make_call(self, request: Request) -> ScriptedCall:
         """One replay of the next script (the rest of the last one, for a continuation)."""
@@ -128,10 +129,23 @@ class ScriptedProvider:
         return ScriptedCall(self, self._last, request.stall_timeout, skip)
 
 
+class ScriptedCodec(InProcessCodec):
+    """A replay's codec: an answer continues after the text already delivered."""
+
+    def continuation(self, request: Request, text: str) -> Request:
+        """Continue after `text`: the replay skips that much of the script's text."""
+        messages = (*request.messages, {"role": "assistant", "content": text})
+        return dataclasses.replace(request, messages=messages)
+
+
+_CODEC = ScriptedCodec()
+
+
 class ScriptedCall(IteratorCall):
     """One replay: the chunks, each after `delay` seconds, then `error` if any."""
 
     provider = PROVIDER
+    codec = _CODEC
 
     def __init__(
         self,

@@ -134,8 +134,8 @@ def test_the_readme_tool_recipe_runs_on_the_scripted_provider() -> None:
     assert [m["role"] for m in scope["messages"]] == ["user", "assistant", "tool"]
     assert scope["results"][0].output == 3
     assert rxllm.ToolResult.messages(scope["results"], "local") == scope["messages"][2:]
-    with pytest.raises(ValueError, match="'local' or 'scripted'"):
-        rxllm.ToolResult.messages(scope["results"], "gemini")
+    with pytest.raises(ValueError, match=r"one of .*'local', 'openai', 'scripted'"):
+        rxllm.ToolResult.messages(scope["results"], "no-such-service")
 
 
 def test_sdk_messages_without_content_or_with_parsed_arguments(server: Server) -> None:

@@ -422,14 +422,20 @@ def test_dropped_connection_is_stream_interrupted_with_partial(
         run(make(provider, server).stream("hi"), mode)
     assert caught.value.retryable
     assert caught.value.partial is not None and caught.value.partial.text == "ab"
-    # the cause is what the bare SDK's stream raises there: OpenAI wraps the transport's
-    # error in APIConnectionError, Anthropic lets it through
+    # the cause is what the installed bare SDK's stream raises there (OpenAI wraps the
+    # transport's error in APIConnectionError; Anthropic let it through before 2.17)
+    server.push(Script(["a", "b", "c", "d"], drop_after=2))
+    with pytest.raises(Exception) as bare:
+        if provider == "openai":
+            client = openai_sdk.OpenAI(base_url=server.url, api_key=KEY, max_retries=0)
+            list(client.chat.completions.create(model="m", messages=[], stream=True))
+        else:
+            sdk = anthropic_sdk.Anthropic(base_url=server.url, api_key=KEY, max_retries=0)
+            list(sdk.messages.create(model="m", max_tokens=9, messages=[], stream=True))
     cause = caught.value.__cause__
-    if provider == "openai":
-        assert isinstance(cause, openai_sdk.APIConnectionError)
-        assert isinstance(cause.__cause__, httpx2.TransportError)
-    else:
-        assert isinstance(cause, httpx2.TransportError)
+    assert type(cause) is type(bare.value)
+    transport = cause if isinstance(cause, httpx2.TransportError) else cause.__cause__
+    assert isinstance(transport, httpx2.TransportError)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
@@ -991,12 +997,12 @@ def test_an_error_whose_mapping_fails_still_shows_no_key(
 ) -> None:
     import traceback
 
-    from rxllm.providers import _http
+    from rxllm.providers import http_call
 
     def broken(*_: object, **__: object) -> rxllm.LLMError:
         raise RuntimeError("a bug in the mapping")
 
-    monkeypatch.setattr(_http, "map_sdk_error", broken)
+    monkeypatch.setattr(http_call, "map_sdk_error", broken)
     body = {"error": {"message": f"Incorrect API key provided: {KEY}.", "type": "x"}}
     server.push(Script("x", status=401, error_body=body))
     with pytest.raises(rxllm.LLMError) as caught:

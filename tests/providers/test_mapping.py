@@ -10,8 +10,20 @@ from openai.types.chat import ChatCompletionChunk
 
 import rxllm
 from rxllm.accumulator import Accumulator
-from rxllm.providers.anthropic import AnthropicEvents
-from rxllm.providers.openai import OpenAIEvents
+from rxllm.providers.anthropic_messages import AnthropicEvents, MessagesCodec
+from rxllm.providers.openai_chat import ChatCodec, OpenAIEvents
+
+_REQUEST = rxllm.Request(messages=({"role": "user", "content": "hi"},))
+
+
+def openai_events() -> OpenAIEvents:
+    """The event mapper of a Chat Completions call, as the provider makes it."""
+    return ChatCodec(_REQUEST, model="gpt-x").events()
+
+
+def anthropic_events() -> AnthropicEvents:
+    """The event mapper of a Messages call, as the provider makes it."""
+    return MessagesCodec(_REQUEST, model="claude-x").events()
 
 
 def openai_chunk(delta: dict, finish: str | None = None, **extra) -> dict:  # type: ignore[no-untyped-def, type-arg]
@@ -66,7 +78,7 @@ OPENAI_TOOLS = [
 
 
 def run_openai(events: list[dict]) -> list[rxllm.Chunk]:  # type: ignore[type-arg]
-    mapper = OpenAIEvents()
+    mapper = openai_events()
     chunks = [mapper.map(None, e) for e in events]
     assert mapper.map(None, b"[DONE]") is None and mapper.done
     return [c for c in chunks if c is not None]
@@ -140,12 +152,12 @@ def test_openai_padded_audio_deltas_each_decode() -> None:
 
 def test_openai_error_event_raises_a_retryable_stream_error() -> None:
     with pytest.raises(rxllm.StreamError) as caught:
-        OpenAIEvents().map(None, {"error": {"message": "boom", "type": "server_error"}})
+        openai_events().map(None, {"error": {"message": "boom", "type": "server_error"}})
     assert isinstance(caught.value, rxllm.ServerError) and caught.value.retryable
 
 
 def test_openai_azure_prompt_filter_event_is_an_empty_chunk() -> None:
-    chunk = OpenAIEvents().map(
+    chunk = openai_events().map(
         None,
         {
             "id": "",
@@ -160,7 +172,7 @@ def test_openai_azure_prompt_filter_event_is_an_empty_chunk() -> None:
 
 
 def test_openai_end_without_done_is_interrupted() -> None:
-    mapper = OpenAIEvents()
+    mapper = openai_events()
     mapper.map(None, openai_chunk({"content": "Hi"}))
     with pytest.raises(rxllm.StreamInterrupted):
         mapper.end()
@@ -232,7 +244,7 @@ ANTHROPIC = [
 
 
 def test_anthropic_thinking_text_tools_usage_and_stop_reason() -> None:
-    mapper = AnthropicEvents()
+    mapper = anthropic_events()
     chunks = [c for e in ANTHROPIC if (c := mapper.map(e["type"], e)) is not None]
     assert mapper.done
     acc = Accumulator()
@@ -262,7 +274,7 @@ def test_anthropic_thinking_text_tools_usage_and_stop_reason() -> None:
 
 def _anthropic_response(events: list[dict]) -> rxllm.Response:  # type: ignore[type-arg]
     """The response a fresh mapper makes of `events`, accumulated."""
-    mapper = AnthropicEvents()
+    mapper = anthropic_events()
     acc = Accumulator()
     acc.extend([c for e in events if (c := mapper.map(e["type"], e)) is not None])
     return acc.response()
@@ -381,7 +393,7 @@ def test_anthropic_tool_call_without_arguments_has_an_empty_json_object(
     ],
 )
 def test_anthropic_stop_reasons(reason: str, normalized: str) -> None:
-    mapper = AnthropicEvents()
+    mapper = anthropic_events()
     chunk = mapper.map(
         "message_delta", {"type": "message_delta", "delta": {"stop_reason": reason}, "usage": {}}
     )
@@ -390,20 +402,20 @@ def test_anthropic_stop_reasons(reason: str, normalized: str) -> None:
 
 def test_anthropic_error_event_overloaded_is_retryable() -> None:
     with pytest.raises(rxllm.StreamError) as caught:
-        AnthropicEvents().map(
+        anthropic_events().map(
             "error",
             {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
         )
     assert caught.value.retryable and isinstance(caught.value, rxllm.ServerError)
     with pytest.raises(rxllm.StreamError) as other:
-        AnthropicEvents().map(
+        anthropic_events().map(
             "error", {"type": "error", "error": {"type": "invalid_request_error", "message": "bad"}}
         )
     assert not other.value.retryable
 
 
 def test_anthropic_end_before_message_stop_is_interrupted() -> None:
-    mapper = AnthropicEvents()
+    mapper = anthropic_events()
     mapper.map("message_start", ANTHROPIC[0])
     with pytest.raises(rxllm.StreamInterrupted):
         mapper.end()
@@ -439,8 +451,8 @@ def test_openai_fast_path_equals_the_general_path(event: dict) -> None:  # type:
     import json
 
     payload = json.dumps(event).encode()
-    fast = OpenAIEvents().map(None, event, payload)  # with the bytes: the fast path may run
-    general = OpenAIEvents().map(None, event, None)  # without: always the general path
+    fast = openai_events().map(None, event, payload)  # with the bytes: the fast path may run
+    general = openai_events().map(None, event, None)  # without: always the general path
     assert fast == general
     assert fast is not None and fast.raw.model_dump() == general.raw.model_dump()  # type: ignore[union-attr]
 
@@ -451,7 +463,7 @@ def test_anthropic_fast_path_equals_the_general_path(event: dict) -> None:  # ty
 
     payload = json.dumps(event).encode()
     start = {"type": "message_start", "message": {"id": "m1", "model": "claude-x", "usage": {}}}
-    fast_mapper, general_mapper = AnthropicEvents(), AnthropicEvents()
+    fast_mapper, general_mapper = anthropic_events(), anthropic_events()
     fast_mapper.map(None, start, None)
     general_mapper.map(None, start, None)
     assert fast_mapper.map(None, event, payload) == general_mapper.map(None, event, None)
@@ -466,10 +478,10 @@ def test_plain_text_deltas_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -
     def general(*_: object, **__: object) -> None:
         raise AssertionError("a plain text delta took the general path")
 
-    openai_events = [openai_chunk({"content": "Hel"}, usage=None), openai_chunk({"content": "lo"})]
+    texts_sent = [openai_chunk({"content": "Hel"}, usage=None), openai_chunk({"content": "lo"})]
     anthropic_event = ANTHROPIC_TEXT_SHAPES[0]
     monkeypatch.setattr(Chunk, "unchecked", general)
-    openai_mapper, anthropic_mapper = OpenAIEvents(), AnthropicEvents()
-    texts = [openai_mapper.map(None, e, json.dumps(e).encode()).content for e in openai_events]  # type: ignore[union-attr]
+    openai_mapper, anthropic_mapper = openai_events(), anthropic_events()
+    texts = [openai_mapper.map(None, e, json.dumps(e).encode()).content for e in texts_sent]  # type: ignore[union-attr]
     chunk = anthropic_mapper.map(None, anthropic_event, json.dumps(anthropic_event).encode())
     assert texts == ["Hel", "lo"] and chunk is not None and chunk.content == "Hi"

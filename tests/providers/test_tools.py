@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from rxllm.providers.tools import function_parameters, tool_schema
+from rxllm.tools import function_parameters, tool_schema
 
 
 def search(

@@ -12,10 +12,9 @@ from typing import Any, Protocol, TypeVar
 import reactivex
 from reactivex import abc
 
-from rxllm.models import Chunk
-from rxllm.ops._emit import complete_with
+from rxllm.ops._completion import complete_with
 
-__all__ = ["Decoder", "chunk_for", "decoding"]
+__all__ = ["Decoder", "decoding"]
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -27,6 +26,11 @@ class Decoder(Protocol[Out]):
     def decode(self, value: Any) -> list[Out]: ...
 
     def flush(self) -> list[Out]: ...
+
+    @property
+    def failure(self) -> Exception | None:
+        """An error to report after the values `decode` returned with it (None: none)."""
+        ...
 
 
 def decoding(
@@ -55,7 +59,7 @@ def decoding(
                     return
                 for out in complete:
                     observer.on_next(out)
-                failure = getattr(decoder, "failure", None)
+                failure = decoder.failure
                 if failure is not None:  # after the values it completed
                     observer.on_error(failure)
 
@@ -72,28 +76,3 @@ def decoding(
         return reactivex.create(subscribe)
 
     return operator
-
-
-_HINTS = {
-    "Snapshot": " (accumulate() already made snapshots of the chunks: put {op}() before it, "
-    "or read the snapshot's fields)",
-    "str": " (text() or sentences() already made text of the chunks: put {op}() before it)",
-}
-
-
-def not_chunks(operator: str, item: Any) -> TypeError:
-    """The error for an operator that takes `Chunk`s and got something else."""
-    kind = type(item).__name__
-    hint = _HINTS.get(kind, "").format(op=operator)
-    return TypeError(f"{operator}() takes Chunks, got {kind}{hint}")
-
-
-def chunk_for(operator: str) -> Callable[[Any], Any]:
-    """`value` for operators that take `Chunk`s: the chunk itself, else a TypeError."""
-
-    def value(item: Any) -> Chunk:
-        if not isinstance(item, Chunk):
-            raise not_chunks(operator, item)
-        return item
-
-    return value

@@ -22,22 +22,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
-import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any, Protocol, TypeVar
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Protocol
 
 import reactivex
 from reactivex import abc
 from reactivex.disposable import Disposable
-from reactivex.scheduler import TimeoutScheduler
-from reactivex.scheduler.eventloop import AsyncIOThreadSafeScheduler
 
-from rxllm.accumulator import Accumulator, with_raw_context
+from rxllm._loops import RUN_SCHEDULER, call_on_loop
+from rxllm.accumulator import Accumulator
 from rxllm.errors import LLMError, StreamTimeout, scrub
 from rxllm.models import Chunk
+
+if TYPE_CHECKING:
+    from rxllm.codec import Codec
 
 _monotonic = time.monotonic
 
@@ -48,8 +48,6 @@ __all__ = [
     "IteratorCall",
     "call_observable",
     "call_subscriber",
-    "shutdown_socket",
-    "timer_scheduler",
 ]
 
 
@@ -105,46 +103,6 @@ class CallControl:
                     callback()
 
 
-_T = TypeVar("_T")
-
-
-def run_awaitable(value: Awaitable[_T]) -> _T:
-    """Wait for `value` on a new event loop, from a thread that runs none."""
-
-    async def awaited() -> _T:
-        return await value
-
-    return asyncio.run(awaited())
-
-
-_RUN_SCHEDULER: abc.SchedulerBase | None = getattr(
-    importlib.import_module("reactivex.run"), "_default_scheduler", None
-)
-"""The scheduler reactivex's `Observable.run()` subscribes with (to recognise it)."""
-
-
-def timer_scheduler() -> abc.SchedulerBase:
-    """Where to schedule a delayed (re)subscription of a call, decided at subscribe time.
-
-    Inside a running asyncio loop it must happen on the loop's thread, so that the call
-    uses the async client and delivers on the loop like the first one; elsewhere a
-    timer thread does.
-    """
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        return TimeoutScheduler.singleton()
-    return AsyncIOThreadSafeScheduler(loop)
-
-
-def shutdown_socket(sock: socket.socket | None) -> None:
-    """Shut a connection down so that a read blocked on it in another thread returns now."""
-    if sock is None:
-        return
-    with contextlib.suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
-
-
 Emit = Callable[[Chunk], bool]
 """Delivers one chunk; False means stop: the call was cancelled or the subscriber failed."""
 
@@ -154,13 +112,23 @@ class Call(Protocol):
 
     The call pushes its chunks into `emit` (no generator between the provider's loop and the
     subscriber: a generator step per chunk is measurable at 100k chunks/s) and returns when
-    the stream ended or `emit` returned False. Exceptions propagate to the bridge. A call may
-    also have a `raw_context` attribute: the bridge attaches it to the first chunk for the
-    provider's raw builder (see `rxllm.accumulator.with_raw_context`).
+    the stream ended or `emit` returned False. Exceptions propagate to the bridge.
     """
 
-    provider: str
-    stall_timeout: float | None
+    @property
+    def provider(self) -> str:
+        """The provider's name, for errors (`LLMError.provider`)."""
+        ...
+
+    @property
+    def stall_timeout(self) -> float | None:
+        """Seconds without a chunk before the call fails with `StreamTimeout` (None: never)."""
+        ...
+
+    @property
+    def codec(self) -> Codec:
+        """The codec of the call's protocol (its `secrets()` are scrubbed from every error)."""
+        ...
 
     def pump_sync(self, control: CallControl, emit: Emit) -> None:
         """Make the call with the sync SDK client and emit its chunks.
@@ -244,7 +212,7 @@ def call_subscriber(
         except Exception as exc:  # e.g. a missing API key: report, never raise from subscribe
             observer.on_error(exc)
             return Disposable()
-        if loop is not None and scheduler is not None and scheduler is _RUN_SCHEDULER:
+        if loop is not None and scheduler is not None and scheduler is RUN_SCHEDULER:
             # reactivex's blocking `.run()` subscribes with its own NewThreadScheduler, then
             # blocks this thread: a call made on its loop would never run.
             observer.on_error(
@@ -271,7 +239,6 @@ class _Runner:
 
     __slots__ = (
         "call",
-        "context",
         "control",
         "gate",
         "observer",
@@ -304,7 +271,6 @@ class _Runner:
         self.gate = threading.Lock()
         self.started = False  # the first chunk went out: the call's thread reports
         self.settled = False  # the terminal notification is taken
-        self.context = getattr(call, "raw_context", None)  # for Response.raw (first chunk)
 
     def emit(self, chunk: Chunk) -> bool:
         """Deliver one chunk (or its snapshot); False when the call must stop (cancelled or
@@ -312,7 +278,7 @@ class _Runner:
         control = self.control
         if control.cancelled:
             return False
-        if not self.started and not self._start(chunk):
+        if not self.started and not self._start():
             return False
         if self.watched:
             control.last_event = _monotonic()
@@ -330,10 +296,9 @@ class _Runner:
             return False
         return not control.cancelled
 
-    def _start(self, chunk: Chunk) -> bool:
-        """The first chunk: give it the call's raw context; take the right to report."""
-        if self.context is not None:
-            with_raw_context(chunk, self.context)
+    def _start(self) -> bool:
+        """The first chunk: take the right to report (from a watchdog that may be about to
+        report a stall before it)."""
         if not self.watched:
             self.started = True
             return True
@@ -391,7 +356,10 @@ class _Runner:
                 try:
                     mapped = self.call.map_error(error, received=len(self.received))
                 except Exception as mapping_error:  # a bug in mapping must not lose the error
-                    secrets: tuple[str | None, ...] = getattr(self.call, "secrets", ())
+                    try:
+                        secrets = self.call.codec.secrets()
+                    except Exception:  # nothing may keep the error from arriving
+                        secrets = ()
                     error.args = tuple(
                         scrub(arg, *secrets) if isinstance(arg, str) else arg for arg in error.args
                     )
@@ -448,21 +416,16 @@ class _Runner:
 def _task_canceller(task: asyncio.Task[Any]) -> Callable[[], None]:
     """A callback that cancels `task` from any thread (directly on its loop's thread)."""
     loop = task.get_loop()
-    loop_thread = threading.get_ident()
 
-    def cancel() -> None:
-        if threading.get_ident() == loop_thread:
-            # From inside the task itself (a take_until predicate, an on_next that raises,
-            # a dispose in on_next) the pump sees `emit` say stop and returns, closing the
-            # response as usual. Cancelling the task as well would interrupt that close,
-            # and leave the request in the connection pool for ever.
-            if asyncio.current_task(loop) is not task:
-                task.cancel()
-        else:
-            with contextlib.suppress(RuntimeError):  # the loop is already closed
-                loop.call_soon_threadsafe(task.cancel)
+    def cancel_task() -> None:
+        # From inside the task itself (a take_until predicate, an on_next that raises,
+        # a dispose in on_next) the pump sees `emit` say stop and returns, closing the
+        # response as usual. Cancelling the task as well would interrupt that close,
+        # and leave the request in the connection pool for ever.
+        if asyncio.current_task(loop) is not task:
+            task.cancel()
 
-    return cancel
+    return lambda: call_on_loop(loop, cancel_task)
 
 
 def _start_watchdog_thread(

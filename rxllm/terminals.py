@@ -20,48 +20,13 @@ import reactivex
 from reactivex import abc
 
 from rxllm._checks import is_int, require_observable, require_seconds
-from rxllm.accumulator import Accumulator, Snapshot
+from rxllm._loops import END, Failure, call_on_loop, receive
+from rxllm.accumulator import materialize
 from rxllm.models import Chunk, Response
 
-__all__ = ["acollect", "aiterate", "collect", "iterate", "materialize", "write_wav"]
+__all__ = ["acollect", "aiterate", "collect", "iterate", "write_wav"]
 
 T = TypeVar("T")
-
-
-class _Materializer:
-    """Builds the final `Response` from whatever a source emits: chunks or snapshots."""
-
-    __slots__ = ("_acc", "_last")
-
-    def __init__(self) -> None:
-        self._acc = Accumulator()
-        self._last: Snapshot | Response | None = None
-
-    def add(self, item: Any) -> None:
-        if type(item) is Snapshot:  # the usual last operator: accumulate()
-            self._last = item
-        elif isinstance(item, Chunk):
-            self._acc.push(item)
-        elif isinstance(item, Snapshot | Response):
-            self._last = item
-        else:
-            raise TypeError(
-                f"collect/to_response take an observable of Chunk or Snapshot, got "
-                f"{type(item).__name__}; drop operators like text() before collecting"
-            )
-
-    def response(self) -> Response:
-        last = self._last
-        if isinstance(last, Snapshot):
-            return last.response()
-        if isinstance(last, Response):
-            return last
-        return self._acc.response()
-
-
-def materialize() -> _Materializer:
-    """A fresh materializer (used by `ops.to_response`)."""
-    return _Materializer()
 
 
 def _no_loop_here(name: str, async_name: str) -> None:
@@ -89,7 +54,7 @@ def collect(source: reactivex.Observable[Any], *, timeout: float | None = None) 
     require_seconds("collect", "timeout", timeout)
     _no_loop_here("collect", "acollect")
     done = threading.Event()
-    builder = _Materializer()
+    builder = materialize()
     failure: list[BaseException] = []
 
     def on_error(error: Exception) -> None:
@@ -119,7 +84,7 @@ async def acollect(source: reactivex.Observable[Any], *, timeout: float | None =
     require_seconds("acollect", "timeout", timeout)
     loop = asyncio.get_running_loop()
     future: asyncio.Future[Response] = loop.create_future()
-    builder = _Materializer()
+    builder = materialize()
 
     def settle(result: Response | None, error: BaseException | None) -> None:
         if future.done():
@@ -134,15 +99,15 @@ async def acollect(source: reactivex.Observable[Any], *, timeout: float | None =
         builder.add(item)
 
     def on_error(error: Exception) -> None:
-        _call_on_loop(loop, settle, None, error)
+        call_on_loop(loop, settle, None, error)
 
     def on_completed() -> None:
         try:
             response = builder.response()
         except Exception as error:
-            _call_on_loop(loop, settle, None, error)
+            call_on_loop(loop, settle, None, error)
             return
-        _call_on_loop(loop, settle, response, None)
+        call_on_loop(loop, settle, response, None)
 
     subscription = source.subscribe(on_next, on_error, on_completed)
     try:
@@ -153,21 +118,6 @@ async def acollect(source: reactivex.Observable[Any], *, timeout: float | None =
         ) from None
     finally:
         subscription.dispose()
-
-
-def _call_on_loop(loop: asyncio.AbstractEventLoop, fn: Any, *args: Any) -> None:
-    try:
-        running = asyncio.get_running_loop()
-    except RuntimeError:
-        running = None
-    if running is loop:
-        fn(*args)
-    else:
-        loop.call_soon_threadsafe(fn, *args)
-
-
-END = object()
-"""Put after the last item handed over through a queue."""
 
 
 def iterate(source: reactivex.Observable[T], *, buffer: int = 1024) -> Iterator[T]:
@@ -244,15 +194,6 @@ def iterate(source: reactivex.Observable[T], *, buffer: int = 1024) -> Iterator[
     return pull()
 
 
-class Failure:
-    """An error handed over through a queue, to be raised by its reader."""
-
-    __slots__ = ("error",)
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-
 async def aiterate(source: reactivex.Observable[T]) -> AsyncIterator[T]:
     """`iterate` for asyncio: `async for` over `source`; leaving early cancels the call.
 
@@ -271,13 +212,13 @@ async def aiterate(source: reactivex.Observable[T]) -> AsyncIterator[T]:
     items: asyncio.Queue[Any] = asyncio.Queue()
 
     def on_next(item: Any) -> None:
-        _call_on_loop(loop, items.put_nowait, item)
+        call_on_loop(loop, items.put_nowait, item)
 
     def on_error(error: Exception) -> None:
-        _call_on_loop(loop, items.put_nowait, Failure(error))
+        call_on_loop(loop, items.put_nowait, Failure(error))
 
     def on_completed() -> None:
-        _call_on_loop(loop, items.put_nowait, END)
+        call_on_loop(loop, items.put_nowait, END)
 
     subscription = source.subscribe(on_next, on_error, on_completed)
     try:
@@ -285,17 +226,6 @@ async def aiterate(source: reactivex.Observable[T]) -> AsyncIterator[T]:
             yield item
     finally:
         subscription.dispose()
-
-
-async def receive(items: asyncio.Queue[Any]) -> AsyncIterator[Any]:
-    """The items a producer hands over through `items` until `END`; a `Failure` is raised."""
-    while True:
-        item = await items.get()
-        if item is END:
-            return
-        if isinstance(item, Failure):
-            raise item.error
-        yield item
 
 
 def write_wav(

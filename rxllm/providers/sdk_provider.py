@@ -1,0 +1,231 @@
+"""A model reached through an official SDK: its credentials and its SDK clients.
+
+`SDKProvider` is what `rxllm.openai(...)`, `rxllm.anthropic(...)` and every OpenAI-compatible
+service bind an `LLM` to: the model name, the key (given, or from the provider's
+environment variable, never another provider's), one sync client and one async client per
+event loop (made on first use, or given), and the wire protocol's codec class, which makes
+one `HTTPCodec` per call. A client given for one kind of call (sync or asyncio) is copied
+for the other kind, with its key, base URL, headers, query, timeout and retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import weakref
+from typing import TYPE_CHECKING, Any
+
+from rxllm import errors
+from rxllm.providers import _sdk_private
+from rxllm.providers.http_call import HTTPCall, HTTPCodec, HTTPCodecClass
+
+if TYPE_CHECKING:
+    from rxllm.request import Request
+
+__all__ = ["SDKProvider"]
+
+
+def _credential(client: Any, name: str) -> str | None:
+    """A client's `api_key` / `auth_token` (public attributes; Anthropic's clients have a
+    token, OpenAI's none)."""
+    value = getattr(client, name, None)
+    return value if isinstance(value, str) and value else None
+
+
+class SDKProvider:
+    """Configuration and SDK clients of one model (a `rxllm.codec.Provider`).
+
+    Subclasses are one per SDK (`OpenAIProvider`, `AnthropicProvider`): how to make its
+    clients, which clients can be copied, the environment variable of the key. The wire
+    protocol is the `codec` class given: Chat Completions or the Responses API on OpenAI's
+    SDK, Messages on Anthropic's. `name` and `env_var` default to the SDK's own and are
+    given for the services that speak its protocol (`"groq"`, `GROQ_API_KEY`).
+    """
+
+    name = "http"
+    env_var = ""
+    key_hint = ""
+
+    def __init__(
+        self,
+        model: str,
+        codec: HTTPCodecClass,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        client: Any = None,
+        async_client: Any = None,
+        max_retries: int | None = None,
+        name: str | None = None,
+        env_var: str | None = None,
+    ) -> None:
+        if name is not None:
+            self.name = name
+        if env_var is not None:
+            self.env_var = env_var
+        if not isinstance(model, str) or not model:
+            raise ValueError(f"rxllm.{self.name}() needs a model name as its first argument")
+        if (client is not None or async_client is not None) and (api_key or base_url):
+            raise ValueError(
+                f"rxllm.{self.name}() got a client and api_key/base_url: those configure the "
+                "clients rxllm makes, and a client you pass has its own; set them on the client"
+            )
+        self.model = model
+        self._codec = codec  # the wire protocol's codec class: one codec per call
+        self.api_key = api_key
+        self.base_url = base_url
+        self._client = client  # the sync client in use: given, or made on first use
+        self._async_client = async_client
+        self._given = (client, async_client)  # what the user passed, never what rxllm made
+        self._max_retries = max_retries
+        self._lock = threading.Lock()
+        self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(model={self.model!r}, base_url={self.base_url!r})"
+
+    # --- to be provided by each SDK ---------------------------------------------------------
+
+    def new_client(self, options: dict[str, Any], *, asynchronous: bool) -> Any:
+        """A new SDK client (`asynchronous` selects the async one)."""
+        raise NotImplementedError
+
+    # --- shared ------------------------------------------------------------------------------
+
+    def key(self) -> str | None:
+        """The API key for the clients rxllm makes (None: the credentials are a given
+        client's, or a token the SDK reads itself); `AuthenticationError` naming the
+        variable when there is no credential at all."""
+        key = self.api_key or os.environ.get(self.env_var)
+        if key:
+            return key
+        given = [client for client in self._given if client is not None]
+        if any(self.has_credentials(client) for client in given):
+            return None  # a given client brings its own: a key, a token, a key provider
+        if any(self.extra_secrets()):  # e.g. ANTHROPIC_AUTH_TOKEN, read by the SDK
+            return None
+        raise errors.AuthenticationError(
+            f"no {self.name} API key: set the {self.env_var} environment variable or pass "
+            f"rxllm.{self.name}(..., api_key=...){self.key_hint}",
+            provider=self.name,
+        )
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every credential this provider may send (given, from the environment, or held by
+        a client): none of them may appear in an error message."""
+        found = [self.api_key, os.environ.get(self.env_var), *self.extra_secrets()]
+        for client in (self._client, self._async_client, *self._async_clients.values()):
+            found.extend(_credential(client, name) for name in ("api_key", "auth_token"))
+        return tuple({s for s in found if isinstance(s, str) and s})
+
+    def extra_secrets(self) -> tuple[str | None, ...]:
+        """Other credentials the SDK reads on its own (e.g. an auth-token variable)."""
+        return ()
+
+    def has_credentials(self, client: Any) -> bool:
+        """Whether a given client can authenticate (clients of other auth schemes, such as
+        Bedrock's or Vertex's, are trusted to)."""
+        if not self.copyable(client):
+            return True
+        headers = _sdk_private.custom_headers(client)
+        return bool(
+            _credential(client, "api_key")
+            or _credential(client, "auth_token")
+            or _sdk_private.api_key_provider(client)
+            or {str(name).lower() for name in headers} & {"authorization", "x-api-key", "api-key"}
+        )
+
+    def copyable(self, client: Any) -> bool:
+        """Whether rxllm can make a client of the other kind (sync/async) like `client`:
+        the SDK's own two classes, not Azure, Bedrock or Vertex ones."""
+        return False
+
+    def twin_options(self, client: Any, *, asynchronous: bool) -> dict[str, Any]:
+        """What a client of the other kind (`asynchronous` or not) needs to talk as `client`
+        does (beyond its key, base URL, timeout, retries, headers and query)."""
+        return {}
+
+    def _options(self, *, asynchronous: bool) -> dict[str, Any]:
+        # A client given for one kind of call is the model for the other kind: same
+        # endpoint, credentials, headers and query, never the SDK's
+        # default host with this client's key.
+        given_sync, given_async = self._given
+        twin = given_sync if asynchronous else given_async
+        options: dict[str, Any]
+        if twin is not None:
+            given, wanted = (
+                ("client=", "async_client=") if asynchronous else ("async_client=", "client=")
+            )
+            http = _sdk_private.http_client(twin)
+            if not self.copyable(twin) or type(http).__name__ not in _sdk_private.SDK_HTTP_CLIENTS:
+                raise ValueError(
+                    f"rxllm.{self.name}() was given only {given}, a client ({type(twin).__name__}"
+                    f"{', with its own http_client' if self.copyable(twin) else ''}) that rxllm "
+                    f"cannot copy for the other kind of call: pass {wanted} too"
+                )
+            options = {  # the given client's settings, exactly
+                "api_key": twin.api_key,
+                "base_url": str(twin.base_url),
+                "timeout": twin.timeout,
+                "max_retries": twin.max_retries,
+                "default_headers": _sdk_private.custom_headers(twin) or None,
+                "default_query": _sdk_private.custom_query(twin) or None,
+                **self.twin_options(twin, asynchronous=asynchronous),
+            }
+        else:
+            options = {"api_key": self.key(), "base_url": self.base_url}
+        if self._max_retries is not None:
+            options["max_retries"] = self._max_retries
+        return options
+
+    def sync_client(self) -> Any:
+        """The sync SDK client (made once, on first use)."""
+        if self._client is not None:
+            return self._client
+        with self._lock:
+            if self._client is None:
+                self._client = self.new_client(
+                    self._options(asynchronous=False), asynchronous=False
+                )
+            return self._client
+
+    def async_client(self) -> Any:
+        """The async SDK client for the running loop (one per loop: connections are per loop)."""
+        if self._async_client is not None:
+            return self._async_client
+        loop = asyncio.get_running_loop()
+        client = self._async_clients.get(loop)
+        if client is None:
+            with self._lock:  # loops in several threads share this table
+                client = self._async_clients.get(loop)
+                if client is None:
+                    self._forget_closed_loops()
+                    options = self._options(asynchronous=True)
+                    client = self.new_client(options, asynchronous=True)
+                    self._async_clients[loop] = client
+        return client
+
+    def _forget_closed_loops(self) -> None:
+        """Drop the clients of loops that are closed (each `asyncio.run` is a new loop): a
+        client's pooled connections keep its loop alive, so the weak keys alone never let
+        go. Their sockets can no longer be closed through their loop; the garbage collector
+        closes them (the async clients rxllm makes have no finalizer that would try an
+        `aclose()` on another loop)."""
+        for old in [loop for loop in list(self._async_clients) if loop.is_closed()]:
+            self._async_clients.pop(old, None)
+
+    def check(self, request: Request) -> None:
+        """Reject what the wire protocol cannot take, before any request."""
+        self._codec.check(request)
+
+    def codec(self, request: Request) -> HTTPCodec:
+        """The codec of one call of `request`."""
+        return self._codec(request, model=self.model, name=self.name, secrets=self.secrets)
+
+    def make_call(self, request: Request) -> HTTPCall:
+        """One call of this model (at subscription: may raise `AuthenticationError`)."""
+        self.key()
+        return HTTPCall(self, request, self.codec(request))
