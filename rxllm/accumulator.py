@@ -16,6 +16,9 @@ joins only what arrived since the previous one).
 >>> second = acc.add(Chunk(content="engers"))
 >>> first.text, second.text, second.delta.content
 ('Av', 'Avengers', 'engers')
+
+Why ~450 lines in one module: `Accumulator`, `Snapshot` (a view of it at a point in the
+past) and `Materializer` read the same private state; apart, they would need it public.
 """
 
 from __future__ import annotations

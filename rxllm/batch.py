@@ -6,6 +6,9 @@ failures are results, so one bad item never sinks the run (an exception that is 
 `LLMError`, e.g. `stream()`'s `ValueError` for one input's arguments, comes wrapped in one,
 with the original as its `__cause__`). A JSONL checkpoint records
 every finished item; running the same batch again with it skips what already succeeded.
+
+Why ~430 lines in one module: the rate limiter, the checkpoint and the progress line live
+and die with one batch run and are never used apart from it.
 """
 
 from __future__ import annotations

@@ -16,6 +16,10 @@ from its SDK's exceptions to rxllm's. This module runs it:
   that long (keep-alive pings never reach this module, so they do not count);
 - an exception raised by a subscriber's `on_next` stops the call and goes to `on_error`;
 - every error carries the response received so far as `partial`.
+
+Why ~470 lines in one module: the sync path, the asyncio path and the stall watchdog share
+one `_Runner`, so the rules of a terminal notification (who reports a stall, what a
+subscriber's error becomes, the partial) are written once.
 """
 
 from __future__ import annotations

@@ -5,6 +5,10 @@ care which provider they listen to. `Response` is what a finished (or cut-short)
 materializes into. Both are frozen pydantic models; the provider's own objects stay
 reachable through `.raw`, which is built on first access so that the hot path never pays
 for SDK models nobody reads.
+
+Why ~550 lines in one module: the public data types, each field with its docstring; a
+`Chunk`'s fast construction (`unchecked`, `text_chunk_maker`) depends on the class's own
+layout and stays beside it.
 """
 
 from __future__ import annotations

@@ -26,13 +26,8 @@ import rxllm
 from rxllm import ops
 from rxllm.bridge import CallControl
 from rxllm.providers import local as local_module
-from rxllm.providers.local import (
-    DEFAULT_MAX_TOKENS,
-    LocalProvider,
-    _Turn,
-    default_model_path,
-    shared_model,
-)
+from rxllm.providers.local import DEFAULT_MAX_TOKENS, LocalProvider
+from rxllm.providers.local_model import _Turn, default_model_path, shared_model
 
 STORY = "Write a long story about a dragon who learns to paint."
 PROMPTS = ("Name three colors.", "What is Python?")

@@ -18,6 +18,9 @@ and skips the moments when the text ends inside a number, whose value could stil
 back what an earlier one showed, for plain field types. A leading fence is taken as the
 JSON's own; after prose, the first ```` ```json ```` (or untagged) block is read, blocks in
 other languages before it skipped; everything from the closing fence on is ignored.
+
+Why ~540 lines in one module: the partial-model type, the decoder and the operator are one
+feature whose parts are only meaningful together (and tested so).
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ A tool's failure is part of the conversation, not of the stream: arguments that 
 JSON, that do not fit the function's signature, an unknown tool name, or an exception
 raised by the tool all become a `ToolResult` whose `error` says what went wrong, so the
 model can read it and try again. Only the source's own errors fail the stream.
+
+Why ~400 lines in one module: the sync and the asyncio paths of one operator, which must
+keep the same rules (results in call order, a Stop cancels running tools, `concurrency`) and
+are tested as one.
 """
 
 from __future__ import annotations

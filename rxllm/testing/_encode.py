@@ -8,6 +8,9 @@ after the last frame (end the body, drop the connection, or hang).
 
 Encoding is on the hot path of 100k-chunk streams, so plain text deltas are spliced into
 pre-rendered JSON around them instead of going through a dict and `json.dumps` each.
+
+Why ~600 lines in one module: one encoder per protocol of the same `Script`, side by side so
+that every misbehaviour a script can ask for is written for each protocol at once.
 """
 
 from __future__ import annotations
