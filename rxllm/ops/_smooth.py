@@ -163,115 +163,133 @@ def smooth(
             observer: abc.ObserverBase[Chunk], subscribe_scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
             timer_scheduler = _resolve(scheduler, subscribe_scheduler) if pace else None
-            decoder = PieceDecoder(by)
-            lock = threading.RLock()
-            queue: deque[Chunk] = deque()
-            timer = SerialDisposable()
-            upstream = SerialDisposable()
-            last_text: Chunk | None = None  # where the pending text's last character came from
-            ended = False  # the upstream terminated: with `failure`, or completed
-            failure: Exception | None = None
-            cooling = False  # a piece went out less than `delay` ago
-            done = False
-
-            def stop() -> None:
-                nonlocal done
-                done = True
-                queue.clear()
-                timer.dispose()
-                upstream.dispose()
-
-            def drain() -> None:
-                nonlocal cooling, done
-                try:
-                    while queue and not done:
-                        if cooling and queue[0].content:
-                            return
-                        chunk = queue.popleft()
-                        observer.on_next(chunk)
-                        if chunk.content and timer_scheduler is not None:
-                            cooling = True
-                            timer.disposable = timer_scheduler.schedule_relative(pace, tick)
-                except Exception as error:  # the subscriber's on_next raised: stop, report
-                    if not done:
-                        stop()
-                        observer.on_error(error)
-                    return
-                if ended and not queue and not done:
-                    done = True
-                    if failure is None:
-                        observer.on_completed()
-                    else:
-                        observer.on_error(failure)
-
-            def tick(_: abc.SchedulerBase, __: Any = None) -> None:
-                nonlocal cooling
-                with lock:
-                    cooling = False
-                    drain()
-
-            def add_text(pieces: list[str], origin: Chunk) -> None:
-                queue.extend(
-                    Chunk(content=piece, provider=origin.provider, model=origin.model, id=origin.id)
-                    for piece in pieces
-                )
-
-            def close_text() -> None:
-                if last_text is not None:
-                    add_text(decoder.flush(), last_text)
-
-            def on_next(chunk: Chunk) -> None:
-                nonlocal last_text
-                with lock:
-                    if done:
-                        return
-                    if not isinstance(chunk, Chunk):
-                        stop()
-                        observer.on_error(
-                            TypeError(f"smooth() takes Chunk items, got {type(chunk).__name__}")
-                        )
-                        return
-                    rest: Chunk | None = chunk
-                    if chunk.content:
-                        last_text = chunk
-                        add_text(decoder.decode(chunk.content), chunk)
-                        rest = chunk.model_copy(update={"content": ""})
-                        if rest.is_empty:  # nothing besides the text
-                            rest = None
-                    if rest is not None:
-                        close_text()
-                        queue.append(rest)
-                    drain()
-
-            def finish(error: Exception | None) -> None:
-                nonlocal ended, failure
-                with lock:
-                    if done or ended:
-                        return
-                    close_text()
-                    ended, failure = True, error
-                    drain()
-
-            def on_error(error: Exception) -> None:
-                finish(error)
-
-            def on_completed() -> None:
-                finish(None)
-
-            def dispose() -> None:
-                nonlocal done
-                done = True  # no lock: a piece being emitted on another thread may finish
-                timer.dispose()
-                upstream.dispose()
-
-            upstream.disposable = source.subscribe(
-                on_next, on_error, on_completed, scheduler=subscribe_scheduler
+            smoothing = _Smoothing(observer, PieceDecoder(by), timer_scheduler, pace)
+            smoothing.upstream.disposable = source.subscribe(
+                smoothing.on_next,
+                smoothing.on_error,
+                smoothing.on_completed,
+                scheduler=subscribe_scheduler,
             )
-            return CompositeDisposable(Disposable(dispose), timer, upstream)
+            return CompositeDisposable(
+                Disposable(smoothing.dispose), smoothing.timer, smoothing.upstream
+            )
 
         return reactivex.create(subscribe)
 
     return operator
+
+
+class _Smoothing:
+    """One subscription of `smooth`: the pieces waiting for their turn, and the pace."""
+
+    def __init__(
+        self,
+        observer: abc.ObserverBase[Chunk],
+        decoder: PieceDecoder,
+        timer_scheduler: abc.SchedulerBase | None,
+        pace: float,
+    ) -> None:
+        self.observer = observer
+        self.decoder = decoder
+        self.timer_scheduler = timer_scheduler  # None: no pacing, only re-chunking
+        self.pace = pace
+        self.lock = threading.RLock()
+        self.queue: deque[Chunk] = deque()
+        self.timer = SerialDisposable()
+        self.upstream = SerialDisposable()
+        self.last_text: Chunk | None = None  # where the pending text's last character came from
+        self.ended = False  # the upstream terminated: with `failure`, or completed
+        self.failure: Exception | None = None
+        self.cooling = False  # a piece went out less than `pace` ago
+        self.done = False
+
+    def stop(self) -> None:
+        self.done = True
+        self.queue.clear()
+        self.timer.dispose()
+        self.upstream.dispose()
+
+    def drain(self) -> None:
+        """Emit what may go out now: pieces of text one per `pace`, other chunks at once."""
+        queue = self.queue
+        try:
+            while queue and not self.done:
+                if self.cooling and queue[0].content:
+                    return
+                chunk = queue.popleft()
+                self.observer.on_next(chunk)
+                if chunk.content and self.timer_scheduler is not None:
+                    self.cooling = True
+                    self.timer.disposable = self.timer_scheduler.schedule_relative(
+                        self.pace, self.tick
+                    )
+        except Exception as error:  # the subscriber's on_next raised: stop, report
+            if not self.done:
+                self.stop()
+                self.observer.on_error(error)
+            return
+        if self.ended and not queue and not self.done:
+            self.done = True
+            if self.failure is None:
+                self.observer.on_completed()
+            else:
+                self.observer.on_error(self.failure)
+
+    def tick(self, _: abc.SchedulerBase, __: Any = None) -> None:
+        with self.lock:
+            self.cooling = False
+            self.drain()
+
+    def add_text(self, pieces: list[str], origin: Chunk) -> None:
+        self.queue.extend(
+            Chunk(content=piece, provider=origin.provider, model=origin.model, id=origin.id)
+            for piece in pieces
+        )
+
+    def close_text(self) -> None:
+        if self.last_text is not None:
+            self.add_text(self.decoder.flush(), self.last_text)
+
+    def on_next(self, chunk: Chunk) -> None:
+        with self.lock:
+            if self.done:
+                return
+            if not isinstance(chunk, Chunk):
+                self.stop()
+                self.observer.on_error(
+                    TypeError(f"smooth() takes Chunk items, got {type(chunk).__name__}")
+                )
+                return
+            rest: Chunk | None = chunk
+            if chunk.content:
+                self.last_text = chunk
+                self.add_text(self.decoder.decode(chunk.content), chunk)
+                rest = chunk.model_copy(update={"content": ""})
+                if rest.is_empty:  # nothing besides the text
+                    rest = None
+            if rest is not None:
+                self.close_text()
+                self.queue.append(rest)
+            self.drain()
+
+    def finish(self, error: Exception | None) -> None:
+        with self.lock:
+            if self.done or self.ended:
+                return
+            self.close_text()
+            self.ended, self.failure = True, error
+            self.drain()
+
+    def on_error(self, error: Exception) -> None:
+        self.finish(error)
+
+    def on_completed(self) -> None:
+        self.finish(None)
+
+    def dispose(self) -> None:
+        self.done = True  # no lock: a piece being emitted on another thread may finish
+        self.timer.dispose()
+        self.upstream.dispose()
 
 
 def _resolve(
