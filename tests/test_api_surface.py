@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
+import pydantic
 import pytest
 
 import rxllm
@@ -134,7 +135,7 @@ def test_chunk_and_response_fields() -> None:
     }
     assert response_fields <= set(rxllm.Response.model_fields)
     assert rxllm.Chunk(content="x").raw is None and rxllm.Response().raw is None
-    with pytest.raises(Exception):
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
         rxllm.Chunk(content="x").content = "y"  # type: ignore[misc]  # frozen
 
 

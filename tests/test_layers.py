@@ -85,11 +85,14 @@ def _runtime_imports(module: str) -> set[str]:
             return
         if isinstance(node, ast.Import):
             found.update(a.name for a in node.names if a.name.split(".")[0] == "rxllm")
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            if node.module.split(".")[0] == "rxllm":
-                for alias in node.names:  # `from rxllm import errors` imports a module
-                    sub = f"{node.module}.{alias.name}"
-                    found.add(sub if sub in MODULES else node.module)
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.level == 0
+            and (node.module or "").split(".")[0] == "rxllm"
+        ):
+            for alias in node.names:  # `from rxllm import errors` imports a module
+                sub = f"{node.module}.{alias.name}"
+                found.add(sub if sub in MODULES else str(node.module))
         for child in ast.iter_child_nodes(node):
             visit(child)
 

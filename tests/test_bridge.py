@@ -60,63 +60,6 @@ def test_dispose_stops_a_delayed_stream_promptly() -> None:
     assert len(received) == count  # nothing after the dispose
 
 
-def test_breaking_out_of_iterate_cancels() -> None:
-    finished = threading.Event()
-    llm = rxllm.scripted(["a"] * 100, delay=0.01)
-    stream = llm.stream("x").pipe(rx_ops.finally_action(finished.set))
-    for index, _chunk in enumerate(rxllm.iterate(stream)):
-        if index == 2:
-            break
-    assert finished.wait(1)
-
-
-def test_iterate_reads_a_source_that_emits_while_subscribed_whole() -> None:
-    # from_iterable (or a replay of a finished answer) emits everything on the loop's own
-    # thread while being subscribed: nobody can make room, and it used to deadlock.
-    assert list(rxllm.iterate(reactivex.from_iterable(range(1025)))) == list(range(1025))
-    assert list(rxllm.iterate(reactivex.from_iterable(range(3)), buffer=2)) == [0, 1, 2]
-    replay: reactivex.subject.ReplaySubject[Chunk] = reactivex.subject.ReplaySubject()
-    rxllm.scripted(["a"] * 1500).stream("x").subscribe(replay)
-    assert rxllm.collect(replay).text == "a" * 1500
-    assert len(list(rxllm.iterate(replay))) == 1500
-
-
-def test_iterate_makes_a_producer_on_another_thread_wait_for_the_loop() -> None:
-    # A slow reader slows a fast stream down instead of buffering it all.
-    produced: list[int] = []
-    source = reactivex.from_iterable(range(50)).pipe(
-        rx_ops.do_action(produced.append),
-        rx_ops.subscribe_on(reactivex.scheduler.NewThreadScheduler()),
-    )
-    seen = []
-    for item in rxllm.iterate(source, buffer=4):
-        seen.append(item)
-        time.sleep(0.005)
-        assert len(produced) <= len(seen) + 4 + 1  # the buffer, plus one waiting to go in
-    assert seen == list(range(50))
-
-
-@pytest.mark.parametrize("buffer", [0, -1, 2.5, "8"])
-def test_iterate_buffer_must_be_a_positive_int(buffer: object) -> None:
-    with pytest.raises(ValueError, match="buffer"):
-        rxllm.iterate(reactivex.empty(), buffer=buffer)  # type: ignore[arg-type]
-
-
-async def test_breaking_out_of_aiterate_cancels() -> None:
-    finished = asyncio.Event()
-    stream = (
-        rxllm.scripted(["a"] * 100, delay=0.01)
-        .stream("x")
-        .pipe(rx_ops.finally_action(finished.set))
-    )
-    count = 0
-    async for _chunk in rxllm.aiterate(stream):
-        count += 1
-        if count == 3:
-            break
-    await asyncio.wait_for(finished.wait(), 1)
-
-
 def test_on_next_exception_reaches_on_error_and_stops_the_call() -> None:
     errors: list[Exception] = []
     received: list[Chunk] = []
@@ -136,12 +79,6 @@ def test_on_next_exception_reaches_on_error_and_stops_the_call() -> None:
     assert isinstance(errors[0], KeyError)
     time.sleep(0.05)
     assert len(received) == 2
-
-
-def test_collect_raises_a_subscriber_side_error() -> None:
-    stream = rxllm.scripted(["a", "b"]).stream("x").pipe(rx_ops.map(lambda c: 1 / 0))
-    with pytest.raises(ZeroDivisionError):
-        rxllm.collect(stream)
 
 
 def test_error_after_chunks_carries_the_partial_response() -> None:
@@ -172,25 +109,6 @@ def test_stall_timeout_fails_with_stream_timeout_and_partial(mode: str) -> None:
             asyncio.run(rxllm.acollect(llm.stream("x")))
     assert caught.value.retryable
     assert caught.value.partial is None  # the first chunk never came
-
-
-def test_collect_timeout_cancels_and_raises_builtin_timeout() -> None:
-    finished = threading.Event()
-    stream = (
-        rxllm.scripted(["a"] * 100, delay=0.05)
-        .stream("x")
-        .pipe(rx_ops.finally_action(finished.set))
-    )
-    started = time.monotonic()
-    with pytest.raises(TimeoutError):
-        rxllm.collect(stream, timeout=0.1)
-    assert time.monotonic() - started < 1
-    assert finished.wait(1)
-
-
-async def test_collect_inside_a_running_loop_says_to_use_acollect() -> None:
-    with pytest.raises(RuntimeError, match="acollect"):
-        rxllm.collect(rxllm.scripted("x").stream("x"))
 
 
 def test_run_and_take_until_with_a_subject_from_another_thread() -> None:
