@@ -74,9 +74,14 @@ def ui_messages(
     style: Format = "anthropic" if provider in _ANTHROPIC_FORMAT else "openai"
     given = body.get("messages") if isinstance(body, Mapping) else body
     if isinstance(given, str | bytes) or not isinstance(given, Sequence):
+        what = (
+            f"a body whose 'messages' is {_kind(given)}"
+            if isinstance(body, Mapping)
+            else _kind(body)
+        )
         raise ValueError(
             "ui_messages() takes a useChat request body ({'messages': [...], ...}, e.g. "
-            f"await request.json()) or its messages list, not {_kind(body)}"
+            f"await request.json()) or its messages list, not {what}"
         )
     messages: list[dict[str, Any]] = []
     for position, message in enumerate(given):

@@ -241,7 +241,8 @@ class TestMistakes:
         ("body", "match"),
         [
             ("hi", "takes a useChat request body"),
-            ({"message": "hi"}, "takes a useChat request body"),
+            ({"message": "hi"}, "not a body whose 'messages' is NoneType"),
+            ({"messages": "hi"}, "not a body whose 'messages' is str"),
             ([["hi"]], r"messages\[0\] must be a UI message"),
             ([{"role": "user", "content": "hi"}], r"messages\[0\] has no 'parts' list"),
             ([{"role": "tool", "parts": []}], "has role 'tool'"),
