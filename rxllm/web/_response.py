@@ -72,6 +72,7 @@ class EventStream(StreamingResponse):
             writing.cancel()
             await asyncio.wait((writing, watching))
         if writing.cancelled():
+            logger.debug("the client left: its call was cancelled")
             return
         error = writing.exception()
         if isinstance(error, OSError):  # ASGI 2.4 servers: a write to a closed connection
