@@ -71,6 +71,9 @@ class EventStream(StreamingResponse):
             watching.cancel()
             writing.cancel()
             await asyncio.wait((writing, watching))
+        if not watching.cancelled() and watching.exception() is not None:
+            # a receive channel that broke is taken as the client gone (the writing stopped)
+            logger.debug("the request's receive channel failed", exc_info=watching.exception())
         if writing.cancelled():
             logger.debug("the client left: its call was cancelled")
             return
