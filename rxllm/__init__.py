@@ -114,6 +114,8 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
+    if name == "web":  # `rxllm.web` (extra rxllm[web]) imports Starlette only when used
+        return importlib.import_module("rxllm.web")
     if name in _LAZY:
         module_name, attribute = _LAZY[name]
         value = getattr(importlib.import_module(module_name), attribute)
