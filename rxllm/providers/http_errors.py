@@ -157,8 +157,9 @@ def map_sdk_error(
                 status_code=status,
                 retryable=status in (408, 409),
             )
-    elif type(error).__name__ == "APIStatusError":
-        # Anthropic reports a mid-stream error event as APIStatusError with status 200.
+    elif isinstance(status, int) and hasattr(error, "body"):
+        # An SDK status error with a 2xx status: Anthropic's SDK reports a mid-stream error
+        # event so (as APIStatusError, or a subclass of it in later releases).
         body = getattr(error, "body", None)
         inner = body.get("error") if isinstance(body, dict) else None  # pyright: ignore[reportUnknownMemberType]
         mapped = errors.stream_error_event(provider, inner or {"message": message})
