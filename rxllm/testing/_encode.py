@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from rxllm.models import Chunk, ToolCallDelta, Usage
+from rxllm.testing._encode_responses import ResponsesEncoder, check_responses
 from rxllm.testing._script import Script
 
 __all__ = [
@@ -37,8 +38,9 @@ __all__ = [
     "status_response",
 ]
 
-Protocol = Literal["openai", "anthropic"]
-"""The wire protocol of a request: OpenAI Chat Completions or Anthropic Messages."""
+Protocol = Literal["openai", "anthropic", "openai-responses"]
+"""The wire protocol of a request: OpenAI Chat Completions, Anthropic Messages, or OpenAI's
+Responses API (`_encode_responses`)."""
 Ending = Literal["end", "drop", "hang"]
 """After the last frame: end the body properly, drop the connection, or hang."""
 
@@ -393,9 +395,8 @@ def _texts(value: object) -> Iterator[str]:
 def _usage(script: Script, body: Mapping[str, Any], chunks: int) -> Usage:
     usage = script.usage
     if usage is None:
-        words = sum(
-            len(_WORD.findall(text)) for text in _texts([body.get("system"), body.get("messages")])
-        )
+        asked = [body.get(key) for key in ("system", "messages", "instructions", "input")]
+        words = sum(len(_WORD.findall(text)) for text in _texts(asked))
         usage = Usage(input_tokens=max(words, 1), output_tokens=chunks)
     if not usage.total_tokens:
         usage = usage.model_copy(update={"total_tokens": usage.input_tokens + usage.output_tokens})
@@ -460,9 +461,13 @@ def plan(
     step: Callable[[Any], list[str]]
     tail: Callable[[], list[str]]
     usage = _usage(script, body, len(script.content))
-    events: _OpenAIEvents | _AnthropicEvents
+    events: _OpenAIEvents | _AnthropicEvents | ResponsesEncoder
     if protocol == "openai":
         events = _OpenAIEvents(script, body, response_id or script.response_id)
+    elif protocol == "openai-responses":
+        if script.raw_events is None:
+            check_responses(script.content)
+        events = ResponsesEncoder(script, body, response_id or script.response_id)
     else:
         if script.raw_events is None:
             _check_anthropic(script.content)
@@ -537,11 +542,14 @@ def _frames(
 
 
 def ping(protocol: Protocol) -> bytes:
-    """The keep-alive of `protocol`: an SSE comment (OpenAI) or a ping event (Anthropic).
+    """The keep-alive of `protocol`: an SSE comment (OpenAI), a ping event (Anthropic), a
+    keepalive event (Responses).
 
     >>> ping("openai")
     b': keep-alive\\n\\n'
     """
+    if protocol == "openai-responses":
+        return ResponsesEncoder.ping.encode()
     events = _OpenAIEvents if protocol == "openai" else _AnthropicEvents
     return events.ping.encode()
 
@@ -569,7 +577,7 @@ def error_response(
     b'{"type":"error","error":{"type":"not_found_error","message":"no such path"}}'
     """
     openai = {"message": message, "type": error_type, "param": None, "code": code}
-    if protocol == "openai":
+    if protocol in ("openai", "openai-responses"):
         return _json({"error": openai}).encode()
     if protocol == "anthropic":
         return _json({"type": "error", "error": {"type": error_type, "message": message}}).encode()
@@ -588,7 +596,7 @@ def status_response(script: Script, protocol: Protocol) -> bytes:
         if isinstance(body, bytes):
             return body
         return body.encode() if isinstance(body, str) else _json(body).encode()
-    if protocol == "openai":
+    if protocol != "anthropic":
         fallback = _OPENAI_STATUS[500] if status >= 500 else _OPENAI_STATUS[400]
         error_type, code, message = _OPENAI_STATUS.get(status, fallback)
         return error_response("openai", error_type, message, code)
