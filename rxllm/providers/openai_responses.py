@@ -757,7 +757,8 @@ def responses_input(messages: Iterable[Mapping[str, Any]]) -> list[dict[str, Any
     tool calls `function_call` items; tool results (`role: "tool"`, or Anthropic's
     `tool_result` blocks) become `function_call_output` items. Dicts that are already
     Responses items (a `type` such as "function_call" or "reasoning", no `role`) are sent as
-    they are. Raises `ValueError` for what the Responses API cannot take.
+    they are, as are messages given as Responses items (`"type": "message"`). Raises
+    `ValueError` for what the Responses API cannot take.
 
     >>> responses_input([
     ...     {"role": "user", "content": "Weather in Oslo?"},
@@ -770,14 +771,14 @@ def responses_input(messages: Iterable[Mapping[str, Any]]) -> list[dict[str, Any
     items: list[dict[str, Any]] = []
     for position, message in enumerate(messages):
         role = message.get("role")
-        if role is None:
-            kind = message.get("type")
-            if kind not in _PASSED_ITEMS:
-                raise ValueError(
-                    f"messages[{position}] has no role and is no Responses input item (type "
-                    f"{kind!r}); give {{'role': ..., 'content': ...}}"
-                )
+        kind = message.get("type")
+        if kind in _PASSED_ITEMS:  # already a Responses item (an output message too)
             items.append(dict(message))
+        elif role is None:
+            raise ValueError(
+                f"messages[{position}] has no role and is no Responses input item (type "
+                f"{kind!r}); give {{'role': ..., 'content': ...}}"
+            )
         elif role in ("system", "developer", "user"):
             items.extend(_input_message(position, role, message.get("content")))
         elif role == "assistant":
