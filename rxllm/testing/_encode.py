@@ -499,13 +499,18 @@ def plan(
     cut = _interruption(script, len(items))
     if cut is not None:
         after, kind = cut
-        extra = [events.malformed] if kind == "malformed" else None
+        malformed = [events.malformed]
+        extra = (lambda: malformed) if kind == "malformed" else None
         ending: Ending = "hang" if kind == "hang" else "drop" if kind == "drop" else "end"
         frames = _frames(script, head, items[:after], step, extra=extra, tail=None)
         return Plan(frames, ending, normal=False)
-    if script.error_event is not None:
-        error = events.error(script.error_event)
-        return Plan(_frames(script, head, items, step, extra=[error], tail=None), "end", False)
+    error_event = script.error_event
+    if error_event is not None:
+        # encoded when it is due: a Responses failure carries the output streamed before it
+        def error() -> list[str]:
+            return [events.error(error_event)]
+
+        return Plan(_frames(script, head, items, step, extra=error, tail=None), "end", False)
     return Plan(_frames(script, head, items, step, extra=None, tail=tail), "end", normal=True)
 
 
@@ -519,7 +524,7 @@ def _frames(
     items: Sequence[Any],
     step: Callable[[Any], list[str]],
     *,
-    extra: list[str] | None,
+    extra: Callable[[], list[str]] | None,
     tail: Callable[[], list[str]] | None,
 ) -> Iterator[Frame]:
     wait = script.first_delay
@@ -535,7 +540,8 @@ def _frames(
     if extra is not None:
         # An error or a malformed event stands in for the next chunk, so it comes after
         # the same pause a chunk would.
-        yield Frame(_encode(extra), 0, len(extra), wait)
+        last = extra()
+        yield Frame(_encode(last), 0, len(last), wait)
     elif tail is not None:
         events = tail()
         yield Frame(_encode(events), 0, len(events), 0.0 if sent_any else wait)
