@@ -4,10 +4,12 @@ own helpers read from it (no rxllm in the reading)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import openai
 import pytest
 
+import rxllm
 from rxllm.models import Chunk, ToolCallDelta, Usage
 from rxllm.testing import Script, Server
 
@@ -140,3 +142,19 @@ def test_raw_events_are_replayed_verbatim(server: Server) -> None:
     assert text == "".join(
         f"event: {e['type']}\ndata: {json.dumps(e, separators=(',', ':'))}\n\n" for e in events
     )
+
+
+def test_the_docs_example_runs() -> None:
+    docs = Path(__file__).parent.parent / "docs" / "testing.md"
+    section = docs.read_text().split("## The Responses API", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, object] = {
+        "pytest": pytest,
+        "rxllm": rxllm,
+        "Script": Script,
+        "Server": Server,
+    }
+    exec(code, namespace)
+    tests = [value for name, value in namespace.items() if name.startswith("test_")]
+    assert len(tests) == 1
+    tests[0]()  # type: ignore[operator]
