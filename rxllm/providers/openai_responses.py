@@ -20,8 +20,9 @@ shared fast path (`providers/_http.py`) and `ResponsesEvents` maps each streamed
   `RateLimitStreamError`, retryable, for the codes `server_error` / `rate_limit_exceeded`).
 
 Text, thinking, refusals and arguments are delivered once: from the deltas, and from a
-`.done` event, an `output_item.done` item or the final response's `output` only when that
-part had no deltas (servers that send a part whole).
+`.done` event or an `output_item.done` item only when that part had no deltas (servers that
+send a part whole); from the final response's `output` only when no item events came at all
+(servers that send the answer only there).
 
 **Every event is one chunk** (only the `keepalive` heartbeat is not: it must not count as
 activity for `stall_timeout`). Events rxllm does not model — the lifecycle events, web and
@@ -190,6 +191,10 @@ class _Call:
         self.has_arguments = False  # some arguments delivered
 
 
+_Key = tuple[str, Any, Any]
+"""A part of the output: (kind, the item's output_index or id, the part's index)."""
+
+
 class ResponsesEvents:
     """Maps Responses stream events (parsed JSON) to `Chunk`s. Pure; one per call.
 
@@ -200,12 +205,18 @@ class ResponsesEvents:
     (whose chunk, carrying the failed response as `raw`, was delivered first, so the
     error's `partial.raw` is the SDK's failed `Response`), or `StreamInterrupted` when the
     body ended before a terminal event.
+
+    An output item is known by its `output_index` and by its id (`item_id` in the delta
+    and `.done` events): either one matches, so a server that leaves one out is still read
+    without repeats.
     """
 
     __slots__ = (
+        "_call_count",
         "_calls",
         "_delivered",
         "_failure",
+        "_items",
         "_text",
         "_text_content",
         "_text_output",
@@ -222,11 +233,13 @@ class ResponsesEvents:
         # as delivered (the hot path compares two small ints, nothing else).
         self._text_output: Any = _UNSET
         self._text_content: Any = _UNSET
-        self._delivered: set[tuple[str, Any, Any]] = set()  # (kind, output_index, part index)
-        self._calls: dict[Any, _Call] = {}  # output_index -> function call
-        self._thinking_key: tuple[str, Any, Any] | None = None
+        self._delivered: set[_Key] = set()  # the parts some text was delivered of
+        self._calls: dict[Any, _Call] = {}  # a call's output_index and item id -> the call
+        self._call_count = 0
+        self._thinking_key: _Key | None = None
         self._thought = False
         self._failure: errors.StreamError | None = None
+        self._items = False  # whether any event of an output item arrived
         self.done = False
         self.model: str | None = None
         self.id: str | None = None
@@ -252,47 +265,48 @@ class ResponsesEvents:
         finish_reason = None
         usage = None
         output = data.get("output_index")
+        item_id = data.get("item_id")
+        if output is not None or item_id is not None:
+            self._items = True
         if kind == "response.output_text.delta":
             delta = data.get("delta")
             if type(delta) is str:
                 self._text_part(data)
                 content = delta
         elif kind == "response.reasoning_summary_text.delta":
-            thinking = self._thinking(
-                ("summary", output, data.get("summary_index")), data.get("delta")
-            )
+            keys = _keys("summary", output, item_id, data.get("summary_index"))
+            thinking = self._thinking(keys, data.get("delta"))
         elif kind == "response.reasoning_text.delta":
-            thinking = self._thinking(
-                ("reasoning", output, data.get("content_index")), data.get("delta")
-            )
+            keys = _keys("reasoning", output, item_id, data.get("content_index"))
+            thinking = self._thinking(keys, data.get("delta"))
         elif kind == "response.refusal.delta":
             refusal = _text_of(data.get("delta"))
             if refusal:
-                self._delivered.add(("refusal", output, data.get("content_index")))
+                self._mark(_keys("refusal", output, item_id, data.get("content_index")))
         elif kind == "response.function_call_arguments.delta":
             fragment = _text_of(data.get("delta"))
-            call = self._call(output)
+            call = self._call(output, item_id)
             if fragment:
                 call.has_arguments = True
                 calls = (ToolCallDelta(index=call.index, arguments=fragment),)
         elif kind == "response.output_text.done":
-            content = self._once(("text", output, data.get("content_index")), data.get("text"))
+            keys = _keys("text", output, item_id, data.get("content_index"))
+            content = self._once(keys, data.get("text"))
         elif kind == "response.refusal.done":
-            key = ("refusal", output, data.get("content_index"))
-            refusal = self._once(key, data.get("refusal"))
+            keys = _keys("refusal", output, item_id, data.get("content_index"))
+            refusal = self._once(keys, data.get("refusal"))
         elif kind == "response.reasoning_summary_text.done":
-            key = ("summary", output, data.get("summary_index"))
-            thinking = self._thinking_once(key, data.get("text"))
+            keys = _keys("summary", output, item_id, data.get("summary_index"))
+            thinking = self._thinking_once(keys, data.get("text"))
         elif kind == "response.reasoning_text.done":
-            key = ("reasoning", output, data.get("content_index"))
-            thinking = self._thinking_once(key, data.get("text"))
+            keys = _keys("reasoning", output, item_id, data.get("content_index"))
+            thinking = self._thinking_once(keys, data.get("text"))
         elif kind == "response.function_call_arguments.done":
-            if output in self._calls:  # a call whose item was announced: its arguments
-                call = self._calls[output]
-                arguments = _text_of(data.get("arguments"))
-                if not call.has_arguments and arguments:
-                    call.has_arguments = True
-                    calls = (ToolCallDelta(index=call.index, arguments=arguments),)
+            known = self._known_call(output, item_id)
+            arguments = _text_of(data.get("arguments"))
+            if known is not None and not known.has_arguments and arguments:
+                known.has_arguments = True  # arguments sent whole: delivered here, once
+                calls = (ToolCallDelta(index=known.index, arguments=arguments),)
         elif kind == "response.output_item.added":
             item = data.get("item")
             if type(item) is dict and item.get("type") == "function_call":
@@ -308,12 +322,13 @@ class ResponsesEvents:
             response = data.get("response")
             response = response if type(response) is dict else {}
             self._lifecycle(response)
-            content, thinking, refusal, calls = self._final_output(response.get("output"))
+            if not self._items:  # a server that sends the answer only here
+                content, thinking, refusal, calls = self._final_output(response.get("output"))
             reported = response.get("usage")
             usage = _usage(reported) if type(reported) is dict else None
             self.done = True
             if kind == "response.completed":
-                finish_reason = "tool_calls" if self._calls else "stop"
+                finish_reason = "tool_calls" if self._call_count else "stop"
             elif kind == "response.incomplete":
                 details = response.get("incomplete_details")
                 reason = details.get("reason") if type(details) is dict else None
@@ -354,42 +369,59 @@ class ResponsesEvents:
     # --- the parts ---------------------------------------------------------------------------
 
     def _text_part(self, data: dict[str, Any]) -> None:
+        self._items = True
         output = self._text_output = data.get("output_index")
         part = self._text_content = data.get("content_index")
-        self._delivered.add(("text", output, part))
+        self._mark(_keys("text", output, data.get("item_id"), part))
 
-    def _once(self, key: tuple[str, Any, Any], value: Any) -> str:
+    def _mark(self, keys: tuple[_Key, ...]) -> None:
+        self._delivered.update(keys)
+
+    def _once(self, keys: tuple[_Key, ...], value: Any) -> str:
         """The text of a part sent whole, unless its deltas delivered it already."""
         text = _text_of(value)
-        if not text or key in self._delivered:
+        if not text or any(key in self._delivered for key in keys):
             return ""
-        self._delivered.add(key)
+        self._mark(keys)
         return text
 
-    def _thinking(self, key: tuple[str, Any, Any], value: Any) -> str:
+    def _thinking(self, keys: tuple[_Key, ...], value: Any) -> str:
         """A thinking delta; the first of a new part is preceded by a blank line."""
         delta = _text_of(value)
         if not delta:
             return ""
-        if key == self._thinking_key:
+        key = keys[0] if keys else None
+        if key is not None and key == self._thinking_key:
             return delta
         self._thinking_key = key
-        self._delivered.add(key)
+        self._mark(keys)
         if self._thought:
             return "\n\n" + delta
         self._thought = True
         return delta
 
-    def _thinking_once(self, key: tuple[str, Any, Any], value: Any) -> str:
+    def _thinking_once(self, keys: tuple[_Key, ...], value: Any) -> str:
         text = _text_of(value)
-        if not text or key in self._delivered:
+        if not text or any(key in self._delivered for key in keys):
             return ""
-        return self._thinking(key, text)
+        return self._thinking(keys, text)
 
-    def _call(self, output: Any) -> _Call:
-        call = self._calls.get(output)
+    def _known_call(self, output: Any, item_id: Any) -> _Call | None:
+        for key in (output, item_id):
+            if key is not None and key in self._calls:
+                return self._calls[key]
+        return None
+
+    def _call(self, output: Any, item_id: Any) -> _Call:
+        """The function call of this item (known by its output_index or its id), or a new
+        one, numbered among the calls."""
+        call = self._known_call(output, item_id)
         if call is None:
-            call = self._calls[output] = _Call(len(self._calls))
+            call = _Call(self._call_count)
+            self._call_count += 1
+        for key in (output, item_id):
+            if key is not None:
+                self._calls[key] = call
         return call
 
     def _function_call(
@@ -397,7 +429,7 @@ class ResponsesEvents:
     ) -> ToolCallDelta | None:
         """The delta a `function_call` item adds: its id and name the first time, and (for a
         finished item) arguments no delta delivered."""
-        call = self._call(output)
+        call = self._call(output, item.get("id"))
         announce = not call.announced
         call.announced = True
         text = _text_of(item.get("arguments")) if arguments and not call.has_arguments else ""
@@ -417,30 +449,34 @@ class ResponsesEvents:
     ) -> tuple[str, str, str, tuple[ToolCallDelta, ...]]:
         """What a finished output item holds that no delta delivered."""
         kind = item.get("type")
+        item_id = item.get("id")
         content = thinking = refusal = ""
         calls: tuple[ToolCallDelta, ...] = ()
         if kind == "message":
             for index, part in _parts(item.get("content")):
                 part_kind = part.get("type")
                 if part_kind == "output_text":
-                    content += self._once(("text", output, index), part.get("text"))
+                    keys = _keys("text", output, item_id, index)
+                    content += self._once(keys, part.get("text"))
                 elif part_kind == "refusal":
-                    refusal += self._once(("refusal", output, index), part.get("refusal"))
+                    keys = _keys("refusal", output, item_id, index)
+                    refusal += self._once(keys, part.get("refusal"))
         elif kind == "reasoning":
             for index, part in _parts(item.get("summary")):
-                thinking += self._thinking_once(("summary", output, index), part.get("text"))
+                keys = _keys("summary", output, item_id, index)
+                thinking += self._thinking_once(keys, part.get("text"))
             for index, part in _parts(item.get("content")):
                 if part.get("type") == "reasoning_text":
-                    key = ("reasoning", output, index)
-                    thinking += self._thinking_once(key, part.get("text"))
+                    keys = _keys("reasoning", output, item_id, index)
+                    thinking += self._thinking_once(keys, part.get("text"))
         elif kind == "function_call":
             delta = self._function_call(output, item, arguments=True)
             calls = (delta,) if delta is not None else ()
         return content, thinking, refusal, calls
 
     def _final_output(self, output: Any) -> tuple[str, str, str, tuple[ToolCallDelta, ...]]:
-        """What the final response's `output` holds that no event delivered (a server that
-        sends items only there); nothing for a stream that delivered everything."""
+        """What the final response's `output` holds, for a stream that sent no item events
+        (a server that sends the answer only in its last event)."""
         content = thinking = refusal = ""
         calls: list[ToolCallDelta] = []
         if type(output) is list:
@@ -457,6 +493,12 @@ class ResponsesEvents:
         if type(response) is dict:
             self.model = response.get("model") or self.model
             self.id = response.get("id") or self.id
+
+
+def _keys(kind: str, output: Any, item_id: Any, part: Any) -> tuple[_Key, ...]:
+    """The keys of one part: by the item's output_index and by its id (those it has)."""
+    index = part if part is not None else 0
+    return tuple((kind, known, index) for known in (output, item_id) if known is not None)
 
 
 class _Unset:

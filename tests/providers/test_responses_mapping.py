@@ -737,3 +737,26 @@ def test_chat_chunks_still_build_chat_raws() -> None:
 
 def test_responses_raw_of_no_events_is_none() -> None:
     assert responses_raw([], rxllm.Response()) is None
+
+
+def test_deltas_without_indexes_are_not_repeated_from_the_final_output() -> None:
+    # A proxy that leaves out output_index / content_index: the final output is not
+    # mistaken for parts nobody delivered.
+    events = Events().start().message("Hi", " there").completed().events
+    for event in events:
+        if event["type"] == "response.output_text.delta":
+            del event["output_index"], event["content_index"]
+    assert respond(events).text == "Hi there"
+
+
+def test_a_calls_events_are_matched_by_item_id_when_the_index_is_missing() -> None:
+    events = Events().start().call("call_1", "f", '{"a":', " 1}").call("call_2", "g", "{}")
+    events.completed()
+    for event in events.events:
+        if event["type"].startswith("response.function_call_arguments"):
+            del event["output_index"]
+    response = respond(events.events)
+    assert [(c.id, c.name, c.arguments) for c in response.tool_calls] == [
+        ("call_1", "f", '{"a": 1}'),
+        ("call_2", "g", "{}"),
+    ]
