@@ -713,7 +713,10 @@ def responses_arguments(request: Request, model: str) -> dict[str, Any]:
     if request.tools:
         kwargs["tools"] = [responses_tool(tool) for tool in request.tools]
     if "tool_choice" in params:
-        params["tool_choice"] = _tool_choice(params["tool_choice"])
+        choice = params["tool_choice"]
+        if isinstance(choice, Mapping) and choice.get("disable_parallel_tool_use"):
+            params.setdefault("parallel_tool_calls", False)  # Anthropic's way of saying it
+        params["tool_choice"] = _tool_choice(choice)
     if request.response_format is not None:
         text = dict(params.get("text") or {})
         if "format" in text:

@@ -310,6 +310,11 @@ class TestTools:
     def test_tool_choice(self, choice: Any, expected: Any) -> None:
         assert sent(prompt="x", tools=[weather], tool_choice=choice)["tool_choice"] == expected
 
+    def test_anthropics_no_parallel_calls(self) -> None:
+        choice = {"type": "auto", "disable_parallel_tool_use": True}
+        kwargs = sent(prompt="x", tools=[weather], tool_choice=choice)
+        assert (kwargs["tool_choice"], kwargs["parallel_tool_calls"]) == ("auto", False)
+
 
 class TestStructuredOutput:
     def test_a_pydantic_model_is_a_strict_json_schema_format(self) -> None:
