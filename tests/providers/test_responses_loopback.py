@@ -5,6 +5,7 @@ received, cancellation as the server records it, `Response.raw`, resume and tool
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 from typing import Any
@@ -20,8 +21,14 @@ from pydantic import BaseModel
 import rxllm
 from rxllm import ops
 from rxllm.accumulator import Accumulator
+from rxllm.llm import CallStream
 from rxllm.models import Chunk, ToolCallDelta, Usage
-from rxllm.providers.openai_responses import OpenAIResponsesProvider, openai_responses_llm
+from rxllm.providers.openai_responses import (
+    OpenAIResponsesProvider,
+    openai_responses_llm,
+    response_input_items,
+    tool_output_items,
+)
 from rxllm.testing import Script, Server
 
 KEY = "sk-responses-test-0123456789"
@@ -502,3 +509,41 @@ def test_the_provider_is_openai_and_clients_are_shared_with_chat(server: Server)
     server.push(Script("Two."))
     assert rxllm.collect(llm.stream("hi"), timeout=10).text == "Two."
     assert provider.sync_client() is client
+
+
+def test_the_next_turn_as_output_items_round_trips(server: Server) -> None:
+    # What the lead's hook sends instead of chat-style messages: the answer's own output
+    # items (its reasoning kept, by id, as the response was stored) and the tools' outputs.
+    llm = make(server)
+    server.push(
+        Script([Chunk(thinking="Oslo first."), call(0, "call_1", "weather", '{"city": "Oslo"}')])
+    )
+    first = llm.stream("Weather in Oslo?", tools=[weather])
+    answer = rxllm.collect(first, timeout=10)
+    results = [rxllm.ToolResult(call=answer.tool_calls[0], output=weather("Oslo"))]
+    items = response_input_items(answer)
+    assert [item["type"] for item in items] == ["reasoning", "function_call"]
+    assert items[0]["id"].startswith("rs_") and items[1]["id"].startswith("fc_")
+    request = dataclasses.replace(
+        first.request, messages=(*first.request.messages, *items, *tool_output_items(results))
+    )
+    server.push(Script("Sunny in Oslo."))
+    following = CallStream(first.provider, request)
+    assert rxllm.collect(following, timeout=10).text == "Sunny in Oslo."
+    sent = server.last.body["input"]
+    assert sent[1:] == [
+        {
+            "type": "reasoning",
+            "id": items[0]["id"],
+            "summary": [{"type": "summary_text", "text": "Oslo first."}],
+        },
+        {
+            "type": "function_call",
+            "id": items[1]["id"],
+            "call_id": "call_1",
+            "name": "weather",
+            "arguments": '{"city": "Oslo"}',
+            "status": "completed",
+        },
+        {"type": "function_call_output", "call_id": "call_1", "output": "sunny"},
+    ]
