@@ -1,4 +1,5 @@
-"""Test helpers: a loopback server that speaks the OpenAI and Anthropic streaming APIs.
+"""Test helpers: a loopback server that speaks the OpenAI (Chat Completions and Responses)
+and Anthropic streaming APIs.
 
 `Server` answers the real SDKs (and so `rxllm.openai(..., base_url=server.url)` and
 `rxllm.anthropic(..., base_url=server.url)`) from `Script`s: text or chunks, delays, HTTP

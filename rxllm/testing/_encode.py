@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from rxllm.models import Chunk, ToolCallDelta, Usage
+from rxllm.testing._encode_responses import ResponsesEncoder, check_responses
 from rxllm.testing._script import Script
 
 __all__ = [
@@ -40,8 +41,9 @@ __all__ = [
     "status_response",
 ]
 
-Protocol = Literal["openai", "anthropic"]
-"""The wire protocol of a request: OpenAI Chat Completions or Anthropic Messages."""
+Protocol = Literal["openai", "anthropic", "openai-responses"]
+"""The wire protocol of a request: OpenAI Chat Completions, Anthropic Messages, or OpenAI's
+Responses API (`_encode_responses`)."""
 Ending = Literal["end", "drop", "hang"]
 """After the last frame: end the body properly, drop the connection, or hang."""
 
@@ -396,9 +398,8 @@ def _texts(value: object) -> Iterator[str]:
 def _usage(script: Script, body: Mapping[str, Any], chunks: int) -> Usage:
     usage = script.usage
     if usage is None:
-        words = sum(
-            len(_WORD.findall(text)) for text in _texts([body.get("system"), body.get("messages")])
-        )
+        asked = [body.get(key) for key in ("system", "messages", "instructions", "input")]
+        words = sum(len(_WORD.findall(text)) for text in _texts(asked))
         usage = Usage(input_tokens=max(words, 1), output_tokens=chunks)
     if not usage.total_tokens:
         usage = usage.model_copy(update={"total_tokens": usage.input_tokens + usage.output_tokens})
@@ -463,9 +464,13 @@ def plan(
     step: Callable[[Any], list[str]]
     tail: Callable[[], list[str]]
     usage = _usage(script, body, len(script.content))
-    events: _OpenAIEvents | _AnthropicEvents
+    events: _OpenAIEvents | _AnthropicEvents | ResponsesEncoder
     if protocol == "openai":
         events = _OpenAIEvents(script, body, response_id or script.response_id)
+    elif protocol == "openai-responses":
+        if script.raw_events is None:
+            check_responses(script.content)
+        events = ResponsesEncoder(script, body, response_id or script.response_id)
     else:
         if script.raw_events is None:
             _check_anthropic(script.content)
@@ -497,13 +502,18 @@ def plan(
     cut = _interruption(script, len(items))
     if cut is not None:
         after, kind = cut
-        extra = [events.malformed] if kind == "malformed" else None
+        malformed = [events.malformed]
+        extra = (lambda: malformed) if kind == "malformed" else None
         ending: Ending = "hang" if kind == "hang" else "drop" if kind == "drop" else "end"
         frames = _frames(script, head, items[:after], step, extra=extra, tail=None)
         return Plan(frames, ending, normal=False)
-    if script.error_event is not None:
-        error = events.error(script.error_event)
-        return Plan(_frames(script, head, items, step, extra=[error], tail=None), "end", False)
+    error_event = script.error_event
+    if error_event is not None:
+        # encoded when it is due: a Responses failure carries the output streamed before it
+        def error() -> list[str]:
+            return [events.error(error_event)]
+
+        return Plan(_frames(script, head, items, step, extra=error, tail=None), "end", False)
     return Plan(_frames(script, head, items, step, extra=None, tail=tail), "end", normal=True)
 
 
@@ -517,7 +527,7 @@ def _frames(
     items: Sequence[Any],
     step: Callable[[Any], list[str]],
     *,
-    extra: list[str] | None,
+    extra: Callable[[], list[str]] | None,
     tail: Callable[[], list[str]] | None,
 ) -> Iterator[Frame]:
     wait = script.first_delay
@@ -533,18 +543,22 @@ def _frames(
     if extra is not None:
         # An error or a malformed event stands in for the next chunk, so it comes after
         # the same pause a chunk would.
-        yield Frame(_encode(extra), 0, len(extra), wait)
+        last = extra()
+        yield Frame(_encode(last), 0, len(last), wait)
     elif tail is not None:
         events = tail()
         yield Frame(_encode(events), 0, len(events), 0.0 if sent_any else wait)
 
 
 def ping(protocol: Protocol) -> bytes:
-    """The keep-alive of `protocol`: an SSE comment (OpenAI) or a ping event (Anthropic).
+    """The keep-alive of `protocol`: an SSE comment (OpenAI), a ping event (Anthropic), a
+    keepalive event (Responses).
 
     >>> ping("openai")
     b': keep-alive\\n\\n'
     """
+    if protocol == "openai-responses":
+        return ResponsesEncoder.ping.encode()
     events = _OpenAIEvents if protocol == "openai" else _AnthropicEvents
     return events.ping.encode()
 
@@ -572,7 +586,7 @@ def error_response(
     b'{"type":"error","error":{"type":"not_found_error","message":"no such path"}}'
     """
     openai = {"message": message, "type": error_type, "param": None, "code": code}
-    if protocol == "openai":
+    if protocol in ("openai", "openai-responses"):
         return _json({"error": openai}).encode()
     if protocol == "anthropic":
         return _json({"type": "error", "error": {"type": error_type, "message": message}}).encode()
@@ -591,7 +605,7 @@ def status_response(script: Script, protocol: Protocol) -> bytes:
         if isinstance(body, bytes):
             return body
         return body.encode() if isinstance(body, str) else _json(body).encode()
-    if protocol == "openai":
+    if protocol != "anthropic":
         fallback = _OPENAI_STATUS[500] if status >= 500 else _OPENAI_STATUS[400]
         error_type, code, message = _OPENAI_STATUS.get(status, fallback)
         return error_response("openai", error_type, message, code)

@@ -51,8 +51,8 @@ class RecordedRequest:
     [{'role': 'user', 'content': 'hi'}]
     """
 
-    protocol: Literal["openai", "anthropic"]
-    """Which API the request spoke, from its path."""
+    protocol: Literal["openai", "anthropic", "openai-responses"]
+    """Which API the request spoke, from its path ("openai-responses": `/responses`)."""
     path: str
     """The request path (without the query string), e.g. "/v1/messages"."""
     headers: dict[str, str]

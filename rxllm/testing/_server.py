@@ -183,6 +183,8 @@ def _route(path: str) -> Protocol | None:
         return "openai"
     if trimmed.endswith("/messages"):
         return "anthropic"
+    if trimmed.endswith("/responses"):
+        return "openai-responses"
     return None
 
 
@@ -266,7 +268,8 @@ class _Connection:
         if protocol is None:
             message = (
                 f"rxllm.testing.Server has no endpoint {request.path!r}: it answers POSTs to "
-                "paths ending in /chat/completions (OpenAI) or /messages (Anthropic)"
+                "paths ending in /chat/completions (OpenAI), /responses (OpenAI Responses) or "
+                "/messages (Anthropic)"
             )
             self._respond(404, error_response(None, "not_found_error", message))
             return None
@@ -451,8 +454,8 @@ class Server:
     It binds 127.0.0.1 on a free port and serves on background threads. Each request takes
     the next pushed `Script` (the last one is reused when none is queued); every request is
     recorded as a live `RecordedRequest`. Paths ending in `/chat/completions` speak
-    OpenAI, paths ending in `/messages` speak Anthropic, so the real SDKs work against
-    `server.url` unchanged.
+    OpenAI, paths ending in `/responses` OpenAI's Responses API, paths ending in
+    `/messages` Anthropic, so the real SDKs work against `server.url` unchanged.
 
     >>> import anthropic
     >>> with Server(Script("Hello there.")) as server:

@@ -1,0 +1,1135 @@
+"""OpenAI Responses API streaming (`POST /v1/responses`), provider name "openai".
+
+The official SDK sends the request (`client.responses.with_streaming_response.create(
+stream=True, ...)`: auth, retries, status errors); rxllm reads the raw body through the
+shared fast path (`providers/_http.py`) and `ResponsesEvents` maps each streamed event to a
+`Chunk`:
+
+- `response.output_text.delta` -> `content` (the hot path: as cheap as a chat text delta);
+- `response.reasoning_summary_text.delta` and `response.reasoning_text.delta` -> `thinking`,
+  consecutive parts (summary parts, reasoning items) separated by a blank line ("\\n\\n");
+- `function_call` items -> `tool_calls`: `id` is the item's `call_id`, `index` the call's
+  position among the function calls of this response (not its `output_index`), the name on
+  the call's first delta, then the `response.function_call_arguments.delta` fragments;
+- `response.refusal.delta` -> `refusal`;
+- `response.completed` / `response.incomplete` -> `usage` and `finish_reason` ("tool_calls"
+  exactly when there are function calls, else "stop"; "length" / "content_filter" for an
+  incomplete response cut at `max_output_tokens` / by the content filter, else its own
+  reason);
+- `error` events and `response.failed` -> `StreamError` (a `ServerStreamError` /
+  `RateLimitStreamError`, retryable, for the codes `server_error` / `rate_limit_exceeded`).
+
+Text, thinking, refusals and arguments are delivered once: from the deltas, and from a
+`.done` event or an `output_item.done` item only when that part had no deltas (servers that
+send a part whole); from the final response's `output` only when no item events came at all
+(servers that send the answer only there).
+
+**Every event is one chunk** (only the `keepalive` heartbeat is not: it must not count as
+activity for `stall_timeout`). Events rxllm does not model — the lifecycle events, web and
+file search, code interpreter, MCP, image generation, custom tools, annotations, and any
+event type added later — are empty chunks whose `raw` is the SDK's typed event, so a
+subscriber can act on them, and `Response.raw` can be rebuilt from the chunks alone.
+
+`Chunk.raw` is the SDK's `ResponseStreamEvent`, constructed from the event's bytes when
+read. `Response.raw` replays those events through the SDK's own accumulator
+(`openai.lib.streaming.responses.ResponseStreamState`, what `client.responses.stream()`
+uses): after `response.completed` it is the SDK's final `ParsedResponse` (what
+`get_final_response()` returns; `output_parsed` filled when `response_format` was a pydantic
+model), after `response.incomplete` / `response.failed` that event's `Response` (its
+`output` recovered by the SDK when the event omits it); for a stream cut short, the
+accumulator's snapshot so far (a `ParsedResponseSnapshot`, `status` "in_progress"), or
+None when not even `response.created` arrived.
+
+**Continuing a conversation (tool loops, `retry(resume=True)`)**: rxllm sends the earlier
+turns back as input items (`input=[...]`: messages, `function_call` and
+`function_call_output` items), never `previous_response_id`. Why: input items are
+stateless, so they work with `store=False` and zero-data-retention organizations, where a
+response cannot be referenced later; a failed or cut-short response (what `retry` resumes)
+was never stored complete and cannot be continued by id at all; the next call may go to
+another model, project or provider (`fallback`), which only a self-contained request
+survives; and `Request.messages` stays the one description of a conversation every operator
+and the chat path share. The cost is sending the context again, which OpenAI's prompt cache
+discounts. `previous_response_id` still works as a parameter of your own
+(`llm.stream(..., previous_response_id=answer.id)`). `response_input_items(response)` gives an
+answer's own output items (reasoning with its encrypted content, messages, function calls,
+server tool calls) for the next call's input, which keeps a reasoning model's reasoning
+across tool calls; `tool_output_items(results)` the `function_call_output` items.
+
+>>> events = ResponsesEvents()
+>>> chunk = events.map(None, {"type": "response.output_text.delta", "delta": "Hi",
+...     "output_index": 0, "content_index": 0, "item_id": "msg_1", "sequence_number": 3})
+>>> chunk.content, chunk.provider
+('Hi', 'openai')
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import httpx2
+import openai
+from openai._models import construct_type
+from openai.lib.streaming.responses import ResponseStreamState
+from openai.resources.responses import Responses as _ResponsesResource
+from openai.types.chat import ChatCompletionChunk
+from openai.types.responses import ResponseStreamEvent
+
+from rxllm import errors
+from rxllm.accumulator import register_raw_builder
+from rxllm.llm import LLM, Request, check_params
+from rxllm.models import (
+    Chunk,
+    Response,
+    ToolCallDelta,
+    ToolResult,
+    Usage,
+    register_event_builder,
+    text_chunk_maker,
+)
+from rxllm.providers import openai as _chat
+from rxllm.providers._http import parse_json
+from rxllm.providers.openai import OpenAIProvider
+from rxllm.providers.tools import tool_schema
+
+__all__ = [
+    "INCOMPLETE_REASONS",
+    "OpenAIResponsesProvider",
+    "ResponsesEvents",
+    "openai_responses_llm",
+    "response_input_items",
+    "responses_arguments",
+    "responses_event",
+    "responses_input",
+    "responses_raw",
+    "responses_tool",
+    "tool_output_items",
+]
+
+PROVIDER = "openai"
+_log = logging.getLogger("rxllm.openai")
+
+INCOMPLETE_REASONS = {"max_output_tokens": "length", "content_filter": "content_filter"}
+"""`response.incomplete` reasons in rxllm's words; any other is kept as OpenAI says it."""
+
+_CREATE_PARAMS = frozenset(inspect.signature(_ResponsesResource.create).parameters) - {
+    "self",
+    "input",
+    "model",
+    "stream",
+}
+
+_RENAMED = ("max_tokens", "max_completion_tokens")
+"""Chat Completions' output caps, sent as the Responses API's `max_output_tokens`."""
+
+_CHAT_ONLY = {
+    "n": "the Responses API makes one answer per call: make several calls",
+    "stop": "the Responses API has no stop sequences",
+    "seed": "the Responses API takes no seed",
+    "logit_bias": "the Responses API takes no logit_bias",
+    "frequency_penalty": "the Responses API takes no frequency_penalty",
+    "presence_penalty": "the Responses API takes no presence_penalty",
+    "logprobs": "ask for include=['message.output_text.logprobs'] with top_logprobs=...",
+    "modalities": "the Responses API streams no audio: use rxllm.openai(model) (Chat Completions)",
+    "audio": "the Responses API streams no audio: use rxllm.openai(model) (Chat Completions)",
+    "prediction": "the Responses API takes no predicted output",
+    "web_search_options": "offer the tool instead: tools=[{'type': 'web_search'}]",
+    "functions": "pass tools=[...]",
+    "function_call": "pass tool_choice=...",
+    "response_format": "pass response_format= to stream() (it becomes text.format)",
+}
+"""Chat Completions parameters the Responses API does not take, with what to do instead."""
+
+_PASSED_ITEMS = frozenset(
+    {
+        "message",
+        "function_call",
+        "function_call_output",
+        "reasoning",
+        "item_reference",
+        "web_search_call",
+        "file_search_call",
+        "code_interpreter_call",
+        "image_generation_call",
+        "computer_call",
+        "computer_call_output",
+        "local_shell_call",
+        "local_shell_call_output",
+        "shell_call",
+        "shell_call_output",
+        "apply_patch_call",
+        "apply_patch_call_output",
+        "mcp_call",
+        "mcp_list_tools",
+        "mcp_approval_request",
+        "mcp_approval_response",
+        "custom_tool_call",
+        "custom_tool_call_output",
+        "tool_search_call",
+        "tool_search_output",
+        "compaction",
+    }
+)
+"""Input item types given as messages that are sent as they are (no `role` to convert)."""
+
+
+# --- events -> chunks --------------------------------------------------------------------
+
+
+class _Call:
+    """One function call of the response: its ordinal and what was delivered of it."""
+
+    __slots__ = ("announced", "has_arguments", "index")
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.announced = False  # id and name delivered
+        self.has_arguments = False  # some arguments delivered
+
+
+_Key = tuple[str, Any, Any]
+"""A part of the output: (kind, the item's output_index or id, the part's index)."""
+
+
+class ResponsesEvents:
+    """Maps Responses stream events (parsed JSON) to `Chunk`s. Pure; one per call.
+
+    Same interface as `OpenAIEvents`: `map(event, data, payload)` returns the chunk of one
+    event (None only for a `keepalive`) or raises `StreamError` for an `error` event;
+    `done` is True after `response.completed` / `response.incomplete` / `response.failed`;
+    `end()` raises what the body's end means: the `StreamError` of a `response.failed`
+    (whose chunk, carrying the failed response as `raw`, was delivered first, so the
+    error's `partial.raw` is the SDK's failed `Response`), or `StreamInterrupted` when the
+    body ended before a terminal event.
+
+    An output item is known by its `output_index` and by its id (`item_id` in the delta
+    and `.done` events): either one matches, so a server that leaves one out is still read
+    without repeats.
+    """
+
+    __slots__ = (
+        "_call_count",
+        "_calls",
+        "_delivered",
+        "_failure",
+        "_items",
+        "_text",
+        "_text_content",
+        "_text_output",
+        "_thinking_key",
+        "_thought",
+        "done",
+        "id",
+        "model",
+    )
+
+    def __init__(self) -> None:
+        self._text = text_chunk_maker(PROVIDER)
+        # The part the last text delta belonged to: a delta of another part is registered
+        # as delivered (the hot path compares two small ints, nothing else).
+        self._text_output: Any = _UNSET
+        self._text_content: Any = _UNSET
+        self._delivered: set[_Key] = set()  # the parts some text was delivered of
+        self._calls: dict[Any, _Call] = {}  # a call's output_index and item id -> the call
+        self._call_count = 0
+        self._thinking_key: _Key | None = None
+        self._thought = False
+        self._failure: errors.StreamError | None = None
+        self._items = False  # whether any event of an output item arrived
+        self.done = False
+        self.model: str | None = None
+        self.id: str | None = None
+
+    def map(self, event: str | None, data: Any, payload: bytes | None = None) -> Chunk | None:
+        """The chunk for one event; raises `StreamError` for an `error` event."""
+        if type(data) is not dict:
+            if data == b"[DONE]":  # not sent by OpenAI; some proxies end with it
+                self.done = True
+            return None
+        kind = data.get("type") or event
+        if kind == "response.output_text.delta" and payload is not None:
+            delta = data.get("delta")
+            if type(delta) is str:  # the bulk of a stream
+                if (
+                    data.get("output_index") is not self._text_output
+                    or data.get("content_index") is not self._text_content
+                ):
+                    self._text_part(data)
+                return self._text(delta, self.model, self.id, payload)
+        content = thinking = refusal = ""
+        calls: tuple[ToolCallDelta, ...] = ()
+        finish_reason = None
+        usage = None
+        output = data.get("output_index")
+        item_id = data.get("item_id")
+        if output is not None or item_id is not None:
+            self._items = True
+        if kind == "response.output_text.delta":
+            delta = data.get("delta")
+            if type(delta) is str:
+                self._text_part(data)
+                content = delta
+        elif kind == "response.reasoning_summary_text.delta":
+            keys = _keys("summary", output, item_id, data.get("summary_index"))
+            thinking = self._thinking(keys, data.get("delta"))
+        elif kind == "response.reasoning_text.delta":
+            keys = _keys("reasoning", output, item_id, data.get("content_index"))
+            thinking = self._thinking(keys, data.get("delta"))
+        elif kind == "response.refusal.delta":
+            refusal = _text_of(data.get("delta"))
+            if refusal:
+                self._mark(_keys("refusal", output, item_id, data.get("content_index")))
+        elif kind == "response.function_call_arguments.delta":
+            fragment = _text_of(data.get("delta"))
+            call = self._call(output, item_id)
+            if fragment:
+                call.has_arguments = True
+                calls = (ToolCallDelta(index=call.index, arguments=fragment),)
+        elif kind == "response.output_text.done":
+            keys = _keys("text", output, item_id, data.get("content_index"))
+            content = self._once(keys, data.get("text"))
+        elif kind == "response.refusal.done":
+            keys = _keys("refusal", output, item_id, data.get("content_index"))
+            refusal = self._once(keys, data.get("refusal"))
+        elif kind == "response.reasoning_summary_text.done":
+            keys = _keys("summary", output, item_id, data.get("summary_index"))
+            thinking = self._thinking_once(keys, data.get("text"))
+        elif kind == "response.reasoning_text.done":
+            keys = _keys("reasoning", output, item_id, data.get("content_index"))
+            thinking = self._thinking_once(keys, data.get("text"))
+        elif kind == "response.function_call_arguments.done":
+            known = self._known_call(output, item_id)
+            arguments = _text_of(data.get("arguments"))
+            if known is not None and not known.has_arguments and arguments:
+                known.has_arguments = True  # arguments sent whole: delivered here, once
+                calls = (ToolCallDelta(index=known.index, arguments=arguments),)
+        elif kind == "response.output_item.added":
+            item = data.get("item")
+            if type(item) is dict and item.get("type") == "function_call":
+                delta = self._function_call(output, item, arguments=False)
+                calls = (delta,) if delta is not None else ()
+        elif kind == "response.output_item.done":
+            item = data.get("item")
+            if type(item) is dict:
+                content, thinking, refusal, calls = self._item(output, item)
+        elif kind in ("response.created", "response.in_progress", "response.queued"):
+            self._lifecycle(data.get("response"))
+        elif kind in ("response.completed", "response.incomplete", "response.failed"):
+            response = data.get("response")
+            response = response if type(response) is dict else {}
+            self._lifecycle(response)
+            if not self._items:  # a server that sends the answer only here
+                content, thinking, refusal, calls = self._final_output(response.get("output"))
+            reported = response.get("usage")
+            usage = _usage(reported) if type(reported) is dict else None
+            self.done = True
+            if kind == "response.completed":
+                finish_reason = "tool_calls" if self._call_count else "stop"
+            elif kind == "response.incomplete":
+                details = response.get("incomplete_details")
+                reason = details.get("reason") if type(details) is dict else None
+                finish_reason = INCOMPLETE_REASONS.get(reason, reason) if reason else "incomplete"
+            else:
+                self._failure = _failed(response)
+        elif kind == "error":
+            raise errors.stream_error_event(PROVIDER, _error_body(data))
+        elif kind == "keepalive":
+            return None  # a heartbeat, not activity of the model
+        return Chunk.unchecked(
+            content,
+            thinking,
+            refusal,
+            b"",
+            "",
+            calls,
+            finish_reason,
+            usage,
+            self.model,
+            self.id,
+            PROVIDER,
+            None if payload is not None else lambda: _construct(data),
+            payload,
+        )
+
+    def end(self) -> None:
+        """The body ended: raise the `StreamError` of a `response.failed`, or
+        `StreamInterrupted` when no terminal event arrived."""
+        if self._failure is not None:
+            raise self._failure
+        if not self.done:
+            raise errors.StreamInterrupted(
+                "openai: the Responses stream ended before response.completed",
+                provider=PROVIDER,
+            )
+
+    # --- the parts ---------------------------------------------------------------------------
+
+    def _text_part(self, data: dict[str, Any]) -> None:
+        self._items = True
+        output = self._text_output = data.get("output_index")
+        part = self._text_content = data.get("content_index")
+        self._mark(_keys("text", output, data.get("item_id"), part))
+
+    def _mark(self, keys: tuple[_Key, ...]) -> None:
+        self._delivered.update(keys)
+
+    def _once(self, keys: tuple[_Key, ...], value: Any) -> str:
+        """The text of a part sent whole, unless its deltas delivered it already."""
+        text = _text_of(value)
+        if not text or any(key in self._delivered for key in keys):
+            return ""
+        self._mark(keys)
+        return text
+
+    def _thinking(self, keys: tuple[_Key, ...], value: Any) -> str:
+        """A thinking delta; the first of a new part is preceded by a blank line."""
+        delta = _text_of(value)
+        if not delta:
+            return ""
+        key = keys[0] if keys else None
+        if key is not None and key == self._thinking_key:
+            return delta
+        self._thinking_key = key
+        self._mark(keys)
+        if self._thought:
+            return "\n\n" + delta
+        self._thought = True
+        return delta
+
+    def _thinking_once(self, keys: tuple[_Key, ...], value: Any) -> str:
+        text = _text_of(value)
+        if not text or any(key in self._delivered for key in keys):
+            return ""
+        return self._thinking(keys, text)
+
+    def _known_call(self, output: Any, item_id: Any) -> _Call | None:
+        for key in (output, item_id):
+            if key is not None and key in self._calls:
+                return self._calls[key]
+        return None
+
+    def _call(self, output: Any, item_id: Any) -> _Call:
+        """The function call of this item (known by its output_index or its id), or a new
+        one, numbered among the calls."""
+        call = self._known_call(output, item_id)
+        if call is None:
+            call = _Call(self._call_count)
+            self._call_count += 1
+        for key in (output, item_id):
+            if key is not None:
+                self._calls[key] = call
+        return call
+
+    def _function_call(
+        self, output: Any, item: dict[str, Any], *, arguments: bool
+    ) -> ToolCallDelta | None:
+        """The delta a `function_call` item adds: its id and name the first time, and (for a
+        finished item) arguments no delta delivered."""
+        call = self._call(output, item.get("id"))
+        announce = not call.announced
+        call.announced = True
+        text = _text_of(item.get("arguments")) if arguments and not call.has_arguments else ""
+        if text:
+            call.has_arguments = True
+        if not (announce or text):
+            return None
+        return ToolCallDelta(
+            index=call.index,
+            id=(item.get("call_id") or None) if announce else None,
+            name=(item.get("name") or None) if announce else None,
+            arguments=text,
+        )
+
+    def _item(
+        self, output: Any, item: dict[str, Any]
+    ) -> tuple[str, str, str, tuple[ToolCallDelta, ...]]:
+        """What a finished output item holds that no delta delivered."""
+        kind = item.get("type")
+        item_id = item.get("id")
+        content = thinking = refusal = ""
+        calls: tuple[ToolCallDelta, ...] = ()
+        if kind == "message":
+            for index, part in _parts(item.get("content")):
+                part_kind = part.get("type")
+                if part_kind == "output_text":
+                    keys = _keys("text", output, item_id, index)
+                    content += self._once(keys, part.get("text"))
+                elif part_kind == "refusal":
+                    keys = _keys("refusal", output, item_id, index)
+                    refusal += self._once(keys, part.get("refusal"))
+        elif kind == "reasoning":
+            for index, part in _parts(item.get("summary")):
+                keys = _keys("summary", output, item_id, index)
+                thinking += self._thinking_once(keys, part.get("text"))
+            for index, part in _parts(item.get("content")):
+                if part.get("type") == "reasoning_text":
+                    keys = _keys("reasoning", output, item_id, index)
+                    thinking += self._thinking_once(keys, part.get("text"))
+        elif kind == "function_call":
+            delta = self._function_call(output, item, arguments=True)
+            calls = (delta,) if delta is not None else ()
+        return content, thinking, refusal, calls
+
+    def _final_output(self, output: Any) -> tuple[str, str, str, tuple[ToolCallDelta, ...]]:
+        """What the final response's `output` holds, for a stream that sent no item events
+        (a server that sends the answer only in its last event)."""
+        content = thinking = refusal = ""
+        calls: list[ToolCallDelta] = []
+        if type(output) is list:
+            for index, item in enumerate(output):
+                if type(item) is dict:
+                    text, thought, refused, deltas = self._item(index, item)
+                    content += text
+                    thinking += thought
+                    refusal += refused
+                    calls.extend(deltas)
+        return content, thinking, refusal, tuple(calls)
+
+    def _lifecycle(self, response: Any) -> None:
+        if type(response) is dict:
+            self.model = response.get("model") or self.model
+            self.id = response.get("id") or self.id
+
+
+def _keys(kind: str, output: Any, item_id: Any, part: Any) -> tuple[_Key, ...]:
+    """The keys of one part: by the item's output_index and by its id (those it has)."""
+    index = part if part is not None else 0
+    return tuple((kind, known, index) for known in (output, item_id) if known is not None)
+
+
+class _Unset:
+    """A marker no event's index is (so the first text delta registers its part)."""
+
+
+_UNSET = _Unset()
+
+
+def _text_of(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _parts(value: Any) -> Iterable[tuple[int, dict[str, Any]]]:
+    if type(value) is not list:
+        return ()
+    return ((i, part) for i, part in enumerate(value) if type(part) is dict)
+
+
+def _usage(usage: dict[str, Any]) -> Usage:
+    """rxllm's `Usage` of a Responses `usage` object."""
+    prompt = usage.get("input_tokens") or 0
+    completion = usage.get("output_tokens") or 0
+    prompt_details = usage.get("input_tokens_details")
+    completion_details = usage.get("output_tokens_details")
+    return Usage(
+        input_tokens=prompt,
+        output_tokens=completion,
+        total_tokens=usage.get("total_tokens") or prompt + completion,
+        cache_read_tokens=_chat._count(prompt_details, "cached_tokens"),  # pyright: ignore[reportPrivateUsage]
+        cache_write_tokens=_chat._count(prompt_details, "cache_write_tokens"),  # pyright: ignore[reportPrivateUsage]
+        reasoning_tokens=_chat._count(completion_details, "reasoning_tokens"),  # pyright: ignore[reportPrivateUsage]
+    )
+
+
+def _error_body(data: dict[str, Any]) -> Any:
+    """The error object of an `error` event: documented with `code`, `message`, `param` at
+    the top level; sent by the API (and proxies) also nested as `{"error": {...}}`."""
+    inner = data.get("error")
+    if isinstance(inner, dict | str) and inner:
+        return inner
+    return {k: data[k] for k in ("code", "message", "param") if k in data}
+
+
+def _failed(response: dict[str, Any]) -> errors.StreamError:
+    """The `StreamError` of a `response.failed`: its `error` (`code`, `message`)."""
+    error = response.get("error")
+    if not (type(error) is dict and error):
+        error = {"code": None, "message": f"the response failed (status {response.get('status')})"}
+    return errors.stream_error_event(PROVIDER, error)
+
+
+def _construct(data: dict[str, Any]) -> Any:
+    """The SDK's typed event for one event's JSON, as its own stream builds it."""
+    return construct_type(type_=ResponseStreamEvent, value=data)
+
+
+def _is_responses_event(data: Any) -> bool:
+    """Whether parsed JSON is a Responses event (not a `chat.completion.chunk`)."""
+    return (
+        type(data) is dict
+        and type(data.get("type")) is str
+        and "choices" not in data
+        and data.get("object") != "chat.completion.chunk"
+    )
+
+
+def responses_event(payload: bytes) -> Any:
+    """The SDK's `ResponseStreamEvent` built from one event's JSON bytes (what `Chunk.raw`
+    is for this provider's chunks).
+
+    >>> responses_event(b'{"type": "keepalive", "sequence_number": 9}').type
+    'keepalive'
+    >>> type(responses_event(b'{"type": "error", "message": "x", "sequence_number": 1}')).__name__
+    'ResponseErrorEvent'
+    """
+    return _construct(parse_json(payload))
+
+
+# Chat Completions and the Responses API are both provider "openai": the builders that make
+# `.raw` from what chunks keep tell their events apart by shape (a Responses event has a
+# `type`, a chat chunk `choices`). The codec contract will register each on its own.
+
+
+def _openai_event(payload: bytes) -> Any:
+    data = parse_json(payload)
+    if _is_responses_event(data):
+        return _construct(data)
+    return _chat._construct_chunk(data)  # pyright: ignore[reportPrivateUsage]
+
+
+def _openai_raw(events: Sequence[Any], response: Response, context: Any = None) -> Any:
+    if any(isinstance(event, ChatCompletionChunk) for event in events):
+        return _chat._response_raw(events, response, context)  # pyright: ignore[reportPrivateUsage]
+    return responses_raw(events, response, context)
+
+
+register_event_builder(PROVIDER, _openai_event)
+
+
+# --- Response.raw --------------------------------------------------------------------------
+
+_LIFECYCLE_END = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
+def responses_raw(events: Sequence[Any], response: Response, context: Any = None) -> Any:
+    """`Response.raw` for the Responses API: the events replayed through the SDK's own
+    `ResponseStreamState`, given the request's tools and a pydantic `response_format`.
+
+    After `response.completed`: the SDK's final `ParsedResponse` (as `get_final_response()`);
+    after `response.incomplete` / `response.failed`: that event's `Response` (its output
+    filled in by the SDK when the event omitted it); a stream cut short: the accumulator's
+    snapshot so far; None without a `response.created`. Events of several responses (a
+    resumed retry) give the last one's. Where the SDK would raise (text that is not the
+    format's JSON), the events are replayed without the format: no `output_parsed`.
+    """
+    run = [event for event in events if isinstance(getattr(event, "type", None), str)]
+    starts = [i for i, event in enumerate(run) if event.type == "response.created"]
+    if starts:
+        run = run[starts[-1] :]
+    if not run:
+        return None
+    options = context if isinstance(context, dict) else {}
+    try:
+        return _replay(run, options)
+    except Exception:
+        if not options:
+            raise
+        return _replay(run, {})
+
+
+def _replay(events: list[Any], options: dict[str, Any]) -> Any:
+    text_format = options.get("text_format", openai.omit)
+    state: Any = ResponseStreamState(
+        input_tools=options.get("tools", openai.omit), text_format=text_format
+    )
+    final: Any = None
+    for event in events:
+        try:
+            fired = state.handle_event(event)
+        except Exception as exc:
+            if options:
+                raise  # first try again without the request's tools and format
+            # A shape the SDK's accumulator refuses (no response.created first, an index it
+            # never saw): that event is left out; the normalized fields have all of it.
+            _log.debug("Response.raw: the SDK's accumulator refused an event: %s", exc)
+            if event.type in _LIFECYCLE_END:
+                final = event
+            continue
+        for out in fired:
+            if getattr(out, "type", None) in _LIFECYCLE_END:
+                final = out
+    if final is not None:
+        return final.response
+    return getattr(state, "_ResponseStreamState__current_snapshot", None)
+
+
+register_raw_builder(PROVIDER, _openai_raw)
+
+
+# --- requests -------------------------------------------------------------------------------
+
+
+def responses_arguments(request: Request, model: str) -> dict[str, Any]:
+    """The keyword arguments of `client.responses.create(stream=True, **kwargs)` for an
+    rxllm `Request`: `input` items from its messages (`responses_input`), `system` as
+    `instructions`, tools as Responses tools (`responses_tool`), `max_tokens` as
+    `max_output_tokens`, a `response_format` as `text.format`. Raises `ValueError` for what
+    the Responses API does not take, saying what to do instead.
+
+    >>> request = Request(messages=({"role": "user", "content": "Hi"},), system="Be brief.",
+    ...     params={"max_tokens": 50})
+    >>> responses_arguments(request, "gpt-5-mini")
+    {'model': 'gpt-5-mini', 'input': [{'role': 'user', 'content': 'Hi'}], 'instructions': 'Be brief.', 'max_output_tokens': 50}
+    """  # noqa: E501
+    params = dict(request.params)
+    for name in _RENAMED:
+        if name in params:
+            if "max_output_tokens" in params:
+                raise ValueError(
+                    f"the Responses API got both {name} and max_output_tokens: give only "
+                    "max_output_tokens"
+                )
+            params["max_output_tokens"] = params.pop(name)
+    effort = params.pop("reasoning_effort", None)
+    if effort is not None:
+        params["reasoning"] = {"effort": effort, **dict(params.get("reasoning") or {})}
+    verbosity = params.pop("verbosity", None)
+    if verbosity is not None:
+        params["text"] = {"verbosity": verbosity, **dict(params.get("text") or {})}
+    unknown = sorted(set(params) - _CREATE_PARAMS)
+    if unknown:
+        hints = [f"{name!r} ({_CHAT_ONLY[name]})" for name in unknown if name in _CHAT_ONLY]
+        others = [repr(name) for name in unknown if name not in _CHAT_ONLY]
+        raise ValueError(
+            f"the OpenAI Responses API takes no parameter {', '.join(hints + others)}"
+            + ("; send provider extensions with extra_body={...}" if others else "")
+        )
+    if request.audio is not None:
+        raise ValueError(
+            "the Responses API streams no audio: use rxllm.openai(model) (Chat Completions) "
+            "for audio=..."
+        )
+    kwargs: dict[str, Any] = {"model": model, "input": responses_input(request.messages)}
+    if request.system is not None:
+        if "instructions" in params:
+            raise ValueError(
+                "got both system=... and instructions=...: they are the same thing in the "
+                "Responses API; give one"
+            )
+        kwargs["instructions"] = request.system
+    if request.tools:
+        kwargs["tools"] = [responses_tool(tool) for tool in request.tools]
+    if "tool_choice" in params:
+        choice = params["tool_choice"]
+        if isinstance(choice, Mapping) and choice.get("disable_parallel_tool_use"):
+            params.setdefault("parallel_tool_calls", False)  # Anthropic's way of saying it
+        params["tool_choice"] = _tool_choice(choice)
+    if request.response_format is not None:
+        text = dict(params.get("text") or {})
+        if "format" in text:
+            raise ValueError(
+                "got both response_format=... and text={'format': ...}: give one (a pydantic "
+                "model as response_format becomes text.format)"
+            )
+        text["format"] = _text_format(request.response_format)
+        params["text"] = text
+    if request.stall_timeout:
+        params.setdefault("timeout", httpx2.Timeout(600.0, read=request.stall_timeout))
+    kwargs.update(params)
+    return kwargs
+
+
+def _tool_choice(choice: Any) -> Any:
+    """A `tool_choice` in the Responses API's form (Chat's and Anthropic's translated)."""
+    if not isinstance(choice, Mapping):
+        return choice
+    kind = choice.get("type")
+    function = choice.get("function")
+    if kind == "function" and isinstance(function, Mapping):
+        return {"type": "function", "name": function.get("name")}
+    if kind == "tool":  # Anthropic's
+        return {"type": "function", "name": choice.get("name")}
+    if kind == "any":
+        return "required"
+    if kind in ("auto", "none") and set(choice) <= {"type", "disable_parallel_tool_use"}:
+        return kind
+    return dict(choice)
+
+
+def _text_format(value: Any) -> dict[str, Any]:
+    """A `response_format` as the Responses API's `text.format`."""
+    if inspect.isclass(value):
+        from openai.lib._parsing._responses import type_to_text_format_param
+
+        return dict(type_to_text_format_param(value))
+    given = dict(value)
+    schema = given.get("json_schema")
+    if given.get("type") == "json_schema" and isinstance(schema, Mapping):
+        # Chat Completions' {"type": "json_schema", "json_schema": {"name", "schema", ...}}
+        return {"type": "json_schema", **dict(schema)}
+    return given
+
+
+def responses_tool(tool: Any) -> Any:
+    """A tool in the Responses API's form: a Python function, a pydantic model class, a
+    Chat Completions or an Anthropic tool dict become a function tool (`strict` False unless
+    the dict says otherwise: the API's default is strict, which a function with optional
+    parameters fails); a Responses dict and built-in tools (`web_search`, `file_search`,
+    MCP, ...) are sent as given.
+
+    >>> def weather(city: str) -> str:
+    ...     '''The weather in a city.'''
+    ...     return "sunny"
+    >>> tool = responses_tool(weather)
+    >>> tool["type"], tool["name"], tool["description"], tool["strict"]
+    ('function', 'weather', 'The weather in a city.', False)
+    >>> responses_tool({"type": "web_search"})
+    {'type': 'web_search'}
+    """
+    if isinstance(tool, Mapping) and not (
+        "input_schema" in tool
+        or (tool.get("type") == "function" and isinstance(tool.get("function"), Mapping))
+    ):
+        return tool  # the Responses API's own function tool, or a built-in tool
+    converted = tool_schema(tool, "openai")
+    function: Mapping[str, Any] = converted["function"]
+    spec: dict[str, Any] = {"type": "function", "name": function["name"]}
+    if function.get("description"):
+        spec["description"] = function["description"]
+    spec["parameters"] = function.get("parameters") or {"type": "object", "properties": {}}
+    spec["strict"] = bool(function.get("strict", False))
+    return spec
+
+
+def responses_input(messages: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """rxllm's messages (OpenAI Chat's or Anthropic's format) as Responses input items.
+
+    System, developer and user messages stay messages (content parts become `input_text`,
+    `input_image`, `input_file`); an assistant's text becomes an assistant message and its
+    tool calls `function_call` items; tool results (`role: "tool"`, or Anthropic's
+    `tool_result` blocks) become `function_call_output` items. Dicts that are already
+    Responses items (a `type` such as "function_call" or "reasoning", no `role`) are sent as
+    they are, as are messages given as Responses items (`"type": "message"`). Raises
+    `ValueError` for what the Responses API cannot take.
+
+    >>> responses_input([
+    ...     {"role": "user", "content": "Weather in Oslo?"},
+    ...     {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1",
+    ...         "type": "function", "function": {"name": "weather", "arguments": "{}"}}]},
+    ...     {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+    ... ])[1:]
+    [{'type': 'function_call', 'call_id': 'call_1', 'name': 'weather', 'arguments': '{}'}, {'type': 'function_call_output', 'call_id': 'call_1', 'output': 'sunny'}]
+    """  # noqa: E501
+    items: list[dict[str, Any]] = []
+    for position, message in enumerate(messages):
+        role = message.get("role")
+        kind = message.get("type")
+        if kind in _PASSED_ITEMS:  # already a Responses item (an output message too)
+            items.append(dict(message))
+        elif role is None:
+            raise ValueError(
+                f"messages[{position}] has no role and is no Responses input item (type "
+                f"{kind!r}); give {{'role': ..., 'content': ...}}"
+            )
+        elif role in ("system", "developer", "user"):
+            items.extend(_input_message(position, role, message.get("content")))
+        elif role == "assistant":
+            items.extend(_assistant(position, message))
+        elif role == "tool":
+            items.append(
+                {
+                    "type": "function_call_output",
+                    "call_id": message.get("tool_call_id"),
+                    "output": _tool_output(position, message.get("content")),
+                }
+            )
+        else:
+            raise ValueError(
+                f"messages[{position}] has role {role!r}, which the Responses API does not "
+                "take: answer tool calls with {'role': 'tool', 'tool_call_id': ..., "
+                "'content': ...}"
+            )
+    return items
+
+
+def _input_message(position: int, role: str, content: Any) -> list[dict[str, Any]]:
+    """A system/developer/user message; Anthropic `tool_result` blocks in it become
+    `function_call_output` items (before the message's own parts, as they answer calls)."""
+    if content is None or isinstance(content, str):
+        return [{"role": role, "content": content or ""}]
+    outputs: list[dict[str, Any]] = []
+    parts: list[dict[str, Any]] = []
+    for part in content:
+        if isinstance(part, Mapping) and part.get("type") == "tool_result":
+            outputs.append(
+                {
+                    "type": "function_call_output",
+                    "call_id": part.get("tool_use_id"),
+                    "output": _tool_output(position, part.get("content")),
+                }
+            )
+        else:
+            parts.append(_input_part(position, part))
+    if parts:
+        outputs.append({"role": role, "content": parts})
+    return outputs
+
+
+def _input_part(position: int, part: Any) -> dict[str, Any]:
+    """One content part as the Responses API's `input_text` / `input_image` / `input_file`."""
+    if isinstance(part, str):
+        return {"type": "input_text", "text": part}
+    if not isinstance(part, Mapping):
+        raise ValueError(
+            f"messages[{position}] has a content part that is a {type(part).__name__}, not a "
+            "dict or a str"
+        )
+    kind = part.get("type")
+    if kind in ("input_text", "input_image", "input_file"):
+        return dict(part)
+    if kind in ("text", "output_text"):
+        return {"type": "input_text", "text": part.get("text", "")}
+    if kind == "image_url":
+        image = part.get("image_url")
+        url = image.get("url") if isinstance(image, Mapping) else image
+        detail = image.get("detail") if isinstance(image, Mapping) else None
+        return {"type": "input_image", "image_url": url, "detail": detail or "auto"}
+    if kind == "file":
+        file = part.get("file")
+        return {"type": "input_file", **(dict(file) if isinstance(file, Mapping) else {})}
+    if kind in ("image", "document"):  # Anthropic's blocks
+        return _anthropic_source(position, kind, part.get("source"))
+    raise ValueError(
+        f"messages[{position}] has a content part of type {kind!r}, which the OpenAI "
+        "Responses API does not take (it takes text, images and files)"
+    )
+
+
+def _anthropic_source(position: int, kind: str, source: Any) -> dict[str, Any]:
+    """An Anthropic image or document block (a base64 or url source) as an input part."""
+    source = source if isinstance(source, Mapping) else {}
+    if source.get("type") == "base64":
+        url = f"data:{source.get('media_type')};base64,{source.get('data')}"
+    elif source.get("type") == "url":
+        url = source.get("url")
+    else:
+        raise ValueError(
+            f"messages[{position}]: an Anthropic {kind} block with a {source.get('type')!r} "
+            "source cannot be sent to the Responses API (base64 or url sources can)"
+        )
+    if kind == "image":
+        return {"type": "input_image", "image_url": url, "detail": "auto"}
+    if source.get("type") == "url":
+        return {"type": "input_file", "file_url": url}
+    return {"type": "input_file", "file_data": url, "filename": "document.pdf"}
+
+
+def _tool_output(position: int, content: Any) -> Any:
+    """A tool result's content as a `function_call_output`'s `output`: text, or parts."""
+    if content is None or isinstance(content, str):
+        return content or ""
+    if isinstance(content, Sequence) and not isinstance(content, bytes):
+        return [_input_part(position, part) for part in content]
+    return json.dumps(content)
+
+
+def _assistant(position: int, message: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """An assistant turn: its text as an assistant message, then its tool calls."""
+    if message.get("audio"):
+        raise ValueError(
+            f"messages[{position}] is an assistant audio answer, which the Responses API "
+            "cannot take back: send its transcript as text content"
+        )
+    items: list[dict[str, Any]] = []
+    text: list[str] = []
+    calls: list[dict[str, Any]] = []
+    content = message.get("content")
+    if isinstance(content, str):
+        text.append(content)
+    elif content is not None:
+        for part in content:
+            kind = part.get("type") if isinstance(part, Mapping) else None
+            if isinstance(part, str):
+                text.append(part)
+            elif kind in ("text", "output_text", "input_text"):
+                text.append(str(part.get("text") or ""))
+            elif kind == "refusal":
+                text.append(str(part.get("refusal") or ""))
+            elif kind == "tool_use":  # Anthropic's
+                calls.append(
+                    _function_call_item(part.get("id"), part.get("name"), part.get("input"))
+                )
+            # thinking blocks and others have no place in a Responses assistant message
+    if not text and message.get("refusal"):
+        text.append(str(message["refusal"]))
+    joined = "".join(text)
+    if joined:
+        items.append({"role": "assistant", "content": joined})
+    for call in message.get("tool_calls") or ():
+        function = call.get("function") or {}
+        calls.append(
+            _function_call_item(call.get("id"), function.get("name"), function.get("arguments"))
+        )
+    return items + calls
+
+
+def _function_call_item(call_id: Any, name: Any, arguments: Any) -> dict[str, Any]:
+    if not isinstance(arguments, str):
+        arguments = json.dumps(arguments if arguments is not None else {})
+    return {"type": "function_call", "call_id": call_id, "name": name, "arguments": arguments}
+
+
+# --- the next turn -------------------------------------------------------------------------
+
+_REPLAYED_FIELDS: dict[str, tuple[str, ...]] = {
+    "message": ("type", "id", "role", "status", "content", "phase"),
+    "function_call": ("type", "id", "call_id", "name", "arguments", "namespace", "status"),
+    "reasoning": ("type", "id", "summary", "content", "encrypted_content", "status"),
+}
+_CONTENT_FIELDS: dict[str, tuple[str, ...]] = {
+    "output_text": ("type", "text", "annotations"),
+    "refusal": ("type", "refusal"),
+}
+
+
+def response_input_items(response: Response) -> list[dict[str, Any]]:
+    """A Responses answer as input items for the next call (what OpenAI's docs do with
+    `input += response.output`).
+
+    With `Response.raw` (the SDK's final `Response`): its output items as the API takes them
+    back — reasoning items (which keep a reasoning model's reasoning across tool calls),
+    messages, function calls and server tool calls, without response-only fields (parsed
+    output). A reasoning item needs its `encrypted_content` (ask for
+    `include=["reasoning.encrypted_content"]`) when the response was not stored
+    (`store=False`); without it the reasoning is left out, and the other items are sent
+    without their ids (an item id refers to a stored response). An answer cut short (no
+    finish reason) or from another provider: its text and tool calls, from the fields.
+
+    >>> from rxllm.models import ToolCall
+    >>> answer = Response(text="Let me check.", provider="openai",
+    ...     tool_calls=(ToolCall(id="call_1", name="weather", arguments='{"city": "Oslo"}'),))
+    >>> response_input_items(answer)
+    [{'role': 'assistant', 'content': 'Let me check.'}, {'type': 'function_call', 'call_id': 'call_1', 'name': 'weather', 'arguments': '{"city": "Oslo"}'}]
+    """  # noqa: E501
+    raw = None
+    if response.finish_reason is not None:
+        with contextlib.suppress(Exception):  # a shape the SDK refused: the fields
+            raw = response.raw
+    output = getattr(raw, "output", None)
+    if getattr(raw, "object", None) != "response" or not isinstance(output, list) or not output:
+        calls = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in response.tool_calls
+        ]
+        text = response.text or response.refusal or None
+        return _assistant(0, {"role": "assistant", "content": text, "tool_calls": calls})
+    items: list[dict[str, Any]] = [
+        item.model_dump(mode="json", exclude_none=True, warnings=False)
+        for item in output  # pyright: ignore[reportUnknownVariableType]
+    ]
+    stored = getattr(raw, "store", None) is not False
+    keep_reasoning = all(
+        stored or item.get("encrypted_content") for item in items if item["type"] == "reasoning"
+    )
+    sent: list[dict[str, Any]] = []
+    for item in items:
+        kind = item["type"]
+        if kind == "reasoning" and not keep_reasoning:
+            continue
+        fields = _REPLAYED_FIELDS.get(kind)
+        kept = item if fields is None else {name: item[name] for name in fields if name in item}
+        if kind == "message":
+            kept["content"] = [
+                {k: part[k] for k in _CONTENT_FIELDS.get(part.get("type"), part) if k in part}
+                for part in kept.get("content", [])
+            ]
+        if not keep_reasoning:
+            kept.pop("id", None)
+            if kind == "message":  # an output message without its id: as an easy message
+                text = "".join(
+                    p.get("text") or p.get("refusal") or "" for p in kept.get("content", [])
+                )
+                kept = {"role": "assistant", "content": text}
+        sent.append(kept)
+    return sent
+
+
+def tool_output_items(results: Iterable[ToolResult]) -> list[dict[str, Any]]:
+    """The `function_call_output` items that answer tool calls, one per result.
+
+    >>> from rxllm.models import ToolCall
+    >>> result = ToolResult(call=ToolCall(id="call_1", name="add"), output=3)
+    >>> tool_output_items([result])
+    [{'type': 'function_call_output', 'call_id': 'call_1', 'output': '3'}]
+    """
+    return [
+        {"type": "function_call_output", "call_id": result.call.id, "output": result.content}
+        for result in results
+    ]
+
+
+# --- the provider ---------------------------------------------------------------------------
+
+
+class OpenAIResponsesProvider(OpenAIProvider):
+    """Configuration and SDK clients for one OpenAI model on the Responses API.
+
+    The same clients, keys, `base_url` and error mapping as `OpenAIProvider` (Chat
+    Completions); what differs is the request (`responses_arguments`), the endpoint and the
+    event mapper (`ResponsesEvents`). `retry(resume=True)` continues a cut-short answer as
+    on Chat Completions: the text so far as an assistant message plus an instruction to
+    continue, sent as input items.
+
+    >>> import rxllm
+    >>> llm = rxllm.LLM(OpenAIResponsesProvider("gpt-5-mini", api_key="sk-..."))
+    >>> llm.provider, llm.model
+    ('openai', 'gpt-5-mini')
+    """
+
+    def open_stream(self, client: Any, kwargs: dict[str, Any]) -> Any:
+        """`responses.with_streaming_response.create(stream=True, ...)`."""
+        return client.responses.with_streaming_response.create(stream=True, **kwargs)
+
+    def mapper(self) -> ResponsesEvents:  # type: ignore[override]
+        """A fresh event mapper."""
+        return ResponsesEvents()
+
+    def check(self, request: Request) -> None:
+        """Reject what the Responses API does not take, before any request."""
+        responses_arguments(request, self.model)
+
+    def arguments(self, request: Request) -> dict[str, Any]:
+        """The keyword arguments for `responses.create` (without `stream`)."""
+        return responses_arguments(request, self.model)
+
+    def raw_context(self, request: Request, kwargs: dict[str, Any]) -> Any:
+        """The tools as sent and a pydantic response format, for `Response.raw` to be parsed
+        as the SDK's `responses.stream()` parses it."""
+        context: dict[str, Any] = {}
+        if "tools" in kwargs:
+            context["tools"] = kwargs["tools"]
+        if inspect.isclass(request.response_format):
+            context["text_format"] = request.response_format
+        return context or None
+
+
+def openai_responses_llm(
+    model: str,
+    *,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    client: openai.OpenAI | None = None,
+    async_client: openai.AsyncOpenAI | None = None,
+    **defaults: Any,
+) -> LLM:
+    """An `LLM` on OpenAI's Responses API streaming (what `rxllm.openai(model,
+    api="responses")` makes). Arguments as for `rxllm.openai`.
+
+    >>> llm = openai_responses_llm("gpt-5-mini", api_key="sk-...", max_tokens=200)
+    >>> llm.provider, llm.defaults["max_tokens"]
+    ('openai', 200)
+    """
+    max_retries = defaults.pop("max_retries", None)
+    check_params({"max_retries": max_retries})
+    provider = OpenAIResponsesProvider(
+        model,
+        api_key=api_key,
+        base_url=base_url,
+        client=client,
+        async_client=async_client,
+        max_retries=max_retries,
+    )
+    return LLM(provider, **defaults)
