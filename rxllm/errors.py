@@ -200,7 +200,9 @@ class RateLimitStreamError(StreamError, RateLimitError):
 # An error object's `type` and `code`, lower-cased with everything but letters and digits
 # dropped, so that "overloaded_error", "InternalServerError" and "rate_limit_exceeded" all
 # match: Anthropic's error types, OpenAI's types and codes, and OpenAI-compatible servers'.
-_RATE_LIMIT_KINDS = frozenset({"ratelimiterror", "ratelimitexceeded", "ratelimit", "429"})
+_RATE_LIMIT_KINDS = frozenset(
+    {"ratelimiterror", "ratelimitexceeded", "ratelimit", "toomanyrequests", "429"}
+)
 _SERVER_KINDS = frozenset(
     {
         "overloadederror",

@@ -67,6 +67,7 @@ class TestStreamErrorEvents:
             ({"type": "overloaded_error", "message": "busy"}, errors.ServerStreamError),
             ({"type": "api_error"}, errors.ServerStreamError),
             ({"code": "rate_limit_exceeded", "message": "slow"}, errors.RateLimitStreamError),
+            ({"code": "too_many_requests", "message": "slow"}, errors.RateLimitStreamError),
             ({"code": 503, "message": "vLLM down"}, errors.ServerStreamError),
             ({"type": "invalid_request_error", "message": "no"}, errors.StreamError),
             ("CUDA out of memory", errors.StreamError),

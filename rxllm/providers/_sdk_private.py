@@ -24,7 +24,10 @@ __all__ = [
     "custom_query",
     "http_client",
     "openai_chat_stream_state",
+    "openai_construct",
     "openai_response_format",
+    "openai_responses_snapshot",
+    "openai_responses_stream_state",
 ]
 
 
@@ -45,6 +48,31 @@ def openai_response_format(model: type) -> Any:
     from openai.lib._parsing._completions import type_to_response_format_param
 
     return type_to_response_format_param(model)
+
+
+def openai_construct(type_: Any, data: Mapping[str, Any]) -> Any:
+    """`openai._models.construct_type`: an event's typed object built without validation, as
+    the SDK's own stream builds it (`Chunk.raw` of the Responses API). If it moves, reading
+    a Responses chunk's `.raw` fails."""
+    from openai._models import construct_type
+
+    return construct_type(type_=type_, value=data)
+
+
+def openai_responses_stream_state(**options: Any) -> Any:
+    """`openai.lib.streaming.responses.ResponseStreamState`: the accumulator of the SDK's
+    `responses.stream()` helper; `Response.raw` of the Responses API replays the events
+    through it. If it moves, reading `Response.raw` fails."""
+    from openai.lib.streaming.responses import ResponseStreamState
+
+    return ResponseStreamState(**options)
+
+
+def openai_responses_snapshot(state: Any) -> Any:
+    """The response so far inside a `ResponseStreamState` (its private
+    `__current_snapshot`): `Response.raw` of a Responses stream cut short. If it is
+    renamed, that `raw` is None (the test of it fails)."""
+    return getattr(state, "_ResponseStreamState__current_snapshot", None)
 
 
 def anthropic_accumulate_event(**arguments: Any) -> Any:

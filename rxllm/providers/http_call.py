@@ -56,8 +56,16 @@ class HTTPCodec(StreamCodec, Protocol):
     @property
     def sdk_stream(self) -> tuple[Any, Any]:
         """The SDK's own stream class and the event type it casts to (`openai.Stream`,
-        `ChatCompletionChunk`): run over the same bytes, it says what the SDK raises for an
-        error event or a broken body."""
+        `ChatCompletionChunk`): run over the same bytes, it says what the SDK raises for a
+        broken body (`http_errors.sdk_stream_failure`)."""
+        ...
+
+    def error_cause(
+        self, error: errors.StreamError, client: Any, http: httpx2.Response
+    ) -> BaseException | None:
+        """The SDK exception to chain as the cause of an error event: what the installed
+        SDK's own stream raises for the same bytes (`error.event`), or, for an event the
+        SDK yields as data, the exception it would build for it."""
         ...
 
 
@@ -202,10 +210,9 @@ class HTTPCall:
     def _chain(self, error: errors.StreamError, http: httpx2.Response) -> None:
         """Chain, as the error event's cause, what the installed SDK's own stream raises for
         the same event; its message (the request id, the error's type) is the better one."""
-        if error.__cause__ is not None or error.event is None:
+        if error.__cause__ is not None or (error.event is None and error.body is None):
             return
-        stream_class, cast_to = self.codec.sdk_stream
-        cause = sdk_stream_failure(stream_class, cast_to, self._client, http, error.event)
+        cause = self.codec.error_cause(error, self._client, http)
         if cause is None:
             return
         secrets = self.codec.secrets()

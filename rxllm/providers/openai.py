@@ -16,13 +16,17 @@ from rxllm._loops import run_awaitable
 from rxllm.llm import LLM
 from rxllm.providers import _sdk_private
 from rxllm.providers.cancellation import sync_http_client
+from rxllm.providers.http_call import HTTPCodecClass
 from rxllm.providers.openai_chat import ChatCodec
+from rxllm.providers.openai_responses import ResponsesCodec
 from rxllm.providers.sdk_provider import SDKProvider
 from rxllm.request import check_params
 
 __all__ = ["OpenAIProvider", "openai_llm"]
 
 PROVIDER = "openai"
+_APIS: dict[str, HTTPCodecClass] = {"chat": ChatCodec, "responses": ResponsesCodec}
+"""The wire protocols OpenAI's SDK speaks, by `api=`."""
 
 
 class OpenAIProvider(SDKProvider):
@@ -81,9 +85,11 @@ def openai_llm(
     base_url: str | None = None,
     client: openai.OpenAI | None = None,
     async_client: openai.AsyncOpenAI | None = None,
+    api: str = "chat",
     **defaults: Any,
 ) -> LLM:
-    """An `LLM` on OpenAI Chat Completions streaming (or any OpenAI-compatible `base_url`).
+    """An `LLM` on OpenAI Chat Completions streaming (or any OpenAI-compatible `base_url`),
+    or, with `api="responses"`, on OpenAI's Responses API.
 
     `**defaults` are request parameters merged into every call, plus `stall_timeout` and
     `max_retries` (given to the SDK client for failures before the stream starts). With
@@ -103,12 +109,20 @@ def openai_llm(
     >>> llm = rxllm.openai("gpt-4o-mini", api_key="sk-...", temperature=0)
     >>> llm.model
     'gpt-4o-mini'
+    >>> rxllm.openai("gpt-5-mini", api="responses", api_key="sk-...").provider
+    'openai'
     """
+    codec = _APIS.get(api)
+    if codec is None:
+        raise ValueError(
+            f"rxllm.openai(api=...) is 'chat' (Chat Completions) or 'responses' (the "
+            f"Responses API), not {api!r}"
+        )
     max_retries = defaults.pop("max_retries", None)
     check_params({"max_retries": max_retries})
     provider = OpenAIProvider(
         model,
-        ChatCodec,
+        codec,
         api_key=api_key,
         base_url=base_url,
         client=client,

@@ -29,13 +29,14 @@ from rxllm.codec import StreamCodec
 from rxllm.models import Chunk, Response, ToolCallDelta, ToolResult, Usage, text_chunk_maker
 from rxllm.providers import _sdk_private
 from rxllm.providers.http_call import parse_json
+from rxllm.providers.http_errors import sdk_stream_failure
 from rxllm.request import Request, check_sdk_params, with_turn
 from rxllm.tools import tool_schema
 
 if TYPE_CHECKING:
     from rxllm.messages import MessageFormat
 
-__all__ = ["CONTINUE_INSTRUCTION", "ChatCodec", "OpenAIEvents"]
+__all__ = ["CONTINUE_INSTRUCTION", "ChatCodec", "OpenAIEvents", "continue_after"]
 
 _log = logging.getLogger("rxllm.openai")
 CONTINUE_INSTRUCTION = (
@@ -95,6 +96,14 @@ class ChatCodec:
         """`chat.completions.with_streaming_response.create(stream=True, ...)`."""
         return client.chat.completions.with_streaming_response.create(stream=True, **kwargs)
 
+    def error_cause(
+        self, error: errors.StreamError, client: Any, http: httpx2.Response
+    ) -> BaseException | None:
+        """What the SDK's own stream raises for this error event (`openai.APIError`)."""
+        if error.event is None:
+            return None
+        return sdk_stream_failure(*self.sdk_stream, client, http, error.event)
+
     def follow_up(
         self, request: Request, answer: Response, results: Sequence[ToolResult]
     ) -> Request:
@@ -128,12 +137,7 @@ class ChatCodec:
 
     def continuation(self, request: Request, text: str) -> Request:
         """The request that continues a response after `text` (used by `ops.retry`)."""
-        messages = (
-            *request.messages,
-            {"role": "assistant", "content": text},
-            {"role": "user", "content": CONTINUE_INSTRUCTION},
-        )
-        return dataclasses.replace(request, messages=messages)
+        return continue_after(request, text)
 
 
 class OpenAIEvents:
@@ -257,6 +261,17 @@ class OpenAIEvents:
                 f"{self._name}: the stream ended before the server said it was done ([DONE])",
                 provider=self._name,
             )
+
+
+def continue_after(request: Request, text: str) -> Request:
+    """`request` asked to continue an answer cut off after `text`: the text as an assistant
+    message and an instruction to continue (OpenAI's APIs have no assistant prefill)."""
+    messages = (
+        *request.messages,
+        {"role": "assistant", "content": text},
+        {"role": "user", "content": CONTINUE_INSTRUCTION},
+    )
+    return dataclasses.replace(request, messages=messages)
 
 
 def _construct_chunk(data: dict[str, Any]) -> ChatCompletionChunk:

@@ -2,7 +2,8 @@
 
 The official SDK sends the request (`client.responses.with_streaming_response.create(
 stream=True, ...)`: auth, retries, status errors); rxllm reads the raw body through the
-shared fast path (`providers/_http.py`) and `ResponsesEvents` maps each streamed event to a
+shared fast path (`providers/http_call.py`); `ResponsesCodec` is the codec of one call
+(`rxllm.codec`) and its `ResponsesEvents` maps each streamed event to a
 `Chunk`:
 
 - `response.output_text.delta` -> `content` (the hot path: as cheap as a chat text delta);
@@ -55,7 +56,7 @@ answer's own output items (reasoning with its encrypted content, messages, funct
 server tool calls) for the next call's input, which keeps a reasoning model's reasoning
 across tool calls; `tool_output_items(results)` the `function_call_output` items.
 
->>> events = ResponsesEvents()
+>>> events = ResponsesEvents("openai")
 >>> chunk = events.map(None, {"type": "response.output_text.delta", "delta": "Hi",
 ...     "output_index": 0, "content_index": 0, "item_id": "msg_1", "sequence_number": 3})
 >>> chunk.content, chunk.provider
@@ -68,39 +69,38 @@ import contextlib
 import inspect
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import httpx2
 import openai
-from openai._models import construct_type
-from openai.lib.streaming.responses import ResponseStreamState
 from openai.resources.responses import Responses as _ResponsesResource
-from openai.types.chat import ChatCompletionChunk
 from openai.types.responses import ResponseStreamEvent
 
 from rxllm import errors
-from rxllm.accumulator import register_raw_builder
-from rxllm.llm import LLM, Request, check_params
+from rxllm.codec import StreamCodec
 from rxllm.models import (
     Chunk,
     Response,
     ToolCallDelta,
     ToolResult,
     Usage,
-    register_event_builder,
     text_chunk_maker,
 )
-from rxllm.providers import openai as _chat
-from rxllm.providers._http import parse_json
-from rxllm.providers.openai import OpenAIProvider
-from rxllm.providers.tools import tool_schema
+from rxllm.providers import _sdk_private
+from rxllm.providers import openai_chat as _chat
+from rxllm.providers.http_call import parse_json
+from rxllm.providers.http_errors import sdk_stream_failure
+from rxllm.request import Request, with_turn
+from rxllm.tools import tool_schema
+
+if TYPE_CHECKING:
+    from rxllm.messages import MessageFormat
 
 __all__ = [
     "INCOMPLETE_REASONS",
-    "OpenAIResponsesProvider",
+    "ResponsesCodec",
     "ResponsesEvents",
-    "openai_responses_llm",
     "response_input_items",
     "responses_arguments",
     "responses_event",
@@ -110,7 +110,6 @@ __all__ = [
     "tool_output_items",
 ]
 
-PROVIDER = "openai"
 _log = logging.getLogger("rxllm.openai")
 
 INCOMPLETE_REASONS = {"max_output_tokens": "length", "content_filter": "content_filter"}
@@ -214,9 +213,11 @@ class ResponsesEvents:
     __slots__ = (
         "_call_count",
         "_calls",
+        "_codec",
         "_delivered",
         "_failure",
         "_items",
+        "_name",
         "_text",
         "_text_content",
         "_text_output",
@@ -227,8 +228,10 @@ class ResponsesEvents:
         "model",
     )
 
-    def __init__(self) -> None:
-        self._text = text_chunk_maker(PROVIDER)
+    def __init__(self, name: str = "openai", codec: StreamCodec | None = None) -> None:
+        self._name = name  # the provider's name on every chunk and error
+        self._codec = codec
+        self._text = text_chunk_maker(name, codec)
         # The part the last text delta belonged to: a delta of another part is registered
         # as delivered (the hot path compares two small ints, nothing else).
         self._text_output: Any = _UNSET
@@ -334,9 +337,9 @@ class ResponsesEvents:
                 reason = details.get("reason") if type(details) is dict else None
                 finish_reason = INCOMPLETE_REASONS.get(reason, reason) if reason else "incomplete"
             else:
-                self._failure = _failed(response)
+                self._failure = _failed(self._name, response)
         elif kind == "error":
-            raise errors.stream_error_event(PROVIDER, _error_body(data))
+            raise errors.stream_error_event(self._name, _error_body(data))
         elif kind == "keepalive":
             return None  # a heartbeat, not activity of the model
         return Chunk.unchecked(
@@ -350,9 +353,10 @@ class ResponsesEvents:
             usage,
             self.model,
             self.id,
-            PROVIDER,
+            self._name,
             None if payload is not None else lambda: _construct(data),
             payload,
+            self._codec,
         )
 
     def end(self) -> None:
@@ -362,8 +366,8 @@ class ResponsesEvents:
             raise self._failure
         if not self.done:
             raise errors.StreamInterrupted(
-                "openai: the Responses stream ended before response.completed",
-                provider=PROVIDER,
+                f"{self._name}: the Responses stream ended before response.completed",
+                provider=self._name,
             )
 
     # --- the parts ---------------------------------------------------------------------------
@@ -543,27 +547,17 @@ def _error_body(data: dict[str, Any]) -> Any:
     return {k: data[k] for k in ("code", "message", "param") if k in data}
 
 
-def _failed(response: dict[str, Any]) -> errors.StreamError:
+def _failed(name: str, response: dict[str, Any]) -> errors.StreamError:
     """The `StreamError` of a `response.failed`: its `error` (`code`, `message`)."""
     error = response.get("error")
     if not (type(error) is dict and error):
         error = {"code": None, "message": f"the response failed (status {response.get('status')})"}
-    return errors.stream_error_event(PROVIDER, error)
+    return errors.stream_error_event(name, error)
 
 
 def _construct(data: dict[str, Any]) -> Any:
     """The SDK's typed event for one event's JSON, as its own stream builds it."""
-    return construct_type(type_=ResponseStreamEvent, value=data)
-
-
-def _is_responses_event(data: Any) -> bool:
-    """Whether parsed JSON is a Responses event (not a `chat.completion.chunk`)."""
-    return (
-        type(data) is dict
-        and type(data.get("type")) is str
-        and "choices" not in data
-        and data.get("object") != "chat.completion.chunk"
-    )
+    return _sdk_private.openai_construct(ResponseStreamEvent, data)
 
 
 def responses_event(payload: bytes) -> Any:
@@ -576,27 +570,6 @@ def responses_event(payload: bytes) -> Any:
     'ResponseErrorEvent'
     """
     return _construct(parse_json(payload))
-
-
-# Chat Completions and the Responses API are both provider "openai": the builders that make
-# `.raw` from what chunks keep tell their events apart by shape (a Responses event has a
-# `type`, a chat chunk `choices`). The codec contract will register each on its own.
-
-
-def _openai_event(payload: bytes) -> Any:
-    data = parse_json(payload)
-    if _is_responses_event(data):
-        return _construct(data)
-    return _chat._construct_chunk(data)  # pyright: ignore[reportPrivateUsage]
-
-
-def _openai_raw(events: Sequence[Any], response: Response, context: Any = None) -> Any:
-    if any(isinstance(event, ChatCompletionChunk) for event in events):
-        return _chat._response_raw(events, response, context)  # pyright: ignore[reportPrivateUsage]
-    return responses_raw(events, response, context)
-
-
-register_event_builder(PROVIDER, _openai_event)
 
 
 # --- Response.raw --------------------------------------------------------------------------
@@ -632,7 +605,7 @@ def responses_raw(events: Sequence[Any], response: Response, context: Any = None
 
 def _replay(events: list[Any], options: dict[str, Any]) -> Any:
     text_format = options.get("text_format", openai.omit)
-    state: Any = ResponseStreamState(
+    state: Any = _sdk_private.openai_responses_stream_state(
         input_tools=options.get("tools", openai.omit), text_format=text_format
     )
     final: Any = None
@@ -653,10 +626,7 @@ def _replay(events: list[Any], options: dict[str, Any]) -> Any:
                 final = out
     if final is not None:
         return final.response
-    return getattr(state, "_ResponseStreamState__current_snapshot", None)
-
-
-register_raw_builder(PROVIDER, _openai_raw)
+    return _sdk_private.openai_responses_snapshot(state)
 
 
 # --- requests -------------------------------------------------------------------------------
@@ -1061,75 +1031,101 @@ def tool_output_items(results: Iterable[ToolResult]) -> list[dict[str, Any]]:
     ]
 
 
-# --- the provider ---------------------------------------------------------------------------
+# --- the codec --------------------------------------------------------------------------------
 
 
-class OpenAIResponsesProvider(OpenAIProvider):
-    """Configuration and SDK clients for one OpenAI model on the Responses API.
+class ResponsesCodec:
+    """The codec of one Responses API call (`rxllm.openai(model, api="responses")`).
 
-    The same clients, keys, `base_url` and error mapping as `OpenAIProvider` (Chat
-    Completions); what differs is the request (`responses_arguments`), the endpoint and the
-    event mapper (`ResponsesEvents`). `retry(resume=True)` continues a cut-short answer as
-    on Chat Completions: the text so far as an assistant message plus an instruction to
-    continue, sent as input items.
+    The same SDK clients, keys and `base_url` as Chat Completions (`OpenAIProvider`); what
+    differs is the request (`responses_arguments`), the endpoint and the event mapper
+    (`ResponsesEvents`). `retry(resume=True)` continues a cut-short answer as on Chat
+    Completions: the text so far as an assistant message plus an instruction to continue,
+    sent as input items; a tool loop's next call sends the answer and the results as
+    input items (`function_call`, `function_call_output`).
 
     >>> import rxllm
-    >>> llm = rxllm.LLM(OpenAIResponsesProvider("gpt-5-mini", api_key="sk-..."))
+    >>> llm = rxllm.openai("gpt-5-mini", api="responses", api_key="sk-...")
     >>> llm.provider, llm.model
     ('openai', 'gpt-5-mini')
     """
+
+    message_format: MessageFormat = "openai"
+    sdk_stream = (openai.Stream, ResponseStreamEvent)
+    """The SDK's own stream over these events (what it raises for an error event)."""
+
+    def __init__(
+        self,
+        request: Request,
+        *,
+        model: str,
+        name: str = "openai",
+        secrets: Callable[[], tuple[str, ...]] = tuple,
+    ) -> None:
+        self._model = model
+        self._name = name
+        self._secrets = secrets
+        self._kwargs = responses_arguments(request, model)
+        # what the SDK's responses.stream() helper is given, for Response.raw to be what
+        # it ends with (`output_parsed`)
+        self._context: dict[str, Any] = {}
+        if "tools" in self._kwargs:
+            self._context["tools"] = self._kwargs["tools"]
+        if inspect.isclass(request.response_format):
+            self._context["text_format"] = request.response_format
+
+    @staticmethod
+    def check(request: Request) -> None:
+        """Reject what the Responses API does not take, before any request."""
+        responses_arguments(request, "")
+
+    def arguments(self, request: Request) -> dict[str, Any]:
+        """The keyword arguments for `responses.create` (without `stream`)."""
+        return dict(self._kwargs)
 
     def open_stream(self, client: Any, kwargs: dict[str, Any]) -> Any:
         """`responses.with_streaming_response.create(stream=True, ...)`."""
         return client.responses.with_streaming_response.create(stream=True, **kwargs)
 
-    def mapper(self) -> ResponsesEvents:  # type: ignore[override]
-        """A fresh event mapper."""
-        return ResponsesEvents()
+    def events(self) -> ResponsesEvents:
+        """A fresh event mapper for this call."""
+        return ResponsesEvents(self._name, self)
 
-    def check(self, request: Request) -> None:
-        """Reject what the Responses API does not take, before any request."""
-        responses_arguments(request, self.model)
+    def raw_event(self, data: bytes) -> Any:
+        """The SDK's `ResponseStreamEvent` of one event's JSON."""
+        return responses_event(data)
 
-    def arguments(self, request: Request) -> dict[str, Any]:
-        """The keyword arguments for `responses.create` (without `stream`)."""
-        return responses_arguments(request, self.model)
+    def raw_response(self, events: Sequence[Any], response: Response) -> Any:
+        """What the SDK's `responses.stream()` helper ends with (`responses_raw`)."""
+        return responses_raw(events, response, self._context)
 
-    def raw_context(self, request: Request, kwargs: dict[str, Any]) -> Any:
-        """The tools as sent and a pydantic response format, for `Response.raw` to be parsed
-        as the SDK's `responses.stream()` parses it."""
-        context: dict[str, Any] = {}
-        if "tools" in kwargs:
-            context["tools"] = kwargs["tools"]
-        if inspect.isclass(request.response_format):
-            context["text_format"] = request.response_format
-        return context or None
+    def error_cause(
+        self, error: errors.StreamError, client: Any, http: httpx2.Response
+    ) -> BaseException | None:
+        """What the SDK's own stream raises for this event; for the ones it yields as data
+        (a documented `error` event, `response.failed`), the `openai.APIError` its stream
+        builds for an error in the stream."""
+        if error.event is not None:
+            raised = sdk_stream_failure(*self.sdk_stream, client, http, error.event)
+            if raised is not None:
+                return raised
+        body = error.body
+        message = body.get("message") if isinstance(body, dict) else body
+        if not isinstance(message, str) or not message:
+            message = "An error occurred during streaming"
+        return openai.APIError(message=message, request=http.request, body=body)
 
+    def continuation(self, request: Request, text: str) -> Request:
+        """The request that continues an answer after `text` (as on Chat Completions)."""
+        return _chat.continue_after(request, text)
 
-def openai_responses_llm(
-    model: str,
-    *,
-    api_key: str | None = None,
-    base_url: str | None = None,
-    client: openai.OpenAI | None = None,
-    async_client: openai.AsyncOpenAI | None = None,
-    **defaults: Any,
-) -> LLM:
-    """An `LLM` on OpenAI's Responses API streaming (what `rxllm.openai(model,
-    api="responses")` makes). Arguments as for `rxllm.openai`.
+    def follow_up(
+        self, request: Request, answer: Response, results: Sequence[ToolResult]
+    ) -> Request:
+        """The next call of a tool loop: the answer and its tools' results appended (sent
+        as `function_call` / `function_call_output` items by `responses_input`)."""
+        return with_turn(request, answer, results, "openai")
 
-    >>> llm = openai_responses_llm("gpt-5-mini", api_key="sk-...", max_tokens=200)
-    >>> llm.provider, llm.defaults["max_tokens"]
-    ('openai', 200)
-    """
-    max_retries = defaults.pop("max_retries", None)
-    check_params({"max_retries": max_retries})
-    provider = OpenAIResponsesProvider(
-        model,
-        api_key=api_key,
-        base_url=base_url,
-        client=client,
-        async_client=async_client,
-        max_retries=max_retries,
-    )
-    return LLM(provider, **defaults)
+    def secrets(self) -> tuple[str, ...]:
+        """The credentials this call may send."""
+        return self._secrets()

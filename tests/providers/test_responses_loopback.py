@@ -24,8 +24,6 @@ from rxllm.accumulator import Accumulator
 from rxllm.llm import CallStream
 from rxllm.models import Chunk, ToolCallDelta, Usage
 from rxllm.providers.openai_responses import (
-    OpenAIResponsesProvider,
-    openai_responses_llm,
     response_input_items,
     tool_output_items,
 )
@@ -37,7 +35,7 @@ MODES = ["sync", "async"]
 
 def make(server: Server, **defaults: Any) -> rxllm.LLM:
     defaults.setdefault("max_retries", 0)
-    return openai_responses_llm("test-model", base_url=server.url, api_key=KEY, **defaults)
+    return rxllm.openai("test-model", api="responses", base_url=server.url, api_key=KEY, **defaults)
 
 
 def run(stream: reactivex.Observable[Chunk], mode: str) -> rxllm.Response:
@@ -499,8 +497,8 @@ class TestContinuations:
 
 
 def test_the_provider_is_openai_and_clients_are_shared_with_chat(server: Server) -> None:
-    provider = OpenAIResponsesProvider("test-model", base_url=server.url, api_key=KEY)
-    llm = rxllm.LLM(provider)
+    llm = rxllm.openai("test-model", api="responses", base_url=server.url, api_key=KEY)
+    provider = llm._provider  # type: ignore[attr-defined]
     assert (llm.provider, llm.model) == ("openai", "test-model")
     server.push(Script("One."))
     assert rxllm.collect(llm.stream("hi"), timeout=10).text == "One."

@@ -17,13 +17,22 @@ from pydantic import BaseModel
 
 import rxllm
 from rxllm import ops
-from rxllm.accumulator import Accumulator, with_raw_context
+from rxllm.accumulator import Accumulator
 from rxllm.models import Chunk, ToolCallDelta
-from rxllm.providers.openai import OpenAIEvents
-from rxllm.providers.openai_responses import ResponsesEvents, responses_raw
+from rxllm.providers.openai_chat import ChatCodec
+from rxllm.providers.openai_responses import ResponsesCodec, ResponsesEvents, responses_raw
+from rxllm.request import Request
 
 MODEL = "gpt-5-mini-2025-08-07"
 RID = "resp_68af4030592c81938ec0a5fbab4a3e9f"
+
+
+def responses_events(response_format: Any = None) -> ResponsesEvents:
+    """The event mapper of a Responses call, as the provider makes it."""
+    request = Request(
+        messages=({"role": "user", "content": "hi"},), response_format=response_format
+    )
+    return ResponsesCodec(request, model="m").events()
 
 
 class Events:
@@ -234,10 +243,10 @@ class Events:
 
 
 def mapped(
-    events: list[dict[str, Any]], *, payload: bool = True
+    events: list[dict[str, Any]], *, payload: bool = True, response_format: Any = None
 ) -> tuple[list[Chunk], ResponsesEvents]:
     """Map every event as the HTTP path does (with its bytes) or without bytes."""
-    mapper = ResponsesEvents()
+    mapper = responses_events(response_format)
     chunks: list[Chunk] = []
     for event in events:
         data = json.dumps(event).encode()
@@ -247,12 +256,10 @@ def mapped(
     return chunks, mapper
 
 
-def respond(events: list[dict[str, Any]], context: Any = None) -> rxllm.Response:
-    chunks, mapper = mapped(events)
+def respond(events: list[dict[str, Any]], response_format: Any = None) -> rxllm.Response:
+    chunks, mapper = mapped(events, response_format=response_format)
     mapper.end()
     acc = Accumulator()
-    if chunks and context is not None:
-        with_raw_context(chunks[0], context)
     acc.extend(chunks)
     return acc.response()
 
@@ -510,7 +517,7 @@ class TestFailures:
         ],
     )
     def test_error_events_raise_where_they_arrive(self, event: dict[str, Any]) -> None:
-        mapper = ResponsesEvents()
+        mapper = responses_events()
         for earlier in Events().start().events:
             mapper.map(None, earlier)
         with pytest.raises(rxllm.errors.ServerStreamError) as caught:
@@ -530,7 +537,7 @@ class TestFailures:
             },
         }
         with pytest.raises(rxllm.RateLimitError) as caught:
-            ResponsesEvents().map("error", event)
+            responses_events().map("error", event)
         assert caught.value.retryable
 
     def test_a_body_that_ends_early_is_interrupted(self) -> None:
@@ -671,7 +678,7 @@ class TestUnmodeledEvents:
 
     def test_a_keepalive_is_no_chunk(self) -> None:
         assert (
-            ResponsesEvents().map("keepalive", {"type": "keepalive", "sequence_number": 9}) is None
+            responses_events().map("keepalive", {"type": "keepalive", "sequence_number": 9}) is None
         )
 
 
@@ -709,17 +716,15 @@ class TestResponseRaw:
 
         ok = respond(
             Events().start().message('{"name":', ' "Oslo"}').completed().events,
-            context={"text_format": City},
+            response_format=City,
         )
         assert ok.raw.output_parsed == City(name="Oslo")
-        bad = respond(
-            Events().start().message("not json").completed().events, context={"text_format": City}
-        )
+        bad = respond(Events().start().message("not json").completed().events, response_format=City)
         assert bad.raw.output_text == "not json"  # replayed without the format
 
 
 def test_chat_chunks_still_build_chat_raws() -> None:
-    # Both APIs are provider "openai": .raw tells their events apart by shape.
+    # Both APIs are provider "openai": each chunk's codec builds its own kind of raw.
     event = {
         "id": "c",
         "object": "chat.completion.chunk",
@@ -728,7 +733,8 @@ def test_chat_chunks_still_build_chat_raws() -> None:
         "choices": [{"index": 0, "delta": {"content": "Hi"}, "finish_reason": None}],
     }
     payload = json.dumps(event).encode()
-    chunk = OpenAIEvents().map(None, event, payload)
+    chat = ChatCodec(Request(messages=({"role": "user", "content": "hi"},)), model="m")
+    chunk = chat.events().map(None, event, payload)
     assert chunk is not None and isinstance(chunk.raw, ChatCompletionChunk)
     acc = Accumulator()
     acc.extend([chunk])

@@ -12,7 +12,6 @@ import pytest
 
 import rxllm
 from rxllm.models import Chunk, ToolCallDelta, Usage
-from rxllm.providers.openai_responses import openai_responses_llm
 from rxllm.testing import Script, Server
 from rxllm.testing._encode import plan
 
@@ -61,7 +60,9 @@ def sdk_events(server: Server) -> list[Any]:
 
 
 def rx_chunks(server: Server) -> list[Chunk]:
-    llm = openai_responses_llm("test-model", base_url=server.url, api_key=KEY, max_retries=0)
+    llm = rxllm.openai(
+        "test-model", api="responses", base_url=server.url, api_key=KEY, max_retries=0
+    )
     return list(rxllm.iterate(llm.stream("hi")))
 
 

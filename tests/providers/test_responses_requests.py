@@ -10,20 +10,19 @@ from openai.types.responses import Response as SDKResponse
 from pydantic import BaseModel
 
 import rxllm
-from rxllm.llm import Request
 from rxllm.models import ToolCall, ToolResult
 from rxllm.providers.openai_responses import (
-    OpenAIResponsesProvider,
     response_input_items,
     responses_arguments,
     responses_input,
     responses_tool,
     tool_output_items,
 )
+from rxllm.request import Request
 
 
 def llm(**defaults: Any) -> rxllm.LLM:
-    return rxllm.LLM(OpenAIResponsesProvider("gpt-5-mini", api_key="sk-test"), **defaults)
+    return rxllm.openai("gpt-5-mini", api="responses", api_key="sk-test", **defaults)
 
 
 def sent(**stream: Any) -> dict[str, Any]:
