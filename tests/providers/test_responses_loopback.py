@@ -23,10 +23,7 @@ from rxllm import ops
 from rxllm.accumulator import Accumulator
 from rxllm.llm import CallStream
 from rxllm.models import Chunk, ToolCallDelta, Usage
-from rxllm.providers.openai_responses import (
-    response_input_items,
-    tool_output_items,
-)
+from rxllm.providers.responses_input import response_input_items, tool_output_items
 from rxllm.testing import Script, Server
 
 KEY = "sk-responses-test-0123456789"

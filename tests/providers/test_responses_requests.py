@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 import rxllm
 from rxllm.models import ToolCall, ToolResult
-from rxllm.providers.openai_responses import (
+from rxllm.providers.responses_input import (
     response_input_items,
     responses_arguments,
     responses_input,
