@@ -9,7 +9,7 @@ own object), `Usage`, `ToolCall`, `ToolResult`, `AudioSegment`, `Snapshot`.
 
 Operators (`rxllm.ops`): `accumulate`, `take_until`, `to_response`, `text`, `sentences`,
 `smooth`, `partial`, `tool_calls`, `tool_results`, `audio_segments`, `retry`,
-`on_finish`. Functions: `tee`, `audio_split`, `race`, `batch`; terminals `collect`,
+`on_finish`. Functions: `tee`, `audio_split`, `race`, `fallback`, `batch`; terminals `collect`,
 `acollect`, `iterate`, `aiterate`, `write_wav`. Errors (`rxllm.errors`): `LLMError` and
 its subclasses, each with `.partial`, `.provider`, `.retryable`. Testing:
 `rxllm.testing.Server`, a loopback server speaking both providers' protocols.
@@ -44,6 +44,7 @@ from rxllm.errors import (
     StreamInterrupted,
     StreamTimeout,
 )
+from rxllm.fallback import fallback
 from rxllm.llm import LLM, Request
 from rxllm.models import Chunk, Response, ToolCall, ToolCallDelta, Usage
 from rxllm.ops._audio_segments import AudioSegment
@@ -89,6 +90,7 @@ __all__ = [
     "batch",
     "collect",
     "errors",
+    "fallback",
     "iterate",
     "local",
     "openai",

@@ -104,6 +104,9 @@ class LLMError(Exception):
         """True when the same call may succeed if tried again."""
         self.status_code: int | None = status_code
         """The HTTP status, when the provider answered with one."""
+        self.attempts: tuple[LLMError, ...] = ()
+        """Every attempt's error, in order, this one last, when several calls were tried
+        (`rxllm.fallback`); `()` otherwise."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r}, provider={self.provider!r})"

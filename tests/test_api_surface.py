@@ -18,6 +18,7 @@ API_FUNCTIONS = [
     "tee",
     "audio_split",
     "race",
+    "fallback",
     "batch",
     "collect",
     "acollect",
