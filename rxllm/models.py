@@ -83,10 +83,11 @@ class Usage(BaseModel, frozen=True):
     `prompt_tokens_details.cached_tokens`, Anthropic `cache_read_input_tokens`)."""
     cache_write_tokens: int = 0
     """Of `input_tokens`, those written to the prompt cache (Anthropic
-    `cache_creation_input_tokens`; OpenAI caches without saying so)."""
+    `cache_creation_input_tokens`, OpenAI `prompt_tokens_details.cache_write_tokens`)."""
     reasoning_tokens: int = 0
-    """Of `output_tokens`, those spent on hidden reasoning (OpenAI
-    `completion_tokens_details.reasoning_tokens`; Anthropic does not report it)."""
+    """Of `output_tokens`, those spent on reasoning (OpenAI
+    `completion_tokens_details.reasoning_tokens`, Anthropic
+    `output_tokens_details.thinking_tokens`)."""
 
     def __add__(self, other: Usage) -> Usage:
         """Sum two usages, e.g. over the attempts of a retried call."""
