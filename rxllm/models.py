@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
+from decimal import Decimal
 from typing import Any, Literal
 
 import pydantic
@@ -530,6 +531,22 @@ class Response(_LazyRaw, frozen=True):
             if step.usage is not None:
                 total = step.usage if total is None else total + step.usage
         return total
+
+    @property
+    def cost(self) -> Decimal | None:
+        """The price of this answer in USD (for a tool loop, of all its calls), from the
+        `genai-prices` package's data for the provider and the model it reported, cached and
+        reasoning tokens at their own prices; None when unknown (see `rxllm.cost`).
+
+        >>> usage = Usage(input_tokens=1200, output_tokens=300)
+        >>> Response(provider="openai", model="gpt-4o-mini", usage=usage).cost > 0
+        True
+        >>> print(Response(provider="vllm", model="my-model", usage=usage).cost)
+        None
+        """
+        from rxllm.cost import response_cost
+
+        return response_cost(self)
 
     def messages(self, provider: str | None = None) -> list[dict[str, Any]]:
         """Every message this answer adds to the conversation, in `provider`'s format: for
