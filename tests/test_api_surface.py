@@ -26,7 +26,16 @@ API_FUNCTIONS = [
     "aiterate",
     "write_wav",
 ]
-API_TYPES = ["LLM", "Chunk", "ToolCallDelta", "ToolCall", "Usage", "Response", "Snapshot"]
+API_TYPES = [
+    "LLM",
+    "Chunk",
+    "ToolCallDelta",
+    "ToolCall",
+    "Usage",
+    "Response",
+    "Snapshot",
+    "UsageLimits",
+]
 API_OPS = [
     "accumulate",
     "take_until",
@@ -54,6 +63,7 @@ API_ERRORS = [
     "StreamError",
     "StreamTimeout",
     "OutputValidationError",
+    "UsageLimitExceeded",
 ]
 
 
@@ -91,6 +101,7 @@ def test_error_tree() -> None:
         "StreamError",
         "StreamTimeout",
         "OutputValidationError",
+        "UsageLimitExceeded",
     ):
         assert issubclass(getattr(rxllm, name), rxllm.LLMError)
 

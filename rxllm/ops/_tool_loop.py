@@ -24,7 +24,8 @@ from reactivex.disposable import Disposable
 
 from rxllm._checks import is_int
 from rxllm.accumulator import Accumulator
-from rxllm.errors import LLMError
+from rxllm.errors import LLMError, UsageLimitExceeded
+from rxllm.limits import StreamTally, UsageLimits, UsageMeter
 from rxllm.llm import CallStream, check_messages, tool_name
 from rxllm.models import Chunk, Response, ToolResult
 from rxllm.ops._decoding import not_chunks
@@ -48,6 +49,7 @@ def tool_loop(
     max_steps: int = 8,
     concurrency: int = 1,
     per_call: Pipe | None = None,
+    limits: UsageLimits | None = None,
 ) -> Callable[[reactivex.Observable[Chunk]], reactivex.Observable[Chunk]]:
     """Run the tools the model calls and call it again with their results, until it answers.
 
@@ -73,7 +75,11 @@ def tool_loop(
     tool, e.g. Anthropic's `{"type": "web_search_20250305", ...}`, runs without: the
     provider runs it). `per_call`: an operator applied
     to every call that keeps it a stream of chunks, e.g. `ops.retry()` (a retry resumes
-    within its step).
+    within its step). `limits` (`rxllm.UsageLimits`) caps the calls, tokens and cost of
+    the whole loop: no call starts once a limit is reached, and a call whose usage crosses
+    one is stopped (its HTTP call closed); either way the stream fails with
+    `rxllm.UsageLimitExceeded`, the answer so far as its `partial` (a call retried by
+    `per_call` counts once, with the usage of all its attempts).
 
     Downstream it is one stream: `collect` gives the last answer, with the earlier steps in
     `Response.steps` (each with its `tool_results`), `total_usage` for all of them, and
@@ -107,6 +113,10 @@ def tool_loop(
         raise ValueError(f"max_steps must be an int >= 1 (calls in all), not {max_steps!r}")
     if per_call is not None and not callable(per_call):
         raise TypeError(f"per_call must be an operator such as ops.retry(), not {per_call!r}")
+    if limits is not None and not isinstance(limits, UsageLimits):
+        raise TypeError(
+            f"limits must be rxllm.UsageLimits(...), e.g. UsageLimits(requests=5), not {limits!r}"
+        )
     if tools is not None:
         registry_of(tools)  # a list of lambdas, two tools of one name: refused now
     tool_results({}, concurrency=concurrency)  # its argument checks, now
@@ -122,7 +132,7 @@ def tool_loop(
         run = tool_results(registry, concurrency=concurrency)
         if per_call is not None:
             source.pipe(per_call)  # an operator that does not fit fails here, not mid-loop
-        rules = _Rules(run, final, max_steps, per_call)
+        rules = _Rules(run, final, max_steps, per_call, limits)
 
         def subscribe(
             observer: abc.ObserverBase[Chunk], scheduler: abc.SchedulerBase | None = None
@@ -212,6 +222,7 @@ class _Rules:
     final: frozenset[str]
     max_steps: int
     per_call: Pipe | None
+    limits: UsageLimits | None
 
 
 class _Loop:
@@ -233,6 +244,7 @@ class _Loop:
         self._held: abc.DisposableBase | None = None
         self._stopped = False
         self._steps: list[Response] = []
+        self._meter = UsageMeter(rules.limits) if rules.limits is not None else None
 
     def start(self) -> abc.DisposableBase:
         self._call(self._source, 0)
@@ -281,11 +293,35 @@ class _Loop:
             self._stopped = True
         self._observer.on_error(error)
 
+    def _over_limit(self, error: UsageLimitExceeded, partial: Response) -> None:
+        """A usage limit stops the loop: the call in flight is cancelled (its HTTP call
+        closed), and the error carries the answer so far."""
+        error.partial = partial.model_copy(update={"steps": tuple(self._steps)})
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            held, self._held = self._held, None
+        if held is not None:
+            held.dispose()
+        self._observer.on_error(error)
+
+    def _start_call(self, stream: CallStream) -> StreamTally | UsageLimitExceeded | None:
+        """Count the call about to start against the limits: its tally (None without
+        limits), or the error when a limit is already reached."""
+        if self._meter is None:
+            return None
+        return self._meter.start(requested_model=stream.provider.model)
+
     def _call(self, stream: CallStream, step: int) -> None:
         acc = Accumulator()
         per_call = self._rules.per_call
         calls = stream if per_call is None else stream.pipe(per_call)
         named: set[int] = set()  # the calls (indexes) that have an id
+        tally = self._start_call(stream)
+        if isinstance(tally, UsageLimitExceeded):
+            self._over_limit(tally, Response(provider=stream.provider.name))
+            return
 
         def on_next(chunk: Chunk) -> None:
             if not isinstance(chunk, Chunk):
@@ -297,14 +333,23 @@ class _Loop:
                 chunk = _with_ids(chunk, step, named)
             acc.push(chunk)
             self._observer.on_next(chunk)
+            if tally is not None:
+                crossed = tally.see(chunk)
+                if crossed is not None:
+                    tally.end()
+                    self._over_limit(crossed, acc.response())
 
         def on_error(error: Exception) -> None:
+            if tally is not None:
+                tally.end()
             if isinstance(error, LLMError) and self._steps:
                 partial = error.partial or Response(provider=stream.provider.name)
                 error.partial = partial.model_copy(update={"steps": tuple(self._steps)})
             self._fail(error)
 
         def on_completed() -> None:
+            if tally is not None:
+                tally.end()
             answer = acc.response()
             if (
                 not answer.tool_calls
