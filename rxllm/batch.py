@@ -468,7 +468,10 @@ def _one(
                 return reactivex.disposable.Disposable()
             tally = started
         subscription.disposable = source.subscribe(
-            on_next, on_error, on_completed, scheduler=scheduler
+            on_next if tally is not None else builder.add,  # no lock per chunk without limits
+            on_error,
+            on_completed,
+            scheduler=scheduler,
         )
         return subscription
 

@@ -58,7 +58,8 @@ def fallback(
       is raised instead.
 
     A source that fails after its finish reason arrived has delivered a whole answer: the
-    stream completes. Each chunk's `provider` and `model` say who served it. Usage is summed
+    stream completes. Each chunk's `provider` and `model` say who served it; the collected
+    `Response` names the last (an answer two providers served has no `raw`). Usage is summed
     over every source subscribed, the failed ones' included (what their chunks or their
     error's `partial` reported), so the last chunk's usage is the total. When no source is
     left (or an error does not move on), the last error is raised with everything delivered
