@@ -27,7 +27,7 @@ from rxllm.accumulator import Accumulator
 from rxllm.errors import LLMError, UsageLimitExceeded
 from rxllm.limits import StreamTally, UsageLimits, UsageMeter
 from rxllm.llm import CallStream, check_messages, tool_name
-from rxllm.models import Chunk, Response, ToolResult
+from rxllm.models import Chunk, Response, ToolResult, Usage
 from rxllm.ops._decoding import not_chunks
 from rxllm.ops._tool_results import Registry, registry_of, tool_results
 
@@ -37,6 +37,10 @@ Pipe = Callable[[reactivex.Observable[Chunk]], reactivex.Observable[Chunk]]
 
 _NO_TOOLS_AFTER = frozenset({"length", "content_filter"})
 """Finish reasons after which the calls are not run: their arguments may be cut off."""
+
+_PAUSED = "pause_turn"
+"""Anthropic's stop reason for a turn it paused (a server tool such as web search ran long):
+the answer goes back as it is, and the model goes on with it."""
 
 _FORCING = frozenset({"any", "tool", "function"})
 """`tool_choice` types that force a tool call (with OpenAI's "required"): sent with the first
@@ -67,7 +71,11 @@ def tool_loop(
     `messages()` is still a conversation the providers take, every call answered); or when
     the model calls a tool offered as a pydantic model class, a final-answer tool (no call
     of that step is run: read it from `answer.tool_calls`). The calls of an answer cut off
-    at max_tokens or filtered are not run.
+    at max_tokens or filtered are not run. An answer Anthropic paused (`pause_turn`: a
+    server tool such as web search ran long) is not an end: it goes back as it is and the
+    next call continues it, as the same step (no chunk between the two, the paused one's
+    finish reason left out, the step's usage both calls'); at `max_steps` the loop ends
+    with it, `finish_reason` "pause_turn".
 
     `tools`: functions to run, as a list or a mapping from the names the model calls them
     by, over the request's own `tools=` that are Python functions (those run by default);
@@ -313,7 +321,8 @@ class _Loop:
             return None
         return self._meter.start(requested_model=stream.provider.model)
 
-    def _call(self, stream: CallStream, step: int) -> None:
+    def _call(self, stream: CallStream, step: int, carry: Usage | None = None) -> None:
+        """Make call number `step`; `carry`: the usage of the paused calls it continues."""
         acc = Accumulator()
         per_call = self._rules.per_call
         calls = stream if per_call is None else stream.pipe(per_call)
@@ -332,7 +341,12 @@ class _Loop:
             if chunk.tool_calls:
                 chunk = _with_ids(chunk, step, named)
             acc.push(chunk)
-            self._observer.on_next(chunk)
+            shown = chunk
+            if carry is not None and chunk.usage is not None:
+                shown = shown.model_copy(update={"usage": carry + chunk.usage})
+            if chunk.finish_reason == _PAUSED and not named and self._goes_on(step):
+                shown = shown.model_copy(update={"finish_reason": None})  # the turn goes on
+            self._observer.on_next(shown)
             if tally is not None:
                 crossed = tally.see(chunk)
                 if crossed is not None:
@@ -351,6 +365,9 @@ class _Loop:
             if tally is not None:
                 tally.end()
             answer = acc.response()
+            if answer.finish_reason == _PAUSED and not answer.tool_calls and self._goes_on(step):
+                self._resume(stream, answer, step, carry)
+                return
             if (
                 not answer.tool_calls
                 or answer.finish_reason in _NO_TOOLS_AFTER
@@ -364,6 +381,22 @@ class _Loop:
             2 * step,
             lambda: calls.subscribe(on_next, on_error, on_completed, scheduler=self._scheduler),
         )
+
+    def _goes_on(self, step: int) -> bool:
+        """Whether another call may follow call number `step`."""
+        return step + 1 < self._rules.max_steps
+
+    def _resume(self, stream: CallStream, paused: Response, step: int, carry: Usage | None) -> None:
+        """Continue a paused turn: the same request with the paused answer, as sent."""
+        request = stream.request
+        try:
+            added = check_messages([paused.message()])
+        except Exception as error:  # an answer that cannot go back (arguments cut off)
+            self._fail(error)
+            return
+        following = dataclasses.replace(request, messages=(*request.messages, *added))
+        usage = paused.usage if carry is None else carry + (paused.usage or Usage())
+        self._call(CallStream(stream.provider, following), step + 1, usage)
 
     def _tools(self, stream: CallStream, answer: Response, step: int) -> None:
         results: list[ToolResult] = []
