@@ -5,13 +5,14 @@ Models: `openai(model)`, `anthropic(model)`, `local()` (an embedded model, no ke
 call as an `Observable[Chunk]`, started by subscribing and cancelled by disposing.
 
 Data: `Chunk` (one increment), `Response` (the materialized answer, `.raw` the SDK's
-own object), `Usage`, `ToolCall`, `ToolResult`, `AudioSegment`, `Snapshot`.
+own object, `.cost` its price), `Usage`, `UsageLimits`, `ToolCall`, `ToolResult`,
+`AudioSegment`, `Snapshot`.
 
 Operators (`rxllm.ops`): `accumulate`, `take_until`, `to_response`, `text`, `sentences`,
 `smooth`, `partial`, `tool_calls`, `tool_results`, `audio_segments`, `retry`,
-`on_finish`. Functions: `tee`, `audio_split`, `race`, `batch`; terminals `collect`,
-`acollect`, `iterate`, `aiterate`, `write_wav`. Errors (`rxllm.errors`): `LLMError` and
-its subclasses, each with `.partial`, `.provider`, `.retryable`. Testing:
+`on_finish`. Functions: `tee`, `audio_split`, `race`, `fallback`, `batch`; terminals
+`collect`, `acollect`, `iterate`, `aiterate`, `write_wav`. Errors (`rxllm.errors`):
+`LLMError` and its subclasses, each with `.partial`, `.provider`, `.retryable`. Testing:
 `rxllm.testing.Server`, a loopback server speaking both providers' protocols.
 
 >>> import rxllm
@@ -43,7 +44,10 @@ from rxllm.errors import (
     StreamError,
     StreamInterrupted,
     StreamTimeout,
+    UsageLimitExceeded,
 )
+from rxllm.fallback import fallback
+from rxllm.limits import UsageLimits
 from rxllm.llm import LLM
 from rxllm.models import Chunk, Response, ToolCall, ToolCallDelta, ToolResult, Usage
 from rxllm.ops._audio_segments import AudioSegment
@@ -82,6 +86,8 @@ __all__ = [
     "ToolCallDelta",
     "ToolResult",
     "Usage",
+    "UsageLimitExceeded",
+    "UsageLimits",
     "acollect",
     "aiterate",
     "anthropic",
@@ -89,6 +95,7 @@ __all__ = [
     "batch",
     "collect",
     "errors",
+    "fallback",
     "iterate",
     "local",
     "openai",

@@ -111,6 +111,7 @@ class Accumulator:
         "_last",
         "_models",
         "_n",
+        "_providers",
         "_raws",
         "_sparse",
         "_start",
@@ -133,6 +134,7 @@ class Accumulator:
         self._sparse: dict[str, _Sparse] = {}
         self._models: list[tuple[int, str]] = []  # (position, model) where it changed
         self._ids: list[tuple[int, str]] = []
+        self._providers: list[tuple[int, str]] = []  # (position, provider) where it changed
         self._start = 0  # the position of the current step's first chunk (tool loops)
         self._ends: list[int] = []  # where each finished step ends (exclusive)
         self._steps: list[Response] = []  # the finished steps, with their tool results
@@ -181,8 +183,11 @@ class Accumulator:
         if response_id and response_id != self.id:
             self.id = response_id
             self._ids.append((n, response_id))
-        if self.provider is None:  # the first chunk
-            self.provider = values["provider"]
+        provider = values["provider"]
+        if provider != self.provider:
+            # the first chunk, or another provider going on with the answer (a fallback)
+            self._providers.append((n, provider))
+            self.provider = provider
             if private:
                 self.codec = private.get("_codec")
         self._last = chunk
@@ -270,8 +275,13 @@ class Accumulator:
     def _build(
         self, n: int, start: int, k: int, usage: Usage | None, finish_reason: str | None
     ) -> Response:
-        """The response of step `k` (chunks `start` to `n`), after the steps before it."""
-        provider = self.provider or "scripted"
+        """The response of step `k` (chunks `start` to `n`), after the steps before it.
+
+        Its provider is the one that served its last chunk; when several served it (a
+        fallback went on with another), there is no native object of the whole: no `raw`.
+        """
+        provider = _as_of(self._providers, n) or "scripted"
+        served_by_one = not any(start < at < n for at, _ in self._providers)
         response = Response(
             text=self._text("content", n),
             thinking=self._text("thinking", n),
@@ -290,7 +300,7 @@ class Accumulator:
         codec = self.codec
         if codec is not None:
             response._private()["_codec"] = codec  # pyright: ignore[reportPrivateUsage]
-            if n > start:
+            if n > start and served_by_one:
                 refs = self._raws[start:n]
                 response._with_raw_factory(  # pyright: ignore[reportPrivateUsage]
                     lambda: codec.raw_response(_events(codec, refs), response)

@@ -32,11 +32,14 @@ import reactivex
 from pydantic import BaseModel
 from reactivex import abc
 from reactivex import operators as rx
+from reactivex.disposable import SingleAssignmentDisposable
 
 from rxllm._checks import is_int, is_number
 from rxllm._loops import timer_scheduler
 from rxllm.accumulator import materialize
-from rxllm.errors import LLMError
+from rxllm.errors import LLMError, UsageLimitExceeded
+from rxllm.limits import UsageLimits, UsageMeter
+from rxllm.llm import CallStream
 from rxllm.models import Response
 from rxllm.ops._completion import complete_with
 
@@ -250,6 +253,7 @@ def batch(
     checkpoint: str | Path | None = None,
     progress: bool | IO[str] | None = True,
     key: Callable[[I], str] | None = None,
+    limits: UsageLimits | None = None,
 ) -> reactivex.Observable[tuple[I, Response | LLMError]]:
     """Run `pipeline` over `inputs`, at most `concurrency` calls at once.
 
@@ -262,6 +266,13 @@ def batch(
     is appended, and items that already succeeded there are emitted from it without a
     call. `progress` draws a bar on stderr (or on the given stream). `key(input)` names an
     item in the checkpoint (default: a hash of its JSON).
+
+    `limits` (`rxllm.UsageLimits`) caps the whole batch: once a limit is reached no item
+    starts (each one left comes out as `(input, UsageLimitExceeded)`), and when the usage
+    of the items running crosses one, they are stopped (their HTTP calls closed) and come
+    out as `(input, UsageLimitExceeded)` with what they had received as `partial`. An item
+    counts as one request (a tool loop inside a pipeline counts once; give it its own
+    `limits` to cap its calls); its tokens and cost are all its calls'.
 
         inputs:   a  b  c                                   (concurrency=2)
         call a:   ---"ok"--|
@@ -279,6 +290,10 @@ def batch(
     [('a', 'ok'), ('b', 'ok')]
     """
     _check_arguments(inputs, pipeline, concurrency, progress, key)
+    if limits is not None and not isinstance(limits, UsageLimits):
+        raise TypeError(
+            f"limits must be rxllm.UsageLimits(...), e.g. UsageLimits(cost=5), not {limits!r}"
+        )
     for name, value in (
         ("requests_per_minute", requests_per_minute),
         ("tokens_per_minute", tokens_per_minute),
@@ -308,6 +323,7 @@ def batch(
         stream = sys.stderr if progress is True else (progress or None)
         bar = _Progress(len(items), stream)
         timer = timer_scheduler()
+        meter = UsageMeter(limits) if limits is not None else None
 
         def finished(item: I, item_key: str, outcome: Response | LLMError) -> Result:
             if isinstance(outcome, Response):
@@ -328,9 +344,12 @@ def batch(
                 def done(outcome: Response | LLMError) -> Result:
                     return finished(item, item_key, outcome)
 
-                return _one(item, pipeline).pipe(rx.map(done))
+                return _one(item, pipeline, meter).pipe(rx.map(done))
 
             def start() -> reactivex.Observable[Result]:
+                refused = meter.refused() if meter is not None else None
+                if refused is not None:  # no waiting for a rate limit to say so
+                    return reactivex.just(finished(item, item_key, refused))
                 wait = limiter.reserve()
                 if wait <= 0:
                     return call()
@@ -375,27 +394,63 @@ def _check_arguments(inputs: Any, pipeline: Any, concurrency: Any, progress: Any
 
 
 def _one(
-    item: Any, pipeline: Callable[[Any], reactivex.Observable[Any]]
+    item: Any, pipeline: Callable[[Any], reactivex.Observable[Any]], meter: UsageMeter | None
 ) -> reactivex.Observable[Response | LLMError]:
-    """One item's outcome: its `Response`, or its `LLMError` as a value."""
+    """One item's outcome: its `Response`, or its `LLMError` as a value; with a `meter`, its
+    usage counted against the batch's limits (and the item stopped when they are crossed)."""
 
     def subscribe(
         observer: abc.ObserverBase[Response | LLMError],
         scheduler: abc.SchedulerBase | None = None,
     ) -> abc.DisposableBase:
         builder = materialize()
+        lock = threading.Lock()  # the item's own thread and a stop from another item's
+        subscription = SingleAssignmentDisposable()
+        ended = False
+
+        def settle(outcome: Response | LLMError) -> None:
+            nonlocal ended
+            with lock:
+                if ended:
+                    return
+                ended = True
+            if tally is not None:
+                tally.end()
+            complete_with(observer, outcome)
 
         def on_error(error: Exception) -> None:
-            complete_with(observer, _as_result(error))
+            settle(_as_result(error))
 
         def on_completed() -> None:
             try:
-                response = builder.response()
+                with lock:
+                    response = builder.response()
             except Exception as error:
                 on_error(error)
                 return
-            complete_with(observer, response)
+            settle(response)
 
+        def stop(error: UsageLimitExceeded) -> None:
+            """A limit was crossed: cancel this item's calls, keep what it received."""
+            subscription.dispose()
+            with lock:
+                if not ended:
+                    try:
+                        error.partial = builder.response()
+                    except Exception:  # e.g. an item that is not a chunk: nothing to keep
+                        error.partial = None
+            settle(error)
+
+        def on_next(value: Any) -> None:
+            with lock:
+                if ended:
+                    return
+                builder.add(value)
+            crossed = tally.see(value) if tally is not None else None
+            if crossed is not None:
+                stop(crossed)
+
+        tally = None
         try:
             source = pipeline(item)
             if not isinstance(source, reactivex.Observable):
@@ -406,7 +461,22 @@ def _one(
         except Exception as error:
             on_error(error)
             return reactivex.disposable.Disposable()
-        return source.subscribe(builder.add, on_error, on_completed, scheduler=scheduler)
+        if meter is not None:
+            started = meter.start(
+                requested_model=source.provider.model if isinstance(source, CallStream) else None,
+                on_stop=stop,
+            )
+            if isinstance(started, UsageLimitExceeded):
+                settle(started)
+                return reactivex.disposable.Disposable()
+            tally = started
+        subscription.disposable = source.subscribe(
+            on_next if tally is not None else builder.add,  # no lock per chunk without limits
+            on_error,
+            on_completed,
+            scheduler=scheduler,
+        )
+        return subscription
 
     return reactivex.create(subscribe)
 

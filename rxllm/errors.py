@@ -18,6 +18,7 @@ trying again could help (`retryable`). The SDK's own exception is kept as `__cau
      |    +-- RateLimitStreamError      ... of kind rate limit (also a RateLimitError)
      +-- StreamTimeout                  no event within the stall timeout  retryable
      +-- OutputValidationError          structured output did not validate
+     +-- UsageLimitExceeded             a tool loop's or batch's UsageLimits reached or crossed
 
 No message or repr ever contains an API key: messages are built from the provider's error
 text, which is scrubbed of anything that looks like a key.
@@ -29,7 +30,9 @@ import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from rxllm.models import Response
+    from decimal import Decimal
+
+    from rxllm.models import Response, Usage
 
 __all__ = [
     "APIConnectionError",
@@ -47,6 +50,7 @@ __all__ = [
     "StreamError",
     "StreamInterrupted",
     "StreamTimeout",
+    "UsageLimitExceeded",
     "scrub",
     "stream_error_event",
 ]
@@ -104,6 +108,9 @@ class LLMError(Exception):
         """True when the same call may succeed if tried again."""
         self.status_code: int | None = status_code
         """The HTTP status, when the provider answered with one."""
+        self.attempts: tuple[LLMError, ...] = ()
+        """Every attempt's error, in order, this one last, when several calls were tried
+        (`rxllm.fallback`); `()` otherwise."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r}, provider={self.provider!r})"
@@ -183,6 +190,32 @@ class StreamTimeout(LLMError):
 
 class OutputValidationError(LLMError):
     """Structured output (e.g. `ops.partial(Model)`) did not validate at the end."""
+
+
+class UsageLimitExceeded(LLMError):
+    """A limit of `rxllm.UsageLimits` was reached (no further request started) or crossed
+    (the running stream was stopped, its HTTP call closed). `limit` names it ("requests",
+    "output_tokens", "cost", ...); `usage` (and, with a cost limit, `cost` in USD) is what was
+    counted so far over all the calls of the tool loop or batch; `partial` is the answer so
+    far."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        limit: str = "",
+        usage: Usage | None = None,
+        cost: Decimal | None = None,
+        **kw: object,
+    ) -> None:
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+        self.limit = limit
+        """The name of the limit: "requests", "input_tokens", "output_tokens",
+        "total_tokens" or "cost"."""
+        self.usage = usage
+        """The usage counted so far over all the calls of the tool loop or batch."""
+        self.cost = cost
+        """The cost counted so far in USD, when a cost limit was set (else None)."""
 
 
 class ServerStreamError(StreamError, ServerError):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
+from decimal import Decimal
 from typing import Any
 
 import pydantic
@@ -69,10 +70,11 @@ class Usage(BaseModel, frozen=True):
     `prompt_tokens_details.cached_tokens`, Anthropic `cache_read_input_tokens`)."""
     cache_write_tokens: int = 0
     """Of `input_tokens`, those written to the prompt cache (Anthropic
-    `cache_creation_input_tokens`; OpenAI caches without saying so)."""
+    `cache_creation_input_tokens`, OpenAI `prompt_tokens_details.cache_write_tokens`)."""
     reasoning_tokens: int = 0
-    """Of `output_tokens`, those spent on hidden reasoning (OpenAI
-    `completion_tokens_details.reasoning_tokens`; Anthropic does not report it)."""
+    """Of `output_tokens`, those spent on reasoning (OpenAI
+    `completion_tokens_details.reasoning_tokens`, Anthropic
+    `output_tokens_details.thinking_tokens`)."""
 
     def __add__(self, other: Usage) -> Usage:
         """Sum two usages, e.g. over the attempts of a retried call."""
@@ -488,6 +490,22 @@ class Response(_LazyRaw, frozen=True):
             if step.usage is not None:
                 total = step.usage if total is None else total + step.usage
         return total
+
+    @property
+    def cost(self) -> Decimal | None:
+        """The price of this answer in USD (for a tool loop, of all its calls), from the
+        `genai-prices` package's data for the provider and the model it reported, cached and
+        reasoning tokens at their own prices; None when unknown (see `rxllm.cost`).
+
+        >>> usage = Usage(input_tokens=1200, output_tokens=300)
+        >>> Response(provider="openai", model="gpt-4o-mini", usage=usage).cost > 0
+        True
+        >>> print(Response(provider="vllm", model="my-model", usage=usage).cost)
+        None
+        """
+        from rxllm.cost import response_cost
+
+        return response_cost(self)
 
     def messages(self, provider: str | None = None) -> list[dict[str, Any]]:
         """Every message this answer adds to the conversation, in `provider`'s format: for

@@ -7,8 +7,10 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
+import rxllm
 from rxllm.accumulator import Accumulator, _Joined
 from rxllm.models import Chunk, ToolCallDelta, Usage
+from rxllm.providers.in_process import InProcessCodec
 
 
 @given(st.lists(st.text(max_size=8), max_size=40))
@@ -95,14 +97,18 @@ def test_it_keeps_no_chunk_objects_alive() -> None:
 def test_tool_calls_usage_finish_and_metadata() -> None:
     acc = Accumulator()
     acc.add(Chunk(id="r1", model="m", provider="openai", usage=Usage(input_tokens=5)))
-    acc.add(Chunk(tool_calls=(ToolCallDelta(index=0, id="a", name="f", arguments='{"x"'),)))
-    middle = acc.add(Chunk(tool_calls=(ToolCallDelta(index=1, id="b", name="g"),)))
-    acc.add(Chunk(tool_calls=(ToolCallDelta(index=0, arguments=": 1}"),)))
-    acc.add(Chunk(tool_calls=(ToolCallDelta(index=1, arguments="{}"),)))
+    delta = ToolCallDelta
+    acc.add(
+        Chunk(tool_calls=(delta(index=0, id="a", name="f", arguments='{"x"'),), provider="openai")
+    )
+    middle = acc.add(Chunk(tool_calls=(delta(index=1, id="b", name="g"),), provider="openai"))
+    acc.add(Chunk(tool_calls=(delta(index=0, arguments=": 1}"),), provider="openai"))
+    acc.add(Chunk(tool_calls=(delta(index=1, arguments="{}"),), provider="openai"))
     last = acc.add(
         Chunk(
             finish_reason="tool_calls",
             usage=Usage(input_tokens=5, output_tokens=9, total_tokens=14),
+            provider="openai",
         )
     )
     assert [(c.id, c.name, c.arguments) for c in middle.tool_calls] == [
@@ -115,6 +121,25 @@ def test_tool_calls_usage_finish_and_metadata() -> None:
     assert response.usage == Usage(input_tokens=5, output_tokens=9, total_tokens=14)
     assert (response.id, response.model, response.provider) == ("r1", "m", "openai")
     assert middle.finish_reason is None and middle.response().finish_reason is None
+
+
+def test_an_answer_served_by_two_providers_names_the_last_and_has_no_raw() -> None:
+    """After a fallback went on with another provider, the response is that provider's (as
+    its model is), and no native object stands for the whole."""
+
+    class Native(InProcessCodec):
+        def raw_response(self, events: object, response: rxllm.Response) -> str:
+            return f"native {response.text}"
+
+    acc = Accumulator()
+    hel = Chunk.unchecked("Hel", model="m1", provider="first-provider", codec=Native())
+    alone = acc.add(hel)
+    lo = Chunk.unchecked("lo", model="m2", provider="second-provider", codec=Native())
+    handed_over = acc.add(lo)
+    assert alone.response().raw == "native Hel"
+    response = handed_over.response()
+    assert (response.text, response.provider, response.model) == ("Hello", "second-provider", "m2")
+    assert response.raw is None
 
 
 def test_thinking_refusal_audio_and_transcript() -> None:

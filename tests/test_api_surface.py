@@ -19,6 +19,7 @@ API_FUNCTIONS = [
     "tee",
     "audio_split",
     "race",
+    "fallback",
     "batch",
     "collect",
     "acollect",
@@ -26,7 +27,16 @@ API_FUNCTIONS = [
     "aiterate",
     "write_wav",
 ]
-API_TYPES = ["LLM", "Chunk", "ToolCallDelta", "ToolCall", "Usage", "Response", "Snapshot"]
+API_TYPES = [
+    "LLM",
+    "Chunk",
+    "ToolCallDelta",
+    "ToolCall",
+    "Usage",
+    "Response",
+    "Snapshot",
+    "UsageLimits",
+]
 API_OPS = [
     "accumulate",
     "take_until",
@@ -54,6 +64,7 @@ API_ERRORS = [
     "StreamError",
     "StreamTimeout",
     "OutputValidationError",
+    "UsageLimitExceeded",
 ]
 
 
@@ -91,6 +102,7 @@ def test_error_tree() -> None:
         "StreamError",
         "StreamTimeout",
         "OutputValidationError",
+        "UsageLimitExceeded",
     ):
         assert issubclass(getattr(rxllm, name), rxllm.LLMError)
 

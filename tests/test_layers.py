@@ -17,11 +17,12 @@ PACKAGE = Path(__file__).parents[1] / "rxllm"
 
 LAYERS: list[tuple[str, ...]] = [
     # what everything may use: argument checks, threads and loops, the SSE decoder, tool
-    # schemas, conversation formats (they read the models' fields by name only)
-    ("rxllm._checks", "rxllm._loops", "rxllm.sse", "rxllm.tools", "rxllm.messages"),
+    # schemas, conversation formats and prices (they read the models' fields by name only)
+    ("rxllm._checks", "rxllm._loops", "rxllm.sse", "rxllm.tools", "rxllm.messages", "rxllm.cost"),
     ("rxllm.models",),  # the data: Chunk, Response, Usage, ToolCall, ToolResult
     ("rxllm.errors",),  # the error tree (an error carries a partial Response)
-    ("rxllm.accumulator", "rxllm.cost"),  # chunks -> the response so far; its price
+    ("rxllm.accumulator",),  # chunks -> the response so far
+    ("rxllm.limits",),  # usage limits, counted over a loop's or a batch's calls
     ("rxllm.request",),  # one call's validated arguments
     ("rxllm.codec", "rxllm.bridge"),  # the provider contract; a call -> an Observable
     ("rxllm.llm",),  # LLM.stream -> CallStream

@@ -16,20 +16,17 @@ from reactivex.disposable import CompositeDisposable, SerialDisposable
 
 from rxllm._checks import is_int, is_number
 from rxllm._loops import timer_scheduler
-from rxllm.accumulator import Accumulator
 from rxllm.errors import LLMError, RateLimitError
 from rxllm.llm import CallStream
-from rxllm.models import Chunk, Usage
+from rxllm.models import Chunk
 from rxllm.ops._chunk_input import not_chunks
+from rxllm.ops._resume import Splice
 
 __all__ = ["retry"]
 
 _log = logging.getLogger("rxllm.retry")
 
 Backoff = float | Callable[[int], float]
-
-_OVERLAP_WINDOW = 200
-_OVERLAP_MIN = 8
 
 
 def _delay(backoff: Backoff, attempt: int, error: BaseException, max_wait: float) -> float | None:
@@ -119,82 +116,41 @@ def retry(
             current = SerialDisposable()  # the attempt's subscription
             pending = SerialDisposable()  # the timer before the next attempt
             lock = threading.RLock()
-            delivered: list[str] = []
             attempt = 1
-            emitted = False
-            blocked = False  # something was emitted that a continuation cannot reproduce
-            past_usage: Usage | None = None  # summed usage of the failed attempts
-            attempt_usage: Usage | None = None
-            seam = _Seam()
-            received = Accumulator()  # everything the subscriber got, over all attempts
+            splice = Splice(observer)
 
             def on_next(chunk: Chunk) -> None:
-                nonlocal attempt_usage
                 if not isinstance(chunk, Chunk):
                     raise not_chunks("retry", chunk)
-                if chunk.usage is not None:
-                    attempt_usage = chunk.usage
-                    if past_usage is not None:
-                        chunk = chunk.model_copy(update={"usage": past_usage + chunk.usage})
-                for ready in seam.feed(chunk):
-                    deliver(ready)
-
-            def deliver(chunk: Chunk) -> None:
-                nonlocal emitted, blocked
-                if chunk.content:
-                    delivered.append(chunk.content)
-                if chunk.tool_calls or chunk.thinking or chunk.refusal or chunk.audio:
-                    blocked = True
-                emitted = True
-                received.push(chunk)
-                observer.on_next(chunk)
+                splice.on_next(chunk)
 
             def on_completed() -> None:
                 try:
-                    for ready in seam.release():  # a continuation that ended while held back
-                        deliver(ready)
+                    splice.flush()  # a continuation that ended while held back
                 except Exception as error:  # the subscriber's on_next raised
                     observer.on_error(error)
                     return
                 observer.on_completed()
 
-            def fail(error: Exception) -> None:
-                if isinstance(error, LLMError) and len(received):
-                    error.partial = received.response()  # all attempts, not just the last
-                observer.on_error(error)
-
             def next_attempt(error: Exception) -> reactivex.Observable[Chunk] | None:
-                """The call to make next (`seam` set for a continuation), or None: fail."""
+                """The call to make next (a continuation, when text went out), or None: fail."""
                 retryable = isinstance(error, LLMError) and error.retryable
-                text = "".join(delivered)
-                continuing = emitted and (bool(text) or blocked)
-                if not retryable or attempt >= attempts or (emitted and not resumable):
+                if not retryable or attempt >= attempts or (splice.emitted and not resumable):
                     return None  # (a failed source that is not a provider stream may not
                     # repeat its chunks exactly)
-                if not continuing:
-                    return source
-                if blocked:
-                    return None
-                assert isinstance(source, CallStream)
-                continued = source.continue_from(text)
-                if continued is not None:
-                    seam.expect(text)
-                return continued
+                return splice.next_call(source)
 
             def on_error(error: Exception) -> None:
-                nonlocal attempt, past_usage, attempt_usage
+                nonlocal attempt
                 try:
-                    for ready in seam.release():  # what was held back was received: deliver it
-                        deliver(ready)
+                    splice.flush()  # what was held back was received: deliver it
                 except Exception as subscriber_error:
                     observer.on_error(subscriber_error)
                     return
-                if (
-                    resumable
-                    and received.finish_reason is not None
-                    and isinstance(error, LLMError)
-                    and error.retryable
-                ):
+                if error is splice.subscriber_error:
+                    observer.on_error(error)
+                    return
+                if resumable and splice.whole and isinstance(error, LLMError) and error.retryable:
                     # The provider said why the answer ended before the stream broke: it is
                     # whole, and a continuation would only add to it.
                     _log.debug("not retrying after the finish reason arrived: %s", error)
@@ -202,7 +158,7 @@ def retry(
                     return
                 next_source = next_attempt(error)
                 if next_source is None:
-                    fail(error)
+                    splice.fail(error)
                     return
                 try:
                     seconds = _delay(backoff, attempt, error, max_wait)
@@ -211,11 +167,9 @@ def retry(
                     observer.on_error(backoff_error)
                     return
                 if seconds is None:
-                    fail(error)
+                    splice.fail(error)
                     return
-                if attempt_usage is not None:
-                    past_usage = attempt_usage if past_usage is None else past_usage + attempt_usage
-                    attempt_usage = None
+                splice.end_call(error)
                 attempt += 1
 
                 def again(_: abc.SchedulerBase, __: Any = None) -> None:
@@ -234,80 +188,3 @@ def retry(
         return reactivex.create(subscribe)
 
     return operator
-
-
-class _Seam:
-    """Drops text a continuation repeats from what was already delivered.
-
-    Models asked to continue sometimes start by repeating the end of the text (or, after a
-    prefill stripped of trailing whitespace, re-send that whitespace), in chunks of a token
-    or two. The continuation's first chunks are held back while its text could still be
-    such a repeat (while it is the start of some ending of the delivered text), then the
-    longest overlap of at least `_OVERLAP_MIN` characters is cut and the held chunks are
-    released, in order. A finish, the end of the stream or an error releases them at once.
-    """
-
-    __slots__ = ("_held", "_tail", "_text")
-
-    def __init__(self) -> None:
-        self._tail: str | None = None
-        self._held: list[Chunk] = []
-        self._text = ""
-
-    def expect(self, delivered: str) -> None:
-        """The next content continues `delivered`: watch its start for a repeat."""
-        self._tail = delivered[-_OVERLAP_WINDOW:]
-        self._held = []
-        self._text = ""
-
-    def feed(self, chunk: Chunk) -> list[Chunk]:
-        """The chunks to deliver now: `chunk` and those held before it, or none yet."""
-        tail = self._tail
-        if tail is None:
-            return [chunk]
-        self._held.append(chunk)
-        if chunk.content:
-            self._text += chunk.content
-        elif chunk.finish_reason is None and not self._text:
-            return []  # e.g. Anthropic's message_start: the content is still to come
-        if chunk.finish_reason is None and self._could_grow(tail, self._text):
-            return []
-        return self.release()
-
-    def release(self) -> list[Chunk]:
-        """Decide on what is held: cut the repeat, if any, and hand the chunks back."""
-        tail, held, text = self._tail, self._held, self._text
-        self._tail, self._held, self._text = None, [], ""
-        if tail is None or not held:
-            return held
-        cut = 0
-        for size in range(min(len(tail), len(text)), _OVERLAP_MIN - 1, -1):
-            if tail.endswith(text[:size]):
-                cut = size
-                break
-        if not cut and tail[-1:].isspace() and text[:1].isspace():
-            cut = len(text) - len(text.lstrip())
-        out: list[Chunk] = []
-        for chunk in held:
-            kept = chunk
-            if cut and chunk.content:
-                dropped = min(cut, len(chunk.content))
-                cut -= dropped
-                kept = chunk.model_copy(update={"content": chunk.content[dropped:]})
-                if kept.is_empty:
-                    continue
-            out.append(kept)
-        return out
-
-    @staticmethod
-    def _could_grow(tail: str, text: str) -> bool:
-        """True while `text` is the start of an ending of `tail` longer than itself, i.e.
-        more of the continuation could still turn out to repeat the delivered text."""
-        if len(text) >= len(tail):
-            return False
-        start = tail.find(text)
-        while start != -1:
-            if start + len(text) < len(tail):
-                return True
-            start = tail.find(text, start + 1)
-        return False

@@ -24,9 +24,10 @@ from reactivex.disposable import Disposable
 
 from rxllm._checks import is_int
 from rxllm.accumulator import Accumulator
-from rxllm.errors import LLMError
+from rxllm.errors import LLMError, UsageLimitExceeded
+from rxllm.limits import StreamTally, UsageLimits, UsageMeter
 from rxllm.llm import CallStream
-from rxllm.models import Chunk, Response, ToolResult
+from rxllm.models import Chunk, Response, ToolResult, Usage
 from rxllm.ops._chunk_input import not_chunks
 from rxllm.ops._tool_results import Registry, registry_of, tool_results
 from rxllm.request import tool_name
@@ -37,6 +38,10 @@ Pipe = Callable[[reactivex.Observable[Chunk]], reactivex.Observable[Chunk]]
 
 _NO_TOOLS_AFTER = frozenset({"length", "content_filter"})
 """Finish reasons after which the calls are not run: their arguments may be cut off."""
+
+_PAUSED = "pause_turn"
+"""Anthropic's stop reason for a turn it paused (a server tool such as web search ran long):
+the answer goes back as it is, and the model goes on with it."""
 
 _FORCING = frozenset({"any", "tool", "function"})
 """`tool_choice` types that force a tool call (with OpenAI's "required"): sent with the first
@@ -49,6 +54,7 @@ def tool_loop(
     max_steps: int = 8,
     concurrency: int = 1,
     per_call: Pipe | None = None,
+    limits: UsageLimits | None = None,
 ) -> Callable[[reactivex.Observable[Chunk]], reactivex.Observable[Chunk]]:
     """Run the tools the model calls and call it again with their results, until it answers.
 
@@ -66,7 +72,11 @@ def tool_loop(
     `messages()` is still a conversation the providers take, every call answered); or when
     the model calls a tool offered as a pydantic model class, a final-answer tool (no call
     of that step is run: read it from `answer.tool_calls`). The calls of an answer cut off
-    at max_tokens or filtered are not run.
+    at max_tokens or filtered are not run. An answer Anthropic paused (`pause_turn`: a
+    server tool such as web search ran long) is not an end: it goes back as it is and the
+    next call continues it, as the same step (no chunk between the two, the paused one's
+    finish reason left out, the step's usage both calls'); at `max_steps` the loop ends
+    with it, `finish_reason` "pause_turn".
 
     `tools`: functions to run, as a list or a mapping from the names the model calls them
     by, over the request's own `tools=` that are Python functions (those run by default);
@@ -74,7 +84,11 @@ def tool_loop(
     tool, e.g. Anthropic's `{"type": "web_search_20250305", ...}`, runs without: the
     provider runs it). `per_call`: an operator applied
     to every call that keeps it a stream of chunks, e.g. `ops.retry()` (a retry resumes
-    within its step).
+    within its step). `limits` (`rxllm.UsageLimits`) caps the calls, tokens and cost of
+    the whole loop: no call starts once a limit is reached, and a call whose usage crosses
+    one is stopped (its HTTP call closed); either way the stream fails with
+    `rxllm.UsageLimitExceeded`, the answer so far as its `partial` (a call retried by
+    `per_call` counts once, with the usage of all its attempts).
 
     Downstream it is one stream: `collect` gives the last answer, with the earlier steps in
     `Response.steps` (each with its `tool_results`), `total_usage` for all of them, and
@@ -108,6 +122,10 @@ def tool_loop(
         raise ValueError(f"max_steps must be an int >= 1 (calls in all), not {max_steps!r}")
     if per_call is not None and not callable(per_call):
         raise TypeError(f"per_call must be an operator such as ops.retry(), not {per_call!r}")
+    if limits is not None and not isinstance(limits, UsageLimits):
+        raise TypeError(
+            f"limits must be rxllm.UsageLimits(...), e.g. UsageLimits(requests=5), not {limits!r}"
+        )
     if tools is not None:
         registry_of(tools)  # a list of lambdas, two tools of one name: refused now
     tool_results({}, concurrency=concurrency)  # its argument checks, now
@@ -123,7 +141,7 @@ def tool_loop(
         run = tool_results(registry, concurrency=concurrency)
         if per_call is not None:
             source.pipe(per_call)  # an operator that does not fit fails here, not mid-loop
-        rules = _Rules(run, final, max_steps, per_call)
+        rules = _Rules(run, final, max_steps, per_call, limits)
 
         def subscribe(
             observer: abc.ObserverBase[Chunk], scheduler: abc.SchedulerBase | None = None
@@ -213,6 +231,7 @@ class _Rules:
     final: frozenset[str]
     max_steps: int
     per_call: Pipe | None
+    limits: UsageLimits | None
 
 
 class _Loop:
@@ -234,6 +253,7 @@ class _Loop:
         self._held: abc.DisposableBase | None = None
         self._stopped = False
         self._steps: list[Response] = []
+        self._meter = UsageMeter(rules.limits) if rules.limits is not None else None
 
     def start(self) -> abc.DisposableBase:
         self._call(self._source, 0)
@@ -282,11 +302,36 @@ class _Loop:
             self._stopped = True
         self._observer.on_error(error)
 
-    def _call(self, stream: CallStream, step: int) -> None:
+    def _over_limit(self, error: UsageLimitExceeded, partial: Response) -> None:
+        """A usage limit stops the loop: the call in flight is cancelled (its HTTP call
+        closed), and the error carries the answer so far."""
+        error.partial = partial.model_copy(update={"steps": tuple(self._steps)})
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            held, self._held = self._held, None
+        if held is not None:
+            held.dispose()
+        self._observer.on_error(error)
+
+    def _start_call(self, stream: CallStream) -> StreamTally | UsageLimitExceeded | None:
+        """Count the call about to start against the limits: its tally (None without
+        limits), or the error when a limit is already reached."""
+        if self._meter is None:
+            return None
+        return self._meter.start(requested_model=stream.provider.model)
+
+    def _call(self, stream: CallStream, step: int, carry: Usage | None = None) -> None:
+        """Make call number `step`; `carry`: the usage of the paused calls it continues."""
         acc = Accumulator()
         per_call = self._rules.per_call
         calls = stream if per_call is None else stream.pipe(per_call)
         named: set[int] = set()  # the calls (indexes) that have an id
+        tally = self._start_call(stream)
+        if isinstance(tally, UsageLimitExceeded):
+            self._over_limit(tally, Response(provider=stream.provider.name))
+            return
 
         def on_next(chunk: Chunk) -> None:
             if not isinstance(chunk, Chunk):
@@ -297,16 +342,33 @@ class _Loop:
             if chunk.tool_calls:
                 chunk = _with_ids(chunk, step, named)
             acc.push(chunk)
-            self._observer.on_next(chunk)
+            shown = chunk
+            if carry is not None and chunk.usage is not None:
+                shown = shown.model_copy(update={"usage": carry + chunk.usage})
+            if chunk.finish_reason == _PAUSED and not named and self._goes_on(step):
+                shown = shown.model_copy(update={"finish_reason": None})  # the turn goes on
+            self._observer.on_next(shown)
+            if tally is not None:
+                crossed = tally.see(chunk)
+                if crossed is not None:
+                    tally.end()
+                    self._over_limit(crossed, acc.response())
 
         def on_error(error: Exception) -> None:
+            if tally is not None:
+                tally.end()
             if isinstance(error, LLMError) and self._steps:
                 partial = error.partial or Response(provider=stream.provider.name)
                 error.partial = partial.model_copy(update={"steps": tuple(self._steps)})
             self._fail(error)
 
         def on_completed() -> None:
+            if tally is not None:
+                tally.end()
             answer = acc.response()
+            if answer.finish_reason == _PAUSED and not answer.tool_calls and self._goes_on(step):
+                self._resume(stream, answer, step, carry)
+                return
             if (
                 not answer.tool_calls
                 or answer.finish_reason in _NO_TOOLS_AFTER
@@ -320,6 +382,20 @@ class _Loop:
             2 * step,
             lambda: calls.subscribe(on_next, on_error, on_completed, scheduler=self._scheduler),
         )
+
+    def _goes_on(self, step: int) -> bool:
+        """Whether another call may follow call number `step`."""
+        return step + 1 < self._rules.max_steps
+
+    def _resume(self, stream: CallStream, paused: Response, step: int, carry: Usage | None) -> None:
+        """Continue a paused turn: the same request with the paused answer, as sent."""
+        try:
+            following = stream.follow_up(paused, ())  # the answer, and no tool results
+        except Exception as error:  # an answer that cannot go back (arguments cut off)
+            self._fail(error)
+            return
+        usage = paused.usage if carry is None else carry + (paused.usage or Usage())
+        self._call(following, step + 1, usage)
 
     def _tools(self, stream: CallStream, answer: Response, step: int) -> None:
         results: list[ToolResult] = []

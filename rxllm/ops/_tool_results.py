@@ -48,7 +48,10 @@ def tool_results(
     A failure is a result, not an error: `error` is set (and `content` says it) when the
     arguments are not a JSON object or do not fit the signature, when the tool is unknown
     ("unknown tool 'x'; known: a, b"), or when the function raises. Errors of the source
-    pass through (calls not yet run are dropped).
+    pass through (calls not yet run are dropped). A tool that raises `SystemExit` or
+    `KeyboardInterrupt` (a `sys.exit()` in it) ends the stream with that exception as its
+    error, whatever thread or task ran the tool: `collect` / `iterate` / `acollect` raise it
+    again where the stream is read, where it means what it always means.
 
     Sync functions run on the thread that delivers the call. Async functions (or any
     function returning an awaitable): subscribed inside a running asyncio loop, every tool
@@ -134,10 +137,28 @@ def registry_of(registry: Registry) -> dict[str, Callable[..., Any]]:
     return tools
 
 
+class _Aborted(Exception):
+    """A tool raised `SystemExit` or `KeyboardInterrupt`. Carried as an ordinary exception
+    out of worker threads, executors and tasks (which would die with it silently, leave the
+    stream without an end, or take the event loop down), then handed to `on_error` as the
+    original `error`."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(f"{type(error).__name__} in a tool")
+        self.error = error
+
+
+def _abort(observer: abc.ObserverBase[Any], aborted: _Aborted) -> None:
+    """End the stream with the tool's own `SystemExit` / `KeyboardInterrupt`: raised again
+    by `collect`, `iterate`, `acollect` where the stream is read."""
+    observer.on_error(aborted.error)  # type: ignore[arg-type]
+
+
 def _start(
     tools: Mapping[str, Callable[..., Any]], call: ToolCall
 ) -> ToolResult | Awaitable[ToolResult]:
-    """Run `call`: its result, or an awaitable of it when the tool is async."""
+    """Run `call`: its result, or an awaitable of it when the tool is async. Raises
+    `_Aborted` when the tool raised `SystemExit` or `KeyboardInterrupt`."""
     tool = tools.get(call.name)
     if tool is None:
         known = ", ".join(tools) or "(none)"
@@ -148,6 +169,8 @@ def _start(
             output = list(output)  # pyright: ignore[reportUnknownArgumentType]
     except Exception as error:
         return ToolResult(call=call, error=_describe(call, error))
+    except (SystemExit, KeyboardInterrupt) as error:
+        raise _Aborted(error) from None
     if inspect.isawaitable(output):
         return _finish(call, output)
     return ToolResult(call=call, output=output)
@@ -158,6 +181,8 @@ async def _finish(call: ToolCall, output: Awaitable[Any]) -> ToolResult:
         value = await output
     except Exception as error:
         return ToolResult(call=call, error=_describe(call, error))
+    except (SystemExit, KeyboardInterrupt) as error:
+        raise _Aborted(error) from None
     except asyncio.CancelledError:
         task = asyncio.current_task()
         if task is not None and task.cancelling():
@@ -189,9 +214,13 @@ def _run_blocking(
         if not isinstance(call, ToolCall):
             observer.on_error(_not_a_call(call))
             return
-        outcome = _start(tools, call)
-        if not isinstance(outcome, ToolResult):
-            outcome = _await_here(call, outcome)
+        try:
+            outcome = _start(tools, call)
+            if not isinstance(outcome, ToolResult):
+                outcome = _await_here(call, outcome)
+        except _Aborted as aborted:
+            _abort(observer, aborted)
+            return
         observer.on_next(outcome)
 
     return calls.subscribe(on_next, observer.on_error, observer.on_completed, scheduler=scheduler)
@@ -272,11 +301,14 @@ def _run_on_loop(
                 if pool is not None:
                     pool.shutdown(wait=False)
                 observer.on_completed()
-        except Exception as error:  # a subscriber's on_next raised: it goes to on_error
+        except Exception as error:  # a tool aborted, or a subscriber's on_next raised
             if not stopped:
                 task = None  # this task ends here: stop() must not cancel it
                 stop()
-                observer.on_error(error)
+                if isinstance(error, _Aborted):
+                    _abort(observer, error)
+                else:
+                    observer.on_error(error)
         finally:
             task = None
 
@@ -361,6 +393,9 @@ def _run_in_threads(
             try:
                 while pending and pending[0].done() and not state["stopped"]:
                     observer.on_next(pending.popleft().result())
+            except _Aborted as aborted:  # the tool raised SystemExit / KeyboardInterrupt
+                fail(aborted.error)  # type: ignore[arg-type]
+                return
             except Exception as error:  # a subscriber's on_next raised: it goes to on_error
                 fail(error)
                 return

@@ -336,12 +336,15 @@ class AnthropicEvents:
         write = counts["cache_creation_input_tokens"]
         prompt = counts["input_tokens"] + read + write
         output = reported.get("output_tokens") or 0
+        details = reported.get("output_tokens_details")
+        thinking = details.get("thinking_tokens") if type(details) is dict else None
         return Usage(
             input_tokens=prompt,
             output_tokens=output,
             total_tokens=prompt + output,
             cache_read_tokens=read,
             cache_write_tokens=write,
+            reasoning_tokens=thinking if type(thinking) is int else 0,
         )
 
     def end(self) -> None:

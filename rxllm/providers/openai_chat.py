@@ -304,16 +304,27 @@ def _content_parts(parts: Any) -> tuple[str, str]:
 
 
 def _usage(usage: dict[str, Any]) -> Usage:
+    """rxllm's usage from a Chat Completions `usage` object, as OpenAI and the compatible
+    services report it: the cache counts from `prompt_tokens_details` (DeepSeek's older
+    `prompt_cache_hit_tokens` too); reasoning from `completion_tokens_details`, and added to
+    the output where the service counts it apart from `completion_tokens` (xAI: its total is
+    prompt + completion + reasoning)."""
     prompt = usage.get("prompt_tokens") or 0
     completion = usage.get("completion_tokens") or 0
+    total = usage.get("total_tokens")
     prompt_details = usage.get("prompt_tokens_details")
-    completion_details = usage.get("completion_tokens_details")
+    reasoning = _count(usage.get("completion_tokens_details"), "reasoning_tokens")
+    if reasoning and total == prompt + completion + reasoning:
+        completion += reasoning
     return Usage(
         input_tokens=prompt,
         output_tokens=completion,
-        total_tokens=usage.get("total_tokens") or prompt + completion,
-        cache_read_tokens=_count(prompt_details, "cached_tokens"),
-        reasoning_tokens=_count(completion_details, "reasoning_tokens"),
+        total_tokens=total or prompt + completion,
+        cache_read_tokens=(
+            _count(prompt_details, "cached_tokens") or _count(usage, "prompt_cache_hit_tokens")
+        ),
+        cache_write_tokens=_count(prompt_details, "cache_write_tokens"),
+        reasoning_tokens=reasoning,
     )
 
 

@@ -226,8 +226,16 @@ class _OpenAIEvents:
                 "completion_tokens": usage.output_tokens,
                 "total_tokens": usage.total_tokens,
             }
-            if usage.cache_read_tokens:
-                counts["prompt_tokens_details"] = {"cached_tokens": usage.cache_read_tokens}
+            prompt_details = {
+                name: count
+                for name, count in (
+                    ("cached_tokens", usage.cache_read_tokens),
+                    ("cache_write_tokens", usage.cache_write_tokens),
+                )
+                if count
+            }
+            if prompt_details:
+                counts["prompt_tokens_details"] = prompt_details
             if usage.reasoning_tokens:
                 counts["completion_tokens_details"] = {"reasoning_tokens": usage.reasoning_tokens}
             events.append(f'data: {self._head}"choices":[],"usage":{_json(counts)}}}\n\n')
@@ -364,7 +372,14 @@ class _AnthropicEvents:
                 {
                     "type": "message_delta",
                     "delta": delta,
-                    "usage": {"output_tokens": usage.output_tokens},
+                    "usage": {
+                        "output_tokens": usage.output_tokens,
+                        **(
+                            {"output_tokens_details": {"thinking_tokens": usage.reasoning_tokens}}
+                            if usage.reasoning_tokens
+                            else {}
+                        ),
+                    },
                 },
             )
         )

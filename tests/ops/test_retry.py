@@ -18,7 +18,7 @@ from rxllm.models import Chunk, ToolCallDelta
 from rxllm.testing import Script, Server
 
 KEY = "sk-retry-test"
-retry_module = importlib.import_module("rxllm.ops._retry")
+resume_module = importlib.import_module("rxllm.ops._resume")
 
 
 def llm(provider: str, server: Server) -> rxllm.LLM:
@@ -129,7 +129,7 @@ def test_the_seam_cuts_exactly_a_repeat_of_eight_or_more_characters(
         chunks.insert(0, Chunk(usage=usage))
     if finish:
         chunks.append(Chunk(finish_reason="stop"))
-    seam = retry_module._Seam()
+    seam = resume_module.Seam()
     seam.expect(delivered)
     out = [ready for chunk in chunks for ready in seam.feed(chunk)]
     if finish:

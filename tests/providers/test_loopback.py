@@ -61,14 +61,16 @@ def test_text_usage_and_stop(server: Server, provider: str, mode: str) -> None:
 def test_usage_counts_cached_and_reasoning_tokens(server: Server, provider: str, mode: str) -> None:
     # A prompt of 5210 tokens, 5000 read from the cache and 200 written to it: Anthropic
     # reports input_tokens=10 plus the two cache counts, OpenAI prompt_tokens=5210 with
-    # cached_tokens=5000. rxllm's input_tokens is the whole prompt for both.
+    # cached_tokens=5000 and cache_write_tokens=200. rxllm's input_tokens is the whole prompt
+    # for both. Of the 40 output tokens 30 were reasoning (OpenAI reasoning_tokens,
+    # Anthropic output_tokens_details.thinking_tokens).
     usage = rxllm.Usage(
         input_tokens=5210,
         output_tokens=40,
         total_tokens=5250,
         cache_read_tokens=5000,
-        cache_write_tokens=200 if provider == "anthropic" else 0,
-        reasoning_tokens=30 if provider == "openai" else 0,
+        cache_write_tokens=200,
+        reasoning_tokens=30,
     )
     server.push(Script("Cached.", usage=usage))
     response = run(make(provider, server).stream("again"), mode)
@@ -77,9 +79,11 @@ def test_usage_counts_cached_and_reasoning_tokens(server: Server, provider: str,
     if provider == "anthropic":
         assert (sent.input_tokens, sent.cache_read_input_tokens) == (10, 5000)
         assert sent.cache_creation_input_tokens == 200
+        assert sent.output_tokens_details.thinking_tokens == 30
     else:
         assert sent.prompt_tokens == 5210
         assert sent.prompt_tokens_details.cached_tokens == 5000
+        assert sent.prompt_tokens_details.cache_write_tokens == 200
         assert sent.completion_tokens_details.reasoning_tokens == 30
 
 

@@ -457,7 +457,8 @@ def test_an_anthropic_answer_cut_inside_a_tool_call_goes_back_as_sent(server: Se
 
 
 def test_an_anthropic_turn_of_server_tool_blocks_only_is_kept(server: Server) -> None:
-    # a pause_turn answer holding only a web search must go back as it is
+    # a pause_turn answer holding only a web search must go back as it is (and the loop
+    # goes on with it: tests/providers/test_pause_turn.py)
     search = {"type": "web_search_20250305", "name": "web_search"}  # the provider runs it
     server.push(Script(["Checking.", call(0, "c1", "weather", '{"city": "Oslo"}')]))
     result = {
@@ -486,9 +487,9 @@ def test_an_anthropic_turn_of_server_tool_blocks_only_is_kept(server: Server) ->
     )
     llm = make("anthropic", server)
     answer = rxllm.collect(
-        llm.stream("x", tools=[weather, search]).pipe(ops.tool_loop()), timeout=10
+        llm.stream("x", tools=[weather, search]).pipe(ops.tool_loop(max_steps=2)), timeout=10
     )
-    assert answer.finish_reason == "pause_turn"
+    assert answer.finish_reason == "pause_turn"  # max_steps: no call to continue it
     last = answer.messages()[-1]
     assert [b["type"] for b in last["content"]] == ["server_tool_use", "web_search_tool_result"]
 
