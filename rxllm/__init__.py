@@ -10,9 +10,10 @@ own object), `Usage`, `ToolCall`, `ToolResult`, `AudioSegment`, `Snapshot`.
 Operators (`rxllm.ops`): `accumulate`, `take_until`, `to_response`, `text`, `sentences`,
 `smooth`, `partial`, `tool_calls`, `tool_results`, `audio_segments`, `retry`,
 `on_finish`. Functions: `tee`, `audio_split`, `race`, `batch`; terminals `collect`,
-`acollect`, `iterate`, `aiterate`, `write_wav`. Errors (`rxllm.errors`): `LLMError` and
-its subclasses, each with `.partial`, `.provider`, `.retryable`. Testing:
-`rxllm.testing.Server`, a loopback server speaking both providers' protocols.
+`acollect`, `iterate`, `aiterate`, `write_wav`, `display` (live Markdown in a notebook).
+Errors (`rxllm.errors`): `LLMError` and its subclasses, each with `.partial`,
+`.provider`, `.retryable`. Testing: `rxllm.testing.Server`, a loopback server speaking
+both providers' protocols.
 
 >>> import rxllm
 >>> from rxllm import ops
@@ -46,6 +47,7 @@ from rxllm.errors import (
 )
 from rxllm.llm import LLM, Request
 from rxllm.models import Chunk, Response, ToolCall, ToolCallDelta, Usage
+from rxllm.notebook import display
 from rxllm.ops._audio_segments import AudioSegment
 from rxllm.ops._tool_results import ToolResult
 from rxllm.providers.local import local
@@ -88,6 +90,7 @@ __all__ = [
     "audio_split",
     "batch",
     "collect",
+    "display",
     "errors",
     "iterate",
     "local",
