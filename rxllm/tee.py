@@ -63,18 +63,20 @@ class _State(enum.Enum):
 
 
 class _Branch:
-    """One branch: its subscriber, where it is in the shared log, and a delivery lock."""
+    """One branch: its subscriber, where it is in the kept items, and a delivery lock."""
 
-    __slots__ = ("delivery", "draining", "index", "observer", "position", "state")
+    __slots__ = ("delivery", "draining", "index", "live", "observer", "position", "state")
 
     def __init__(self, index: int) -> None:
         self.index = index
         self.state = _State.NEW
         self.observer: abc.ObserverBase[Any] | None = None
+        self.live = False
+        """Caught up: the upstream hands it each item directly (nothing kept for it)."""
         self.position = 0
-        """The absolute index (in the upstream's items) of the next item it gets."""
+        """Before it is live: the index (among the upstream's items) of the next one it gets."""
         self.draining = False
-        """Whether a thread is handing this branch its items (at most one at a time)."""
+        """Whether a thread is catching it up (at most one at a time)."""
         # Held while an item is handed to this branch's subscriber; disposal takes it too,
         # so once `dispose()` returned nothing more is delivered (re-entrant: a subscriber
         # may dispose from inside its own on_next).
@@ -95,8 +97,10 @@ class _Tee:
         self._lock = threading.Lock()
         self._branches = [_Branch(index) for index in range(n)]
         self._new = n  # branches not subscribed yet
+        self._live: tuple[_Branch, ...] = ()  # listening and caught up
+        self._catching: tuple[_Branch, ...] = ()  # listening, with items still to replay
         self._log: list[Any] = []  # the items some branch may still need
-        self._base = 0  # the absolute index of self._log[0]
+        self._base = 0  # the index (among the upstream's items) of self._log[0]
         self._end: _End | None = None
         self._started = False
         self._cancelled = False
@@ -125,29 +129,44 @@ class _Tee:
                     )
                 branch.observer = observer
                 branch.state = _State.LISTENING
-                branch.position = self._base  # == 0 unless every other branch is subscribed
+                # While a branch was not subscribed, every item was kept: from the first.
+                branch.position = self._base
+                branch.live = not self._log and self._end is None  # nothing to replay
+                self._sort()
                 start = not self._started
                 self._started = True
             if start:
                 self._upstream.disposable = self._source.subscribe(
                     self._on_next, self._on_error, self._on_completed, scheduler=scheduler
                 )
-            self._drain(branch)  # the items it missed, if any, and the end if it came
+            if not branch.live:
+                self._drain(branch)  # the items it missed, and the end if it came
             return Disposable(lambda: self._dispose(branch))
 
         return reactivex.create(subscribe)
 
+    def _sort(self) -> None:
+        """Under the lock, after a branch changed: which branches are live or catching up,
+        and which items are still needed."""
+        listening = [b for b in self._branches if b.state is _State.LISTENING]
+        self._live = tuple(b for b in listening if b.live)
+        self._catching = tuple(b for b in listening if not b.live)
+        if self._new and not self._cancelled:
+            return  # a branch not subscribed yet will want them all
+        keep_from = min((b.position for b in self._catching), default=self._base + len(self._log))
+        if keep_from > self._base:
+            del self._log[: keep_from - self._base]
+            self._base = keep_from
+
     # ------------------------------------------------------------------ delivery
 
     def _drain(self, branch: _Branch) -> None:
-        """Hand `branch` every item it has not had yet, then the end if it came.
-
-        One thread at a time drains a branch; another thread with more for it returns at
-        once (the drainer picks the new items up), so the upstream never waits for a
-        branch that a late subscription is catching up.
-        """
+        """Catch `branch` up: every item it has not had yet, then the end if it came, or
+        else make it live. One thread at a time drains a branch; another one with more
+        for it returns at once (the drainer picks the new items up), so the upstream never
+        waits for a branch that is being caught up."""
         with self._lock:
-            if branch.draining or branch.state is not _State.LISTENING:
+            if branch.draining or branch.live or branch.state is not _State.LISTENING:
                 return
             branch.draining = True
         while True:
@@ -162,55 +181,53 @@ class _Tee:
                         item = self._log[offset]
                         branch.position += 1
                         end = None
-                    elif self._end is not None:
-                        end = self._end
-                        branch.state = _State.FINISHED
-                        branch.observer = None
-                        branch.draining = False
-                        self._trim()
                     else:
+                        end = self._end
                         branch.draining = False
-                        self._trim()
-                        return
+                        if end is None:
+                            branch.live = True  # caught up: the upstream takes over
+                        else:
+                            branch.state = _State.FINISHED
+                            branch.observer = None
+                        self._sort()
+                        if end is None:
+                            return
                 if end is not None:
                     _deliver(observer, end.error)
                     return
-                try:
-                    observer.on_next(item)
-                except Exception as error:
-                    # That subscriber's own failure: it ends its branch, not the others.
-                    with self._lock:
-                        branch.state = _State.FINISHED
-                        branch.observer = None
-                        branch.draining = False
-                        stop = self._release()
-                    _deliver(observer, error)
-                    if stop:
-                        self._upstream.dispose()
+                if not self._hand(branch, observer, item):
                     return
 
-    def _trim(self) -> None:
-        """Under the lock: forget the items no branch can need any more."""
-        if self._new:
-            return  # a branch not subscribed yet will want them all
-        positions = [b.position for b in self._branches if b.state is _State.LISTENING]
-        keep_from = min(positions, default=self._base + len(self._log))
-        if keep_from > self._base:
-            del self._log[: keep_from - self._base]
-            self._base = keep_from
+    def _hand(self, branch: _Branch, observer: abc.ObserverBase[Any], item: Any) -> bool:
+        """Under `branch.delivery`: give it one item; False when its subscriber failed."""
+        try:
+            observer.on_next(item)
+        except Exception as error:
+            # That subscriber's own failure: it ends its branch, not the others.
+            with self._lock:
+                branch.state = _State.FINISHED
+                branch.observer = None
+                branch.draining = False
+                stop = self._release()
+            _deliver(observer, error)
+            if stop:
+                self._upstream.dispose()
+            return False
+        return True
 
     def _release(self) -> bool:
         """Under the lock, after a branch stopped listening: whether to cancel the call
         now (no subscribed branch listens and the upstream has not ended)."""
-        if self._end is not None or self._cancelled:
-            self._trim()
-            return False
-        if any(b.state is _State.LISTENING for b in self._branches):
-            self._trim()
-            return False
-        self._cancelled = True
-        self._log.clear()  # nobody can get them: a later subscription fails
-        return True
+        cancel = (
+            self._end is None
+            and not self._cancelled
+            and not any(b.state is _State.LISTENING for b in self._branches)
+        )
+        if cancel:
+            self._cancelled = True
+            self._log.clear()  # nobody can get them: a later subscription fails
+        self._sort()
+        return cancel
 
     def _dispose(self, branch: _Branch) -> None:
         with branch.delivery, self._lock:
@@ -222,18 +239,21 @@ class _Tee:
         if stop:
             self._upstream.dispose()
 
-    def _listening(self) -> list[_Branch]:
-        return [b for b in self._branches if b.state is _State.LISTENING]
-
     # ------------------------------------------------------------------ upstream
 
     def _on_next(self, item: Any) -> None:
         with self._lock:
             if self._cancelled or self._end is not None:
                 return
-            self._log.append(item)
-            listening = self._listening()
-        for branch in listening:
+            if self._new or self._catching:
+                self._log.append(item)
+            live, catching = self._live, self._catching
+        for branch in live:
+            with branch.delivery:
+                observer = branch.observer  # disposal changes it under this lock too
+                if branch.state is _State.LISTENING and observer is not None:
+                    self._hand(branch, observer, item)
+        for branch in catching:
             self._drain(branch)
 
     def _finish(self, end: _End) -> None:
@@ -241,8 +261,18 @@ class _Tee:
             if self._cancelled or self._end is not None:
                 return
             self._end = end
-            listening = self._listening()
-        for branch in listening:
+            live, catching = self._live, self._catching
+        for branch in live:
+            with branch.delivery:
+                with self._lock:
+                    observer = branch.observer
+                    if branch.state is not _State.LISTENING or observer is None:
+                        continue
+                    branch.state = _State.FINISHED
+                    branch.observer = None
+                    self._sort()
+                _deliver(observer, end.error)
+        for branch in catching:
             self._drain(branch)
 
     def _on_error(self, error: Exception) -> None:

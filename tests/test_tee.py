@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import threading
+import time
 import wave
 import weakref
 from pathlib import Path
@@ -550,6 +551,56 @@ class TestWithProviders:
             thread.join(5)
         assert source.subscriptions == 1
         assert received == [list(range(100))] * len(branches)
+
+    @pytest.mark.parametrize("attempt", range(5))
+    def test_branches_subscribed_from_threads_while_items_flow_see_them_all(
+        self, attempt: int
+    ) -> None:
+        # Late branches catch up on their own threads while the upstream's thread goes on:
+        # each must get every item once, in order, however the two interleave.
+        count = 4000
+        reached = [threading.Event() for _ in range(4)]  # a quarter, a half, ... produced
+
+        def produce(
+            observer: abc.ObserverBase[int], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            def run() -> None:
+                for item in range(count):
+                    observer.on_next(item)
+                    if item % 20 == 0:
+                        time.sleep(0.0005)  # a paced stream, as a provider's
+                    if item % (count // 4) == 0:
+                        reached[item // (count // 4)].set()
+                observer.on_completed()
+
+            threading.Thread(target=run).start()
+            return reactivex.disposable.Disposable()
+
+        source = Counted(reactivex.create(produce))
+        branches = tee(source.observable, 4)
+        received: list[list[int]] = [[] for _ in branches]
+        done = [threading.Event() for _ in branches]
+
+        def subscribe(index: int) -> None:
+            if index:
+                assert reached[index].wait(10)
+
+            def take(item: int) -> None:
+                received[index].append(item)
+                if item % 10 == 0:
+                    time.sleep(0)  # let the other threads run: a catch-up meets new items
+
+            branches[index].subscribe(take, on_completed=done[index].set)
+
+        threads = [threading.Thread(target=subscribe, args=(i,)) for i in range(1, 4)]
+        for thread in threads:
+            thread.start()
+        subscribe(0)
+        for thread in threads:
+            thread.join(10)
+        assert all(event.wait(10) for event in done)
+        assert source.subscriptions == 1
+        assert received == [list(range(count))] * 4
 
     def test_nothing_reaches_a_branch_after_its_disposal_returned(self) -> None:
         llm = rxllm.scripted(["a"] * 300, delay=0.001)
