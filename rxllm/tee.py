@@ -27,7 +27,8 @@ branches that share one subscription to `source`:
   replayed): a second subscription fails with `RuntimeError` through `on_error`.
 
 Branches may be subscribed and disposed from any thread. Live items arrive on the
-upstream's thread (the call's background thread, or the asyncio loop's); the items a
+upstream's thread (the call's background thread, or the asyncio loop's), handed to the
+caught-up branches one after the other in branch order; the items a
 branch missed arrive on the thread that subscribes it, and while it catches up, that
 thread also hands it the items that arrive meanwhile (the upstream never waits for a
 branch that is catching up).
