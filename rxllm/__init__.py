@@ -11,9 +11,10 @@ own object, `.cost` its price), `Usage`, `UsageLimits`, `ToolCall`, `ToolResult`
 Operators (`rxllm.ops`): `accumulate`, `take_until`, `to_response`, `text`, `sentences`,
 `smooth`, `partial`, `tool_calls`, `tool_results`, `audio_segments`, `retry`,
 `on_finish`. Functions: `tee`, `audio_split`, `race`, `fallback`, `batch`; terminals
-`collect`, `acollect`, `iterate`, `aiterate`, `write_wav`. Errors (`rxllm.errors`):
-`LLMError` and its subclasses, each with `.partial`, `.provider`, `.retryable`. Testing:
-`rxllm.testing.Server`, a loopback server speaking both providers' protocols.
+`collect`, `acollect`, `iterate`, `aiterate`, `write_wav`, `display` (live Markdown in a
+notebook). Errors (`rxllm.errors`): `LLMError` and its subclasses, each with `.partial`,
+`.provider`, `.retryable`. Testing: `rxllm.testing.Server`, a loopback server speaking
+every protocol rxllm does.
 
 >>> import rxllm
 >>> from rxllm import ops
@@ -50,6 +51,7 @@ from rxllm.fallback import fallback
 from rxllm.limits import UsageLimits
 from rxllm.llm import LLM
 from rxllm.models import Chunk, Response, ToolCall, ToolCallDelta, ToolResult, Usage
+from rxllm.notebook import display
 from rxllm.ops._audio_segments import AudioSegment
 from rxllm.providers.local import local
 from rxllm.providers.scripted import scripted
@@ -94,6 +96,7 @@ __all__ = [
     "audio_split",
     "batch",
     "collect",
+    "display",
     "errors",
     "fallback",
     "iterate",

@@ -9,6 +9,11 @@ and `rxllm "prompt"` is the quickest way to watch any provider stream.
     rxllm --json --max-tokens 50 "Say hi"              # the final Response as JSON
     rxllm --provider openai --model gpt-4o-mini "Hi"   # keys come from the environment
     rxllm demo                                         # one call, three consumers (tee)
+    rxllm chat                                         # a conversation with the local model
+    rxllm chat anthropic:claude-haiku-4-5              # ... or with any model string
+
+In `rxllm chat`, Ctrl-C during an answer stops the model (the call is cancelled) and keeps
+the conversation, the partial answer included; Ctrl-C or Ctrl-D at the prompt ends it.
 
 Exit codes: 0 done, 1 the call failed (e.g. no API key: the provider's
 `AuthenticationError` names the variable to set), 2 a usage error (bad arguments, or the
@@ -24,16 +29,18 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import functools
 import io
 import json
 import os
 import re
 import sys
 import time
-from collections.abc import Sequence
-from typing import Any, TextIO
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO, TypeVar
 
-from reactivex import Observable
+import reactivex
+from reactivex import Observable, abc
 from reactivex import operators as rx_ops
 from reactivex.subject import Subject
 
@@ -42,7 +49,7 @@ from rxllm import ops
 from rxllm.accumulator import Snapshot
 from rxllm.models import Chunk, Response
 
-__all__ = ["DEFAULT_MODELS", "main", "response_json"]
+__all__ = ["DEFAULT_MODELS", "chat_llm", "main", "response_json"]
 
 DEFAULT_MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5"}
 """The model `--provider` uses when `--model` is not given."""
@@ -51,6 +58,8 @@ DEMO_PROMPT = "Explain in a few short sentences why the sky is blue."
 EXIT_CALL_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+
+T = TypeVar("T")
 
 
 class UsageError(Exception):
@@ -126,6 +135,7 @@ def _prompt_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rxllm",
         description="Stream an LLM's answer to the terminal as it is generated. "
+        "`rxllm chat [MODEL]` holds a conversation (see `rxllm chat --help`); "
         "`rxllm demo` runs a showcase pipeline on the local model.",
         epilog="exit codes: 0 done, 1 the call failed, 2 usage error, 130 interrupted",
     )
@@ -173,6 +183,74 @@ def _demo_parser() -> argparse.ArgumentParser:
     )
     _add_model_options(parser, providers=False)
     return parser
+
+
+def _chat_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rxllm chat",
+        description="A conversation in the terminal: each answer streams as it is generated. "
+        "Ctrl-C during an answer stops the model (the call is cancelled) and keeps what it "
+        "said; Ctrl-C or Ctrl-D at the prompt ends the chat. Lines read from a pipe are "
+        "the user's turns, one per line.",
+    )
+    parser.add_argument(
+        "model",
+        nargs="?",
+        default="local",
+        help="who answers, as a model string: local (default: SmolLM2-135M in this "
+        "process), local:PATH.gguf, openai:MODEL, anthropic:MODEL"
+        + (", or any prefix rxllm.model() knows" if _model_factory() is not None else ""),
+    )
+    parser.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="an OpenAI- or Anthropic-compatible server (vLLM, Ollama, a proxy)",
+    )
+    parser.add_argument("--system", metavar="TEXT", help="a system prompt")
+    parser.add_argument(
+        "--max-tokens", metavar="N", type=_positive_int, help="cap each answer's length"
+    )
+    parser.add_argument("--temperature", metavar="T", type=float, help="sampling temperature")
+    parser.add_argument("--seed", metavar="N", type=int, help="sampling seed (local, openai)")
+    parser.add_argument(
+        "--status",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a status line after each answer on stderr: tokens, tokens/s, elapsed "
+        "(default: when stderr is a terminal)",
+    )
+    return parser
+
+
+def _model_factory() -> Callable[..., rxllm.LLM] | None:
+    """`rxllm.model` where this version has it (model strings for every provider)."""
+    factory = getattr(rxllm, "model", None)
+    return factory if callable(factory) else None
+
+
+def chat_llm(spec: str, base_url: str | None = None) -> rxllm.LLM:
+    """The `LLM` for a model string: `rxllm.model(spec)` where it exists, else `local`,
+    `local:PATH`, `openai:MODEL` or `anthropic:MODEL`. A `ValueError` names what is known.
+
+    >>> chat_llm("openai:gpt-4o-mini", base_url="http://127.0.0.1:9/v1").model
+    'gpt-4o-mini'
+    """
+    provider, _, name = spec.partition(":")
+    factory = _model_factory()
+    if factory is not None and provider != "local":
+        return factory(spec, **({"base_url": base_url} if base_url else {}))
+    if provider == "local":
+        if base_url is not None:
+            raise ValueError("--base-url is for openai/anthropic, not the local model")
+        return rxllm.local(name or None)
+    if provider == "openai" and name:
+        return rxllm.openai(name, base_url=base_url)
+    if provider == "anthropic" and name:
+        return rxllm.anthropic(name, base_url=base_url)
+    raise ValueError(
+        f"unknown model {spec!r}: use local, local:PATH.gguf, openai:MODEL or anthropic:MODEL "
+        "(e.g. openai:gpt-4o-mini)"
+    )
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:
@@ -304,6 +382,104 @@ def _ask(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
+class _Turn:
+    """One answer of a chat: streamed to stdout; Ctrl-C stops it and keeps what came."""
+
+    def __init__(self, source: Observable[Chunk]) -> None:
+        self.clock = _Clock()
+        self.snapshots = source.pipe(rx_ops.do_action(self.clock.saw), ops.accumulate())
+        self.last: Snapshot | None = None
+        self.error: rxllm.LLMError | None = None
+        self.stopped = False
+
+    def run(self) -> Response:
+        try:
+            # Leaving this loop (Ctrl-C raises KeyboardInterrupt in it) closes the iterator,
+            # which disposes the subscription: the call is cancelled.
+            for snapshot in rxllm.iterate(self.snapshots):
+                self.last = snapshot
+                if snapshot.delta.content:
+                    _write(sys.stdout, snapshot.delta.content)
+        except KeyboardInterrupt:
+            self.stopped = True
+        except rxllm.LLMError as error:
+            self.error = error
+        self.clock.end()
+        if self.last is not None:
+            return self.last.response()
+        if self.error is not None and self.error.partial is not None:
+            return self.error.partial
+        return Response()
+
+    def status(self, response: Response) -> str:
+        tokens = _tokens(response)
+        parts = [f"{tokens} tokens"]
+        rate = self.clock.rate(tokens)
+        if rate is not None:
+            parts.append(f"{rate:.1f} tokens/s")
+        ended = self.clock.ended if self.clock.ended is not None else time.perf_counter()
+        parts.append(f"{ended - self.clock.started:.1f} s")
+        if self.stopped:
+            parts.append("stopped (the call was cancelled)")
+        elif self.error is None:
+            parts.append(f"finish {response.finish_reason or 'cut short'}")
+        return "[" + " · ".join(parts) + "]"
+
+
+# A failure that the next turn would meet again: the chat ends (exit 1).
+_FATAL = ("AuthenticationError", "PermissionDeniedError", "NotFoundError")
+
+
+def _chat(args: argparse.Namespace) -> int:
+    """A multi-turn conversation: the history grows by each question and answer."""
+    try:
+        llm = chat_llm(args.model, args.base_url)
+    except (ImportError, ValueError, OSError) as exc:  # missing extra, bad model string
+        raise UsageError(str(exc)) from exc
+    params = _params(args)
+    interactive = sys.stdin.isatty()
+    show_status = sys.stderr.isatty() if args.status is None else args.status
+    with contextlib.suppress(ImportError):
+        import readline  # noqa: F401  # line editing and history for input()
+    if interactive:
+        _write(
+            sys.stderr,
+            f"rxllm chat · {llm.provider} {llm.model} · Ctrl-C stops an answer, "
+            "Ctrl-D (or Ctrl-C here) leaves\n",
+        )
+    history: list[dict[str, Any]] = []
+    while True:
+        try:
+            line = input("» " if interactive else "")
+        except (EOFError, KeyboardInterrupt):
+            if interactive:
+                _write(sys.stdout, "\n")
+            return 0
+        question = line.strip()
+        if not question:
+            continue
+        asked = [*history, {"role": "user", "content": question}]
+        try:
+            source = llm.stream(messages=asked, system=args.system, **params)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+        turn = _Turn(source)
+        response = turn.run()
+        if response.text and not response.text.endswith("\n"):
+            _write(sys.stdout, "\n")
+        if turn.error is not None:
+            _error(f"{type(turn.error).__name__}: {turn.error}")
+            if type(turn.error).__name__ in _FATAL:
+                return EXIT_CALL_FAILED
+        if show_status or turn.stopped:
+            _write(sys.stderr, turn.status(response) + "\n")
+        answer = response.messages() if response.chunk_count else []
+        if answer:  # the partial answer of a stopped call is kept too
+            history = [*asked, *answer]
+        elif turn.stopped or turn.error is not None:
+            _write(sys.stderr, "(no answer: that question was not kept)\n")
+
+
 def _demo(args: argparse.Namespace) -> int:
     """One call, three consumers: print it, count its sentences, and stop it at N."""
     llm = _make_llm("local", args.model, None)
@@ -313,7 +489,11 @@ def _demo(args: argparse.Namespace) -> int:
         source = llm.stream(args.prompt, system=args.system, **params)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    counter, stopper, printer = rxllm.tee(source, 3)
+    # The call starts with the first subscribed branch; the gate holds it until all three
+    # listen, so each chunk reaches them in the order described below (none catches up).
+    gate: Subject[bool] = Subject()
+    gated = gate.pipe(rx_ops.take(1), rx_ops.flat_map(lambda _: source))
+    counter, stopper, printer = rxllm.tee(gated, 3)
     stop: Subject[bool] = Subject()
     clock = _Clock()
     sentences: list[str] = []
@@ -354,7 +534,7 @@ def _demo(args: argparse.Namespace) -> int:
     )
     snapshots = until_enough.pipe(rx_ops.do_action(on_completed=lambda: stop.on_next(True)))
     try:
-        response = rxllm.collect(snapshots)
+        response = rxllm.collect(_then(snapshots, lambda: gate.on_next(True)))
         if printer_failed:
             raise printer_failed[0]
     except rxllm.LLMError as error:
@@ -369,6 +549,19 @@ def _demo(args: argparse.Namespace) -> int:
     summary = _demo_summary(response, clock, len(sentences), wanted, model.load_seconds)
     _write(sys.stdout, "\n\n" + summary + "\n")
     return 0
+
+
+def _then(source: Observable[T], action: Callable[[], None]) -> Observable[T]:
+    """`source`, running `action` right after each subscription to it."""
+
+    def subscribe(
+        observer: abc.ObserverBase[T], scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        subscription = source.subscribe(observer, scheduler=scheduler)
+        action()
+        return subscription
+
+    return reactivex.create(subscribe)
 
 
 def _demo_summary(
@@ -422,11 +615,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(errors="replace")
     arguments = list(sys.argv[1:] if argv is None else argv)
-    demo = bool(arguments) and arguments[0] == "demo"
-    parser = _demo_parser() if demo else _prompt_parser()
-    args = parser.parse_args(arguments[1:] if demo else arguments)
+    commands = {"demo": (_demo_parser, _demo), "chat": (_chat_parser, _chat)}
+    if arguments and arguments[0] in commands:
+        make_parser, command = commands[arguments[0]]
+        args = make_parser().parse_args(arguments[1:])
+        run = functools.partial(command, args)
+    else:
+        parser = _prompt_parser()
+        run = functools.partial(_ask, parser.parse_args(arguments), parser)
     try:
-        return _demo(args) if demo else _ask(args, parser)
+        return run()
     except UsageError as exc:
         _error(str(exc))
         return EXIT_USAGE

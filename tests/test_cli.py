@@ -209,9 +209,18 @@ class TestPrompt:
             env=_env(),
         )
         assert process.stdout is not None
-        assert process.stdout.read(1)  # it is generating
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=10)
+        try:
+            # Generous limits (a loaded machine loads the model slowly): only to turn a hang
+            # into a failure. The first byte means it is generating.
+            ready, _, _ = select.select([process.stdout], [], [], 120)
+            assert ready, "no answer within 120 s"
+            assert process.stdout.read(1)
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=120)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
         assert process.returncode == 130
         assert b"Traceback" not in stderr
 
