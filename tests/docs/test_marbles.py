@@ -32,8 +32,7 @@ def test_committed_diagrams_are_what_a_run_draws_now(drawn: dict[str, str]) -> N
     stale = [
         name
         for name, svg in drawn.items()
-        if not (DOCS / "marbles" / name).exists()
-        or (DOCS / "marbles" / name).read_text() != svg
+        if not (DOCS / "marbles" / name).exists() or (DOCS / "marbles" / name).read_text() != svg
     ]
     assert not stale, f"regenerate with `python docs/marbles.py`: {stale}"
 
