@@ -13,7 +13,9 @@ The conventions a page follows (docs/index.md of the site says the same for auth
 - `<!-- skip: why -->` on the line before a block: not run (another library's code on a
   migration page, a JavaScript snippet is not Python anyway).
 
-Fences may be indented (inside content tabs or grids); their content is dedented.
+A block that only includes a file (`--8<-- "examples/x.py"`, pymdownx.snippets) is not run
+here: the cookbook's files are run by `tests/examples/test_cookbook.py`. Fences may be
+indented (inside content tabs, grids or collapsible blocks); their content is dedented.
 """
 
 from __future__ import annotations
@@ -41,7 +43,11 @@ class Block:
 
     @property
     def runs(self) -> bool:
-        return self.language in ("python", "py") and self.skip is None
+        return (
+            self.language in ("python", "py")
+            and self.skip is None
+            and not self.code.lstrip().startswith("--8<--")  # an included file, run elsewhere
+        )
 
     def where(self) -> str:
         return f"{self.page.name}:{self.line}"
