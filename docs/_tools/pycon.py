@@ -44,7 +44,7 @@ def fence_examples(text: str) -> str:
 class PyconExamples(griffe.Extension):
     """Fences the doctest examples of every docstring griffe loads."""
 
-    def on_object(self, *, obj: griffe.Object, **kwargs: Any) -> None:
-        """Rewrite `obj`'s docstring (once per object, whether found by visit or inspection)."""
+    def on_instance(self, *, obj: griffe.Object, **kwargs: Any) -> None:
+        """Rewrite `obj`'s docstring (modules, classes, functions, attributes alike)."""
         if obj.docstring is not None and ">>>" in obj.docstring.value:
             obj.docstring.value = fence_examples(obj.docstring.value)
