@@ -750,7 +750,9 @@ def render(diagram: Diagram) -> str:
     rows = diagram.timeline.rows
     times = sorted({e.t for row in rows for e in row.events})
     column = {t: i for i, t in enumerate(times)}
-    widths = [24.0] * len(times)
+    widths = [
+        text_width(fmt_time(t)) + 4 if diagram.timeline.virtual else 24.0 for t in times
+    ]  # room for the time labels on top (a column is its width plus a 12 px gap)
     for row in rows:
         for t in times:
             at = [e for e in row.events if e.t == t and e.kind != "subscribe"]
