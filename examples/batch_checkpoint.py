@@ -42,6 +42,18 @@ class Model:
         return rxllm.scripted([label], delay=0.005, usage=usage).stream(prompt)
 
 
+def settled_successes(checkpoint: Path) -> int:
+    """The items the checkpoint records as done, once it stopped changing: a call that was
+    finishing on its own thread at the moment of the stop still records its result."""
+    seen = -1
+    while True:
+        lines = checkpoint.read_text().splitlines()
+        if len(lines) == seen:
+            return sum('"response"' in line for line in lines)
+        seen = len(lines)
+        time.sleep(0.1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, default=None)
@@ -62,8 +74,8 @@ def main() -> None:
         if done == 400:
             break  # the first run dies here
     results.close()  # cancels the calls in flight
+    succeeded = settled_successes(checkpoint)
     first_calls = sum(model.calls.values())
-    succeeded = sum('"response"' in line for line in checkpoint.read_text().splitlines())
     print(
         f"first run: stopped after 400 results ({failed} of them errors); {first_calls} calls "
         f"were made, {succeeded} items succeeded and are in the checkpoint"
