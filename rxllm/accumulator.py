@@ -101,6 +101,13 @@ class Accumulator:
     The stream of a tool loop (`ops.tool_loop`) is several answers, one per step, each
     ended by a chunk carrying `tool_results`: the response so far is then the current
     step's, with the finished ones in `Response.steps`.
+
+    >>> acc = Accumulator()
+    >>> first = acc.add(Chunk(content="Hel"))
+    >>> acc.add(Chunk(content="lo", finish_reason="stop")).text, first.text
+    ('Hello', 'Hel')
+    >>> acc.response().finish_reason
+    'stop'
     """
 
     __slots__ = (
@@ -366,6 +373,12 @@ class Snapshot:
 
     `text`, `thinking`, `tool_calls`, ... are the values *so far*; `delta` is the chunk just
     added; `index` its position (0-based); `response()` materializes a `Response`.
+
+    >>> import rxllm
+    >>> from rxllm import ops
+    >>> stream = rxllm.scripted(["A", "v"]).stream("x").pipe(ops.accumulate())
+    >>> [(s.index, s.text, s.delta.content) for s in rxllm.iterate(stream)]
+    [(0, 'A', 'A'), (1, 'Av', 'v')]
     """
 
     __slots__ = ("_acc", "_n", "delta", "finish_reason", "index", "usage")
