@@ -8,7 +8,7 @@ import random
 import threading
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import reactivex
 from reactivex import abc
@@ -112,79 +112,117 @@ def retry(
         def subscribe(
             observer: abc.ObserverBase[Chunk], scheduler_: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
-            timer = scheduler or timer_scheduler()
-            current = SerialDisposable()  # the attempt's subscription
-            pending = SerialDisposable()  # the timer before the next attempt
-            lock = threading.RLock()
-            attempt = 1
-            splice = Splice(observer)
-
-            def on_next(chunk: Chunk) -> None:
-                if not isinstance(chunk, Chunk):
-                    raise not_chunks("retry", chunk)
-                splice.on_next(chunk)
-
-            def on_completed() -> None:
-                try:
-                    splice.flush()  # a continuation that ended while held back
-                except Exception as error:  # the subscriber's on_next raised
-                    observer.on_error(error)
-                    return
-                observer.on_completed()
-
-            def next_attempt(error: Exception) -> reactivex.Observable[Chunk] | None:
-                """The call to make next (a continuation, when text went out), or None: fail."""
-                retryable = isinstance(error, LLMError) and error.retryable
-                if not retryable or attempt >= attempts or (splice.emitted and not resumable):
-                    return None  # (a failed source that is not a provider stream may not
-                    # repeat its chunks exactly)
-                return splice.next_call(source)
-
-            def on_error(error: Exception) -> None:
-                nonlocal attempt
-                try:
-                    splice.flush()  # what was held back was received: deliver it
-                except Exception as subscriber_error:
-                    observer.on_error(subscriber_error)
-                    return
-                if error is splice.subscriber_error:
-                    observer.on_error(error)
-                    return
-                if resumable and splice.whole and isinstance(error, LLMError) and error.retryable:
-                    # The provider said why the answer ended before the stream broke: it is
-                    # whole, and a continuation would only add to it.
-                    _log.debug("not retrying after the finish reason arrived: %s", error)
-                    observer.on_completed()
-                    return
-                next_source = next_attempt(error)
-                if next_source is None:
-                    splice.fail(error)
-                    return
-                try:
-                    seconds = _delay(backoff, attempt, error, max_wait)
-                except Exception as backoff_error:  # the user's backoff function raised
-                    backoff_error.__context__ = error
-                    observer.on_error(backoff_error)
-                    return
-                if seconds is None:
-                    splice.fail(error)
-                    return
-                splice.end_call(error)
-                attempt += 1
-
-                def again(_: abc.SchedulerBase, __: Any = None) -> None:
-                    with lock:
-                        current.disposable = next_source.subscribe(on_next, on_error, on_completed)
-
-                # Its own slot: the timer may fire (and subscribe) before this line returns.
-                pending.disposable = timer.schedule_relative(timedelta(seconds=seconds), again)
-
-            with lock:
-                current.disposable = source.subscribe(
-                    on_next, on_error, on_completed, scheduler=scheduler_
+            rules = _Rules(attempts, backoff, max_wait, resumable)
+            retrying = _Retrying(source, observer, rules, scheduler or timer_scheduler())
+            with retrying.lock:
+                retrying.current.disposable = source.subscribe(
+                    retrying.on_next, retrying.on_error, retrying.on_completed, scheduler=scheduler_
                 )
-            return CompositeDisposable(current, pending)
+            return CompositeDisposable(retrying.current, retrying.pending)
 
         return reactivex.create(subscribe)
 
     return operator
+
+
+class _Rules(NamedTuple):
+    """What every subscription of one `retry(...)` shares."""
+
+    attempts: int
+    backoff: Backoff
+    max_wait: float
+    resumable: bool  # the source is a provider stream that can continue an answer
+
+
+class _Retrying:
+    """One subscription of `retry`: the attempt in flight, the wait before the next one, and
+    the splice that joins their chunks without duplicates."""
+
+    def __init__(
+        self,
+        source: reactivex.Observable[Chunk],
+        observer: abc.ObserverBase[Chunk],
+        rules: _Rules,
+        timer: abc.SchedulerBase,
+    ) -> None:
+        self.source = source
+        self.observer = observer
+        self.rules = rules
+        self.timer = timer
+        self.current = SerialDisposable()  # the attempt's subscription
+        self.pending = SerialDisposable()  # the timer before the next attempt
+        self.lock = threading.RLock()
+        self.attempt = 1
+        self.splice = Splice(observer)
+
+    def on_next(self, chunk: Chunk) -> None:
+        if not isinstance(chunk, Chunk):
+            raise not_chunks("retry", chunk)
+        self.splice.on_next(chunk)
+
+    def on_completed(self) -> None:
+        try:
+            self.splice.flush()  # a continuation that ended while held back
+        except Exception as error:  # the subscriber's on_next raised
+            self.observer.on_error(error)
+            return
+        self.observer.on_completed()
+
+    def next_attempt(self, error: Exception) -> reactivex.Observable[Chunk] | None:
+        """The call to make next (a continuation, when text went out), or None: fail."""
+        rules, splice = self.rules, self.splice
+        retryable = isinstance(error, LLMError) and error.retryable
+        if (
+            not retryable
+            or self.attempt >= rules.attempts
+            or (splice.emitted and not rules.resumable)
+        ):
+            return None  # (a failed source that is not a provider stream may not repeat
+            # its chunks exactly)
+        return splice.next_call(self.source)
+
+    def on_error(self, error: Exception) -> None:
+        splice, observer = self.splice, self.observer
+        try:
+            splice.flush()  # what was held back was received: deliver it
+        except Exception as subscriber_error:
+            observer.on_error(subscriber_error)
+            return
+        if error is splice.subscriber_error:
+            observer.on_error(error)
+            return
+        if (
+            self.rules.resumable
+            and splice.whole
+            and isinstance(error, LLMError)
+            and error.retryable
+        ):
+            # The provider said why the answer ended before the stream broke: it is whole,
+            # and a continuation would only add to it.
+            _log.debug("not retrying after the finish reason arrived: %s", error)
+            observer.on_completed()
+            return
+        next_source = self.next_attempt(error)
+        if next_source is None:
+            splice.fail(error)
+            return
+        try:
+            seconds = _delay(self.rules.backoff, self.attempt, error, self.rules.max_wait)
+        except Exception as backoff_error:  # the user's backoff function raised
+            backoff_error.__context__ = error
+            observer.on_error(backoff_error)
+            return
+        if seconds is None:
+            splice.fail(error)
+            return
+        splice.end_call(error)
+        self.attempt += 1
+
+        def again(_: abc.SchedulerBase, __: Any = None) -> None:
+            with self.lock:
+                self.current.disposable = next_source.subscribe(
+                    self.on_next, self.on_error, self.on_completed
+                )
+
+        # Its own slot: the timer may fire (and subscribe) before this line returns.
+        self.pending.disposable = self.timer.schedule_relative(timedelta(seconds=seconds), again)
