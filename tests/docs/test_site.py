@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 import rxllm
-from rxllm import ops
 
 ROOT = Path(__file__).parents[2]
 DOCS = ROOT / "docs"
@@ -29,9 +28,11 @@ def documented() -> set[str]:
 
 
 def public_names() -> set[str]:
-    return {f"rxllm.{name}" for name in rxllm.__all__} | {
-        f"rxllm.ops.{name}" for name in ops.__all__
-    }
+    """`rxllm.__all__`, and the `__all__` of its public modules (`ops`, `web`, `testing`)."""
+    names = {f"rxllm.{name}" for name in rxllm.__all__}
+    for module in ("rxllm.ops", "rxllm.web", "rxllm.testing"):
+        names |= {f"{module}.{name}" for name in importlib.import_module(module).__all__}
+    return names
 
 
 def test_every_public_name_is_in_the_reference() -> None:
