@@ -8,10 +8,12 @@ one request for three consumers, no duplicate after a resume — not just the ex
 from __future__ import annotations
 
 import ast
+import html
 import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -20,8 +22,8 @@ ROOT = Path(__file__).parents[2]
 EXAMPLES = ROOT / "examples"
 
 
-def run(name: str, *args: str, timeout: float = 120) -> str:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def run(name: str, *args: str, timeout: float = 120, env: dict[str, str] | None = None) -> str:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     for key in ("OPENAI_BASE_URL", "ANTHROPIC_BASE_URL"):
         env.pop(key, None)
     done = subprocess.run(
@@ -164,3 +166,110 @@ def test_batch_resumes_from_its_checkpoint(tmp_path: Path) -> None:
         r"second run: 1000 results, \d+ calls made \(= 1000 prompts - \d+ done: True\)", out
     )
     assert "RateLimitError" not in out.split("labels:")[1].splitlines()[0]
+
+
+def test_tui_chat_streams_and_esc_stops_it(tmp_path: Path) -> None:
+    """The Textual chat as a user runs it, on Textual's headless driver: type a question,
+    Enter, Esc a moment later; the screenshot Textual saves shows the stopped answer.
+    (tests/examples/test_tui_chat.py drives the app with Pilot, also over the loopback
+    server.)"""
+    textual = {
+        "TEXTUAL_DRIVER": "textual.drivers.headless_driver:HeadlessDriver",
+        "TEXTUAL_PRESS": "w,h,y,question_mark,enter,wait:1200,escape",
+        "TEXTUAL_SCREENSHOT": "4",  # seconds; then the app exits
+        "TEXTUAL_SCREENSHOT_LOCATION": str(tmp_path),
+        "TEXTUAL_SCREENSHOT_FILENAME": "chat.svg",
+    }
+    run("tui_chat.py", "--model", "scripted", env=textual)
+    svg = (tmp_path / "chat.svg").read_text()
+    screen = html.unescape(" ".join(re.findall(r"<text[^>]*>(.*?)</text>", svg)))
+    screen = re.sub(r"\s+", " ", screen)
+    assert "why?" in screen and "Reactive streams" in screen  # the question, the answer
+    assert "· stopped (the call was" in screen  # the status line (cut at 80 columns)
+    tokens = int(re.search(r"(\d+) tokens ·", screen).group(1))
+    assert 0 < tokens < 200  # the demo answer has over 200 words: it was cut short
+
+
+def test_fallback_continues_on_the_next_provider() -> None:
+    out = run("fallback.py")
+    assert "OpenAI answered 503; served by anthropic" in out
+    part2 = out.split("2. in the middle")[1].split("3. when")[0]
+    providers = re.findall(r"^\s+(openai|anthropic): '", part2, flags=re.MULTILINE)
+    assert providers == ["openai"] * 5 + ["anthropic"] * 9  # first one, then the other
+    assert "every word once: True" in part2
+    assert "OpenAI wrote 5 chunks" in part2
+    assert "continue after: 'Rivers begin as rain, gather'" in part2
+    assert "attempts: ServerError (openai), ServerError (anthropic)" in out
+
+
+def test_cost_and_limits() -> None:
+    out = run("cost_and_limits.py")
+    # 2000 uncached input + 10000 cached + 400 output tokens of gpt-4o-mini
+    assert "cost: $0.00129 (gpt-4o-mini-2024-07-18)" in out
+    assert "limit: requests;" in out and "requests the server received: 3" in out
+    assert "8 answered for $0.0048; calls made: 9 of 10" in out
+    assert "'Label item 8': usage limit cost=$0.005 crossed" in out
+    assert "'Label item 9': usage limit cost=$0.005 reached" in out
+
+
+def test_web_chat_stop_closes_the_model_call() -> None:
+    """examples/web_chat/app.py as a user runs it (uvicorn), on a model behind the loopback
+    server: the chat endpoint streams the UI message stream; a client that leaves mid-answer
+    (what the page's Stop button does: it aborts the fetch) closes the model's HTTP call.
+    tests/web/test_browser.py does the same from the page in headless Chromium."""
+    import json
+    import socket
+
+    import httpx
+
+    from rxllm.testing import Script, Server
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    words = [f"word{i} " for i in range(300)]
+    with Server(Script(words, delay=0.02)) as server:
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENAI_API_KEY": "sk-test"}
+        app = subprocess.Popen(
+            [
+                sys.executable,
+                str(EXAMPLES / "web_chat" / "app.py"),
+                *("--model", "openai:gpt-4o-mini", "--base-url", server.url),
+                *("--port", str(port)),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=ROOT,
+        )
+        try:
+            assert app.stdout is not None
+            assert "web chat on http://127.0.0.1" in app.stdout.readline()
+            url = f"http://127.0.0.1:{port}"
+            for _ in range(100):  # uvicorn prints before it listens
+                try:
+                    page = httpx.get(url + "/", timeout=5)
+                    break
+                except httpx.ConnectError:
+                    time.sleep(0.1)
+            assert 'id="stop"' in page.text
+            body = {
+                "messages": [{"id": "1", "role": "user", "parts": [{"type": "text", "text": "Hi"}]}]
+            }
+            deltas = []
+            with httpx.stream("POST", url + "/api/chat", json=body, timeout=30) as answer:
+                assert answer.headers["x-vercel-ai-ui-message-stream"] == "v1"
+                for line in answer.iter_lines():
+                    if line.startswith("data: {"):
+                        event = json.loads(line[6:])
+                        if event["type"] == "text-delta":
+                            deltas.append(event["delta"])
+                            if len(deltas) == 5:
+                                break  # leaving closes the connection: the Stop button
+            assert "".join(deltas) == "".join(words[:5])
+            assert server.last.wait_closed(5), "the model's HTTP call was not closed"
+            assert server.last.chunks_written < len(words) / 2
+        finally:
+            app.terminate()
+            app.wait(10)
