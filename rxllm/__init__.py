@@ -5,7 +5,9 @@ Models: `openai(model)`, `anthropic(model)`, `local()` (an embedded model, no ke
 call as an `Observable[Chunk]`, started by subscribing and cancelled by disposing.
 
 Data: `Chunk` (one increment), `Response` (the materialized answer, `.raw` the SDK's
-own object), `Usage`, `ToolCall`, `ToolResult`, `AudioSegment`, `Snapshot`.
+own object), `Usage`, `ToolCall`, `ToolResult`, `AudioSegment`, `Snapshot`. Input parts:
+`Image`, `Audio`, `Document` (a PDF), in a prompt list (`llm.stream(["What is this?",
+rxllm.Image("cat.png")])`) or a user message's content.
 
 Operators (`rxllm.ops`): `accumulate`, `take_until`, `to_response`, `text`, `sentences`,
 `smooth`, `partial`, `tool_calls`, `tool_results`, `audio_segments`, `retry`,
@@ -47,6 +49,7 @@ from rxllm.errors import (
 from rxllm.llm import LLM
 from rxllm.models import Chunk, Response, ToolCall, ToolCallDelta, ToolResult, Usage
 from rxllm.ops._audio_segments import AudioSegment
+from rxllm.parts import Audio, Document, Image
 from rxllm.providers.local import local
 from rxllm.providers.scripted import scripted
 from rxllm.race import race
@@ -59,11 +62,14 @@ __all__ = [
     "APIConnectionError",
     "APIStatusError",
     "Accumulator",
+    "Audio",
     "AudioSegment",
     "AudioSplit",
     "AuthenticationError",
     "BadRequestError",
     "Chunk",
+    "Document",
+    "Image",
     "LLMError",
     "NotFoundError",
     "OutputValidationError",
