@@ -76,6 +76,8 @@ _ALIASES = {
     "image/jpg": "image/jpeg",
     "image/pjpeg": "image/jpeg",
     "image/x-png": "image/png",
+    "image/x-ms-bmp": "image/bmp",
+    "image/x-bmp": "image/bmp",
     "audio/x-wav": "audio/wav",
     "audio/wave": "audio/wav",
     "audio/vnd.wave": "audio/wav",
@@ -165,6 +167,8 @@ class Part:
     """What the part is: `image`, `audio` or `document`."""
     example: ClassVar[str] = "image/png"
     """A media type of this kind, for messages."""
+    noun: ClassVar[str] = "a file"
+    """What the part holds, for messages ("an image")."""
 
     def __init__(
         self,
@@ -193,7 +197,7 @@ class Part:
                 raise ValueError(f"{name}(b'') is empty: pass the file's bytes, path or URL")
             media_type = media_type or self._guess(data, where, name=filename)
         elif isinstance(source, str) and source[:5].lower() == "data:":
-            origin = repr(_short(source, 40))
+            origin = repr(_short(source.partition(",")[0], 40) + ",…")  # not the data
             data, declared = _read_data_url(name, source)
             where = f"the data URL {origin}"
             media_type = media_type or self._guess(data, where, declared=declared)
@@ -238,10 +242,10 @@ class Part:
         hint = f": use rxllm.{other}" if other and other != name else ""
         if given:
             raise ValueError(
-                f"{name} media_type must be a {self.kind} type like {self.example!r}, "
+                f"{name} media_type must be {_a(self.kind)} type like {self.example!r}, "
                 f"not {media_type!r}{hint}"
             )
-        raise ValueError(f"{what} {verb} {media_type}, not {_a(self.kind)}{hint}")
+        raise ValueError(f"{what} {verb} {media_type}, not {self.noun}{hint}")
 
     def _guess(
         self, data: bytes, where: str, *, name: str | None = None, declared: str | None = None
@@ -260,8 +264,8 @@ class Part:
         if candidates and candidates[0]:
             self._check_kind(candidates[0], where)
         raise ValueError(
-            f"could not tell what {_a(self.kind)} {where} holds (neither its bytes nor its "
-            f"name say): pass media_type=, e.g. rxllm.{type(self).__name__}(..., "
+            f"could not tell the type of {where}: neither the bytes nor a name say what "
+            f"{self.noun} it is; pass media_type=, e.g. rxllm.{type(self).__name__}(..., "
             f"media_type={self.example!r})"
         )
 
@@ -376,6 +380,7 @@ class Image(Part):
 
     kind: ClassVar[str] = "image"
     example: ClassVar[str] = "image/png"
+    noun: ClassVar[str] = "an image"
 
     def __init__(
         self,
@@ -407,6 +412,7 @@ class Audio(Part):
 
     kind: ClassVar[str] = "audio"
     example: ClassVar[str] = "audio/wav"
+    noun: ClassVar[str] = "audio"
 
     @property
     def format(self) -> str | None:
@@ -431,6 +437,7 @@ class Document(Part):
 
     kind: ClassVar[str] = "document"
     example: ClassVar[str] = "application/pdf"
+    noun: ClassVar[str] = "a PDF"
 
     def _fits(self, media_type: str) -> bool:
         return media_type == "application/pdf"
