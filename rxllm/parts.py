@@ -178,6 +178,8 @@ class Part:
         filename: str | None = None,
     ) -> None:
         name = type(self).__name__
+        if type(self) is Part:
+            raise TypeError("make an rxllm.Image, rxllm.Audio or rxllm.Document, not a Part")
         if media_type is not None:
             if not isinstance(media_type, str) or "/" not in media_type:
                 raise ValueError(
@@ -318,24 +320,39 @@ def _class_for(media_type: str) -> str | None:
     return None
 
 
+_BASE64_TEXT = re.compile(r"[A-Za-z0-9+/\s]{64,}={0,2}")
+
+
 def _read_file(name: str, path: Path) -> bytes:
+    shown = repr(_short(str(path), 80))
     try:
         data = path.read_bytes()
     except FileNotFoundError:
+        where = "" if path.is_absolute() else f" (relative to {os.getcwd()!r})"
         raise ValueError(
-            f"{name}: there is no file at {str(path)!r} (from {os.getcwd()!r}): pass an "
-            "existing file's path, its bytes, or an http(s) URL"
+            f"{name}: there is no file at {shown}{where}: pass an existing file's path, its "
+            f"bytes, or an http(s) URL{_base64_hint(path)}"
         ) from None
     except IsADirectoryError:
-        raise ValueError(f"{name}: {str(path)!r} is a directory: pass a file's path") from None
+        raise ValueError(f"{name}: {shown} is a directory: pass a file's path") from None
     except OSError as exc:
         raise ValueError(
-            f"{name}: cannot read {str(path)!r} ({exc.strerror or exc}): pass a readable "
-            "file's path, or its bytes"
+            f"{name}: cannot read {shown} ({exc.strerror or exc}): pass a readable file's "
+            f"path, or its bytes{_base64_hint(path)}"
         ) from None
     if not data:
-        raise ValueError(f"{name}: {str(path)!r} is empty: pass a file that holds the {name}")
+        raise ValueError(f"{name}: {shown} is empty: pass a file that holds the {name.lower()}")
     return data
+
+
+def _base64_hint(path: Path) -> str:
+    """A hint for base64 text taken for a path (a common slip)."""
+    if not _BASE64_TEXT.fullmatch(str(path)):
+        return ""
+    return (
+        "; that looks like base64 text: pass base64.b64decode(text), or a data URL "
+        "('data:image/png;base64,' + text)"
+    )
 
 
 def _read_data_url(name: str, url: str) -> tuple[bytes, str | None]:

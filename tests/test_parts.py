@@ -171,6 +171,14 @@ class TestRefused:
         with pytest.raises(ValueError, match=r"Image: there is no file at .*nope\.png.*pass an"):
             rxllm.Image(tmp_path / "nope.png")
 
+    def test_base64_text_taken_for_a_path(self, media: Media) -> None:
+        with pytest.raises(ValueError, match=r"looks like base64 text: pass base64.b64decode"):
+            rxllm.Image(b64(media.jpeg))
+
+    def test_a_part_is_one_of_the_three_kinds(self, media: Media) -> None:
+        with pytest.raises(TypeError, match=r"make an rxllm\.Image, rxllm\.Audio or"):
+            Part(media.png)
+
     def test_a_directory(self, tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="is a directory: pass a file's path"):
             rxllm.Document(tmp_path)
