@@ -6,7 +6,8 @@ call as an `Observable[Chunk]`, started by subscribing and cancelled by disposin
 
 Data: `Chunk` (one increment), `Response` (the materialized answer, `.raw` the SDK's
 own object, `.cost` its price), `Usage`, `UsageLimits`, `ToolCall`, `ToolResult`,
-`AudioSegment`, `Snapshot`.
+`AudioSegment`, `Snapshot`. Input parts: `Image`, `Audio`, `Document` (a PDF), in a prompt
+list (`llm.stream(["What is this?", rxllm.Image("cat.png")])`) or a user message's content.
 
 Operators (`rxllm.ops`): `accumulate`, `take_until`, `to_response`, `text`, `sentences`,
 `smooth`, `partial`, `tool_calls`, `tool_results`, `audio_segments`, `retry`,
@@ -53,6 +54,7 @@ from rxllm.llm import LLM
 from rxllm.models import Chunk, Response, ToolCall, ToolCallDelta, ToolResult, Usage
 from rxllm.notebook import display
 from rxllm.ops._audio_segments import AudioSegment
+from rxllm.parts import Audio, Document, Image
 from rxllm.providers.local import local
 from rxllm.providers.scripted import scripted
 from rxllm.race import race
@@ -65,11 +67,14 @@ __all__ = [
     "APIConnectionError",
     "APIStatusError",
     "Accumulator",
+    "Audio",
     "AudioSegment",
     "AudioSplit",
     "AuthenticationError",
     "BadRequestError",
     "Chunk",
+    "Document",
+    "Image",
     "LLMError",
     "NotFoundError",
     "OutputValidationError",

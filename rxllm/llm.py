@@ -19,7 +19,7 @@ from rxllm.accumulator import Snapshot
 from rxllm.bridge import Call, call_subscriber
 from rxllm.codec import Provider
 from rxllm.models import Chunk, Response, ToolResult
-from rxllm.request import Request, build_request, check_params, merge_params
+from rxllm.request import Prompt, Request, build_request, check_params, is_prompt, merge_params
 
 __all__ = ["LLM", "CallStream"]
 
@@ -113,7 +113,7 @@ class LLM:
 
     def stream(
         self,
-        prompt: str | None = None,
+        prompt: Prompt | None = None,
         *,
         messages: Sequence[Mapping[str, Any] | BaseModel] | None = None,
         system: str | None = None,
@@ -124,8 +124,11 @@ class LLM:
     ) -> CallStream:
         """The call as a cold `Observable[Chunk]`: nothing is sent until subscription.
 
-        - `prompt`: the user's text; or `messages`: dicts with `role` and `content`, or the
-          SDKs' own message objects (`completion.choices[0].message`, an Anthropic
+        - `prompt`: the user's text, or a list of text and input parts
+          (`["What is in this picture?", rxllm.Image("cat.png")]`: `rxllm.Image`,
+          `rxllm.Audio`, `rxllm.Document`); or `messages`: dicts with `role` and `content`
+          (a str, or such a list, which may also hold the provider's own part dicts), or
+          the SDKs' own message objects (`completion.choices[0].message`, an Anthropic
           `Message`); an rxllm `Response` goes back as `response.message()`.
         - `system`: a system prompt (Anthropic's `system`, an OpenAI system message).
         - `tools`: Python functions (schema from the signature, description from the
@@ -138,7 +141,8 @@ class LLM:
           hold any of the arguments above).
 
         Raises `ValueError` at once for bad arguments (no prompt and no messages, both, an empty
-        prompt, an unknown role, a negative max_tokens, a tool that is not one, ...).
+        prompt, an unknown role, a negative max_tokens, a tool that is not one, a part the
+        provider cannot take, ...).
         """
         request = self.request(
             prompt,
@@ -153,7 +157,7 @@ class LLM:
 
     def request(
         self,
-        prompt: str | None = None,
+        prompt: Prompt | None = None,
         *,
         messages: Sequence[Mapping[str, Any] | BaseModel] | None = None,
         system: str | None = None,
@@ -177,7 +181,8 @@ class LLM:
         return request
 
     def prompt(self, fn: Callable[P, Any]) -> Callable[P, reactivex.Observable[Chunk]]:
-        """Decorate a function returning a prompt (`str`) or messages into a streaming call.
+        """Decorate a function returning a prompt (a `str`, or a list of text and parts) or
+        messages into a streaming call.
 
         The decorated function takes exactly the original parameters (anything else is a
         `TypeError`). For a call's own parameters make another one from the same function:
@@ -214,12 +219,13 @@ class LLM:
                 )
                 raise TypeError(f"{fn.__name__}() {exc}{hint}") from None
             result = fn(*args, **kwargs)
-            if isinstance(result, str):
+            if is_prompt(result):  # text, or a list with text or an input part in it
                 return self.stream(result)
             if isinstance(result, Sequence) and not isinstance(result, bytes | bytearray):
                 return self.stream(messages=list(result))  # pyright: ignore[reportUnknownArgumentType]
             raise TypeError(
-                f"{fn.__name__}() must return a prompt (str) or a list of messages, "
+                f"{fn.__name__}() must return a prompt (a str, or a list of text and parts) "
+                "or a list of messages, "
                 f"not {type(result).__name__}"
             )
 

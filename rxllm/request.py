@@ -9,23 +9,27 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 from pydantic import BaseModel
 
 from rxllm._checks import is_int, is_number
 from rxllm.messages import MessageFormat, message_from_model, tool_result_messages
 from rxllm.models import Response, ToolResult
+from rxllm.parts import Part
 
 __all__ = [
     "ROLES",
+    "Prompt",
     "Request",
     "build_request",
     "check_messages",
     "check_params",
     "check_sdk_params",
+    "is_prompt",
     "merge_params",
     "tool_name",
     "with_turn",
@@ -34,13 +38,19 @@ __all__ = [
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 _TOKEN_LIMITS = ("max_tokens", "max_completion_tokens", "max_output_tokens")
 
+Prompt: TypeAlias = str | Part | Sequence[str | Part | Mapping[str, Any]]
+"""What `LLM.stream` takes as its prompt: the text, or a list of text and input parts
+(`rxllm.Image`, `rxllm.Audio`, `rxllm.Document`, or a provider's own part dict)."""
+
 
 @dataclass(frozen=True)
 class Request:
     """One call's arguments, validated and normalized; each provider maps it to its own format."""
 
     messages: tuple[Mapping[str, Any], ...]
-    """The conversation (system messages stay where the caller put them)."""
+    """The conversation (system messages stay where the caller put them). A content list
+    holds text as `{"type": "text", "text": ...}`, input parts as `rxllm.parts.Part`s (each
+    codec sends them in its protocol's form) and providers' own part dicts as given."""
     system: str | None = None
     """The `system=` argument, if any."""
     tools: Sequence[Any] | None = None
@@ -59,7 +69,7 @@ class Request:
 
 def build_request(
     defaults: Mapping[str, Any],
-    prompt: str | None = None,
+    prompt: Prompt | None = None,
     *,
     messages: Sequence[Mapping[str, Any] | BaseModel] | None = None,
     system: str | None = None,
@@ -81,16 +91,7 @@ def build_request(
             "stream() takes a prompt or messages, not both: put the prompt in messages as "
             "{'role': 'user', 'content': prompt}"
         )
-    if prompt is not None and not isinstance(prompt, str):
-        raise ValueError(
-            f"the prompt must be a str, not {type(prompt).__name__}; "
-            "pass a list of messages with messages=[...]"
-        )
-    if prompt is not None and not prompt.strip():
-        raise ValueError(
-            "the prompt is empty: give the text to answer, e.g. llm.stream('Hello'); "
-            "to send only a system prompt, put it in messages=[...] with a user message"
-        )
+    content = None if prompt is None else _prompt_content(prompt)
     if "stream" in params:
         raise ValueError("rxllm always streams: remove the 'stream' argument")
     merged = merge_params(defaults, params)
@@ -119,7 +120,7 @@ def build_request(
     if messages is not None:
         normalized = check_messages(messages)
     else:
-        normalized = ({"role": "user", "content": prompt},)
+        normalized = ({"role": "user", "content": content},)
     return Request(
         messages=normalized,
         system=system,
@@ -251,6 +252,97 @@ def tool_name(position: int, tool: Any) -> str | None:
     return name
 
 
+def is_prompt(value: Any) -> bool:
+    """Whether `value` is a prompt (text, a part, or a list with text or a part in it)
+    rather than a list of messages (`@llm.prompt` functions may return either).
+
+    >>> is_prompt(["What is this?", {"type": "image_url", "image_url": {"url": "..."}}])
+    True
+    >>> is_prompt([{"role": "user", "content": "Hi"}])
+    False
+    """
+    if isinstance(value, str | Part):
+        return True
+    if isinstance(value, bytes | bytearray | Mapping) or not isinstance(value, Sequence):
+        return False
+    return any(isinstance(item, str | Part) for item in value)
+
+
+def _prompt_content(prompt: Any) -> str | list[Any]:
+    """The user message's content for a prompt: the text, or the list of its parts."""
+    if isinstance(prompt, str):
+        if not prompt.strip():
+            raise ValueError(
+                "the prompt is empty: give the text to answer, e.g. llm.stream('Hello'); "
+                "to send only a system prompt, put it in messages=[...] with a user message"
+            )
+        return prompt
+    if isinstance(prompt, Part):
+        return [prompt]
+    if isinstance(prompt, bytes | bytearray | Mapping) or not isinstance(prompt, Sequence):
+        raise ValueError(
+            f"the prompt must be a str or a list of text and parts (rxllm.Image, rxllm.Audio, "
+            f"rxllm.Document), not {type(prompt).__name__}; pass a list of messages with "
+            "messages=[...]"
+        )
+    if not prompt:
+        raise ValueError(
+            "the prompt is an empty list: give the text (and parts) to answer, e.g. "
+            "llm.stream(['What is in this picture?', rxllm.Image('cat.png')])"
+        )
+    content = _content_parts(prompt, "user", lambda j: f"prompt[{j}]")
+    return list(prompt) if content is None else content
+
+
+def _content_parts(
+    items: Sequence[Any], role: str, where: Callable[[int], str]
+) -> list[Any] | None:
+    """A content list with its text as text parts and its input parts checked (only a
+    user message takes them); None when it holds only providers' own part dicts, which
+    pass unchanged."""
+    converted: list[Any] = []
+    changed = False
+    for j, item in enumerate(items):
+        if isinstance(item, str):
+            if not item.strip():
+                raise ValueError(f"{where(j)} is empty text: remove it, or give the text")
+            converted.append({"type": "text", "text": item})
+            changed = True
+        elif isinstance(item, Part):
+            if role != "user":
+                raise ValueError(
+                    f"{where(j)} is {item!r} in a {role} message: only user messages take "
+                    "images, audio and documents; put it in a user message"
+                )
+            converted.append(item)
+            changed = True
+        elif isinstance(item, Mapping):
+            if "role" in item:
+                raise ValueError(
+                    f"{where(j)} is a message (it has a 'role'), not a content part: pass "
+                    "messages with messages=[...]"
+                )
+            if "type" not in item:
+                raise ValueError(
+                    f"{where(j)} is a dict without a 'type': a content part is text (a str), "
+                    "an rxllm.Image, rxllm.Audio or rxllm.Document, or a provider's own part "
+                    "dict, e.g. {'type': 'text', 'text': ...}"
+                )
+            converted.append(item)
+        else:
+            hint = (
+                "; wrap a file in rxllm.Image(...), rxllm.Audio(...) or rxllm.Document(...)"
+                if isinstance(item, bytes | bytearray | os.PathLike)
+                else ""
+            )
+            raise ValueError(
+                f"{where(j)} is {type(item).__name__}: a content part is text (a str), an "
+                "rxllm.Image, rxllm.Audio or rxllm.Document, or a provider's own part "
+                f"dict{hint}"
+            )
+    return converted if changed else None
+
+
 def check_messages(
     messages: Sequence[Mapping[str, Any] | BaseModel],
 ) -> tuple[Mapping[str, Any], ...]:
@@ -290,8 +382,16 @@ def check_messages(
                 f"messages[{position}] content must be a str or a list of content parts, "
                 f"not {type(content).__name__}"
             )
+        if content is not None and not isinstance(content, str):
+            parts = _content_parts(content, str(role), _content_place(position))
+            if parts is not None:
+                message = {**message, "content": parts}
         checked.append(message)
     return tuple(checked)
+
+
+def _content_place(position: int) -> Callable[[int], str]:
+    return lambda j: f"messages[{position}].content[{j}]"
 
 
 def check_sdk_params(request: Request, allowed: frozenset[str], api: str) -> None:

@@ -17,8 +17,17 @@ PACKAGE = Path(__file__).parents[1] / "rxllm"
 
 LAYERS: list[tuple[str, ...]] = [
     # what everything may use: argument checks, threads and loops, the SSE decoder, tool
-    # schemas, conversation formats and prices (they read the models' fields by name only)
-    ("rxllm._checks", "rxllm._loops", "rxllm.sse", "rxllm.tools", "rxllm.messages", "rxllm.cost"),
+    # schemas, conversation formats and prices (they read the models' fields by name only),
+    # input parts (images, audio, PDFs) and their forms in each protocol
+    (
+        "rxllm._checks",
+        "rxllm._loops",
+        "rxllm.sse",
+        "rxllm.tools",
+        "rxllm.messages",
+        "rxllm.cost",
+        "rxllm.parts",
+    ),
     ("rxllm.models",),  # the data: Chunk, Response, Usage, ToolCall, ToolResult
     ("rxllm.errors",),  # the error tree (an error carries a partial Response)
     ("rxllm.accumulator",),  # chunks -> the response so far

@@ -25,6 +25,7 @@ from anthropic.types import RawContentBlockStopEvent, RawMessageStreamEvent
 from rxllm import errors
 from rxllm.codec import StreamCodec
 from rxllm.models import Chunk, Response, ToolCallDelta, ToolResult, Usage, text_chunk_maker
+from rxllm.parts import check_parts, wire_message
 from rxllm.providers import _sdk_private
 from rxllm.providers.http_call import parse_json
 from rxllm.providers.http_errors import sdk_stream_failure
@@ -136,6 +137,7 @@ class MessagesCodec:
                 )
         if request.audio is not None:
             raise ValueError("anthropic does not generate audio: remove audio=...")
+        check_parts(request.messages, "anthropic", "anthropic")
 
     def arguments(self, request: Request) -> dict[str, Any]:
         """The keyword arguments for `messages.create` (without `stream`)."""
@@ -145,7 +147,7 @@ class MessagesCodec:
             if message["role"] in ("system", "developer"):
                 system_parts.append(str(message["content"]))
             else:
-                messages.append(dict(message))
+                messages.append(wire_message(message, "anthropic"))  # parts as blocks
         kwargs: dict[str, Any] = {"model": self._model, "messages": messages, **request.params}
         if kwargs.get("max_tokens") is None:  # the API requires it: None is rxllm's default
             kwargs["max_tokens"] = DEFAULT_MAX_TOKENS

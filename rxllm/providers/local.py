@@ -43,6 +43,7 @@ from rxllm._loops import END, Failure, call_on_loop, receive
 from rxllm.bridge import CallControl, IteratorCall
 from rxllm.llm import LLM
 from rxllm.models import Chunk, Response, Usage
+from rxllm.parts import Part, UnsupportedPart
 from rxllm.providers.in_process import InProcessCodec
 from rxllm.providers.local_model import (
     INSTALL_HINT,
@@ -92,9 +93,18 @@ def _text_content(position: int, content: Any) -> str:
         return content or ""
     if isinstance(content, Sequence):
         texts: list[str] = []
-        for part in content:
+        for j, part in enumerate(content):
             if isinstance(part, Mapping) and part.get("type") == "text":
                 texts.append(str(part.get("text") or ""))
+            elif isinstance(part, Part):
+                raise UnsupportedPart(
+                    PROVIDER,
+                    "local",
+                    f"messages[{position}].content[{j}]",
+                    part,
+                    "the local model reads text only: describe it in words, or send it to a "
+                    "model that takes it (rxllm.openai(...), rxllm.anthropic(...))",
+                )
             else:
                 raise ValueError(
                     f"messages[{position}] has a content part the local model cannot read "

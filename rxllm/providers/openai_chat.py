@@ -27,6 +27,7 @@ from openai.types.chat import ChatCompletionChunk
 from rxllm import errors
 from rxllm.codec import StreamCodec
 from rxllm.models import Chunk, Response, ToolCallDelta, ToolResult, Usage, text_chunk_maker
+from rxllm.parts import check_parts, wire_messages
 from rxllm.providers import _sdk_private
 from rxllm.providers.http_call import parse_json
 from rxllm.providers.http_errors import sdk_stream_failure
@@ -112,15 +113,17 @@ class ChatCodec:
 
     @staticmethod
     def check(request: Request) -> None:
-        """Reject parameters the Chat Completions API does not take, before any request."""
+        """Reject parameters and input parts the Chat Completions API does not take, before
+        any request."""
         check_sdk_params(request, _CREATE_PARAMS, "openai chat completions")
+        check_parts(request.messages, "chat", "openai")
 
     def arguments(self, request: Request) -> dict[str, Any]:
         """The keyword arguments for `chat.completions.create` (without `stream`)."""
         messages: list[Any] = []
         if request.system is not None:
             messages.append({"role": "system", "content": request.system})
-        messages.extend(dict(m) for m in request.messages)
+        messages.extend(wire_messages(request.messages, "chat"))  # parts in Chat's form
         kwargs: dict[str, Any] = {"model": self._model, "messages": messages, **request.params}
         # Usage is what rxllm adds; the caller's own stream options are kept beside it.
         kwargs["stream_options"] = {"include_usage": True, **(kwargs.get("stream_options") or {})}

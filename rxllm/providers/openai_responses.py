@@ -84,6 +84,7 @@ from rxllm.models import (
     Usage,
     text_chunk_maker,
 )
+from rxllm.parts import check_parts
 from rxllm.providers import _sdk_private
 from rxllm.providers import openai_chat as _chat
 from rxllm.providers.http_call import parse_json
@@ -606,6 +607,7 @@ class ResponsesCodec:
     @staticmethod
     def check(request: Request) -> None:
         """Reject what the Responses API does not take, before any request."""
+        check_parts(request.messages, "responses", "openai")
         responses_arguments(request, "")
 
     def arguments(self, request: Request) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import httpx2
 from openai.resources.responses import Responses as _ResponsesResource
 
 from rxllm.models import Response, ToolResult
+from rxllm.parts import Part, part_to_wire
 from rxllm.request import Request
 from rxllm.tools import tool_schema
 
@@ -295,6 +296,8 @@ def _input_message(position: int, role: str, content: Any) -> list[dict[str, Any
                     "output": _tool_output(position, part.get("content")),
                 }
             )
+        elif isinstance(part, Part):  # rxllm.Image / Document (Audio is refused by `check`)
+            parts.append(part_to_wire(part, "responses"))
         else:
             parts.append(_input_part(position, part))
     if parts:

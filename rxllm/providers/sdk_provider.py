@@ -17,6 +17,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from rxllm import errors
+from rxllm.parts import UnsupportedPart
 from rxllm.providers import _sdk_private
 from rxllm.providers.http_call import HTTPCall, HTTPCodec, HTTPCodecClass
 
@@ -219,7 +220,12 @@ class SDKProvider:
 
     def check(self, request: Request) -> None:
         """Reject what the wire protocol cannot take, before any request."""
-        self._codec.check(request)
+        try:
+            self._codec.check(request)
+        except UnsupportedPart as exc:  # a service speaking the protocol: say its name
+            if exc.provider == self.name:
+                raise
+            raise exc.for_provider(self.name) from None
 
     def codec(self, request: Request) -> HTTPCodec:
         """The codec of one call of `request`."""
