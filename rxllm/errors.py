@@ -22,6 +22,25 @@ trying again could help (`retryable`). The SDK's own exception is kept as `__cau
 
 No message or repr ever contains an API key: messages are built from the provider's error
 text, which is scrubbed of anything that looks like a key.
+
+Catch by kind, the same for every provider; what arrived before the failure is `partial`
+(here the loopback server answers like a busy OpenAI, then like one that breaks mid-answer):
+
+>>> import rxllm
+>>> from rxllm.testing import Script, Server
+>>> with Server() as server:
+...     llm = rxllm.openai("gpt-4o-mini", base_url=server.url, api_key="sk-test", max_retries=0)
+...     server.push(Script("Hi", status=429, headers={"retry-after": "2"}))
+...     server.push(Script("Hello there, friend.", drop_after=2))
+...     for attempt in range(2):
+...         try:
+...             rxllm.collect(llm.stream("Hi"))
+...         except rxllm.RateLimitError as error:
+...             print(type(error).__name__, error.status_code, error.retry_after)
+...         except rxllm.LLMError as error:
+...             print(type(error).__name__, error.retryable, repr(error.partial.text))
+RateLimitError 429 2.0
+StreamInterrupted True 'Hello there, '
 """
 
 from __future__ import annotations
@@ -123,27 +142,66 @@ class LLMError(Exception):
 
 
 class APIStatusError(LLMError):
-    """The provider answered the request with an HTTP error status."""
+    """The provider answered the request with an HTTP error status.
+
+    >>> import rxllm
+    >>> from rxllm.testing import Script, Server
+    >>> with Server(Script("", status=404)) as server:
+    ...     llm = rxllm.openai("gpt-4o-mini", base_url=server.url, api_key="sk-test")
+    ...     try:
+    ...         rxllm.collect(llm.stream("Hi"))
+    ...     except rxllm.APIStatusError as error:
+    ...         print(type(error).__name__, error.status_code, error.retryable)
+    NotFoundError 404 False
+    """
 
 
 class AuthenticationError(APIStatusError):
-    """401, or no API key configured: the message names the environment variable to set."""
+    """401, or no API key configured: the message names the environment variable to set.
+
+    >>> import rxllm
+    >>> rxllm.AuthenticationError("openai: HTTP 401: invalid key").retryable
+    False
+    """
 
 
 class PermissionDeniedError(APIStatusError):
-    """403: the key is valid but may not use this model or feature."""
+    """403: the key is valid but may not use this model or feature.
+
+    >>> import rxllm
+    >>> isinstance(rxllm.PermissionDeniedError("HTTP 403"), rxllm.APIStatusError)
+    True
+    """
 
 
 class NotFoundError(APIStatusError):
-    """404: usually an unknown model name or a wrong `base_url`."""
+    """404: usually an unknown model name or a wrong `base_url`.
+
+    >>> import rxllm
+    >>> rxllm.NotFoundError("HTTP 404: the model does not exist").retryable
+    False
+    """
 
 
 class BadRequestError(APIStatusError):
-    """400/422: the provider rejected the request's content."""
+    """400/422: the provider rejected the request's content (`rxllm.fallback` does not move
+    on from it: the next provider would reject it too).
+
+    >>> import rxllm
+    >>> rxllm.BadRequestError("HTTP 400: max_tokens is too large", status_code=400).retryable
+    False
+    """
 
 
 class RateLimitError(APIStatusError):
-    """429: too many requests or tokens; `retry_after` says how long to wait, if known."""
+    """429: too many requests or tokens; `retry_after` says how long to wait, if known
+    (`ops.retry` waits it).
+
+    >>> import rxllm
+    >>> error = rxllm.RateLimitError("HTTP 429", retry_after=2.0)
+    >>> error.retryable, error.retry_after
+    (True, 2.0)
+    """
 
     retryable_by_default = True
 
@@ -154,26 +212,69 @@ class RateLimitError(APIStatusError):
 
 
 class ServerError(APIStatusError):
-    """5xx or overloaded, before or during the stream."""
+    """5xx or overloaded, before or during the stream (an overload reported mid-stream is a
+    `ServerStreamError`, also caught here).
+
+    >>> import rxllm
+    >>> llm = rxllm.scripted(["Hel", "lo"], error=rxllm.ServerError("overloaded"))
+    >>> try:
+    ...     rxllm.collect(llm.stream("hi"))
+    ... except rxllm.ServerError as error:
+    ...     print(error.retryable, repr(error.partial.text))
+    True 'Hello'
+    """
 
     retryable_by_default = True
 
 
 class APIConnectionError(LLMError):
-    """The request could not be sent or the connection could not be made."""
+    """The request could not be sent or the connection could not be made.
+
+    >>> import rxllm
+    >>> llm = rxllm.openai("gpt-4o-mini", base_url="http://127.0.0.1:9", api_key="sk-test",
+    ...                    max_retries=0)  # nothing listens on port 9
+    >>> try:
+    ...     rxllm.collect(llm.stream("Hi"))
+    ... except rxllm.APIConnectionError as error:
+    ...     print(type(error).__name__, error.retryable)
+    APIConnectionError True
+    """
 
     retryable_by_default = True
 
 
 class StreamInterrupted(LLMError):
-    """The connection broke in the middle of the stream."""
+    """The connection broke in the middle of the stream (also a body that ended without the
+    provider's terminator); `partial` holds what arrived.
+
+    >>> import rxllm
+    >>> from rxllm.testing import Script, Server
+    >>> with Server(Script("Hello there, friend.", drop_after=2)) as server:
+    ...     llm = rxllm.anthropic("claude-haiku-4-5", base_url=server.url, api_key="sk-test")
+    ...     try:
+    ...         rxllm.collect(llm.stream("Hi"))
+    ...     except rxllm.StreamInterrupted as error:
+    ...         print(error.retryable, repr(error.partial.text))
+    True 'Hello there, '
+    """
 
     retryable_by_default = True
 
 
 class StreamError(LLMError):
     """The provider sent an error event in the middle of the stream (or one that is not
-    valid JSON); `body` is the provider's error object as sent, when there was one."""
+    valid JSON); `body` is the provider's error object as sent, when there was one.
+
+    >>> import rxllm
+    >>> from rxllm.testing import Script, Server
+    >>> with Server(Script("Hello there", error_event="server_error")) as server:
+    ...     llm = rxllm.openai("gpt-4o-mini", base_url=server.url, api_key="sk-test")
+    ...     try:
+    ...         rxllm.collect(llm.stream("Hi"))
+    ...     except rxllm.StreamError as error:
+    ...         print(type(error).__name__, repr(error.partial.text), error.body["type"])
+    ServerStreamError 'Hello there' server_error
+    """
 
     body: object = None
     """The provider's error object (decoded JSON), when there was one."""
@@ -183,13 +284,35 @@ class StreamError(LLMError):
 
 
 class StreamTimeout(LLMError):
-    """No provider event arrived within the stall timeout (keep-alive pings do not count)."""
+    """No provider event arrived within the stall timeout (keep-alive pings do not count).
+
+    >>> import rxllm
+    >>> llm = rxllm.scripted(["Thinking", " hard"], delay=2.0, stall_timeout=0.1)
+    >>> try:
+    ...     rxllm.collect(llm.stream("hi"))
+    ... except rxllm.StreamTimeout as error:
+    ...     print(error.retryable)
+    True
+    """
 
     retryable_by_default = True
 
 
 class OutputValidationError(LLMError):
-    """Structured output (e.g. `ops.partial(Model)`) did not validate at the end."""
+    """Structured output (e.g. `ops.partial(Model)`) did not validate at the end.
+
+    >>> import pydantic, rxllm
+    >>> from rxllm import ops
+    >>> class City(pydantic.BaseModel):
+    ...     name: str
+    ...     population: int
+    >>> llm = rxllm.scripted('{"name": "Oslo", "population": "many"}')
+    >>> try:
+    ...     list(rxllm.iterate(llm.stream("Oslo?", response_format=City).pipe(ops.partial(City))))
+    ... except rxllm.OutputValidationError as error:
+    ...     print(error.retryable, error.partial.text)
+    False {"name": "Oslo", "population": "many"}
+    """
 
 
 class UsageLimitExceeded(LLMError):
@@ -197,7 +320,16 @@ class UsageLimitExceeded(LLMError):
     (the running stream was stopped, its HTTP call closed). `limit` names it ("requests",
     "output_tokens", "cost", ...); `usage` (and, with a cost limit, `cost` in USD) is what was
     counted so far over all the calls of the tool loop or batch; `partial` is the answer so
-    far."""
+    far.
+
+    >>> import rxllm
+    >>> from rxllm import ops
+    >>> llm = rxllm.scripted("ok")
+    >>> results = rxllm.batch(["a", "b"], lambda p: llm.stream(p).pipe(ops.to_response()),
+    ...                       concurrency=1, limits=rxllm.UsageLimits(requests=1), progress=False)
+    >>> [(item, type(result).__name__) for item, result in rxllm.iterate(results)]
+    [('a', 'Response'), ('b', 'UsageLimitExceeded')]
+    """
 
     def __init__(
         self,
@@ -219,13 +351,23 @@ class UsageLimitExceeded(LLMError):
 
 
 class ServerStreamError(StreamError, ServerError):
-    """An overloaded/server error reported by an error event mid-stream: both kinds, retryable."""
+    """An overloaded/server error reported by an error event mid-stream: both kinds, retryable.
+
+    >>> import rxllm
+    >>> issubclass(rxllm.ServerStreamError, rxllm.ServerError)
+    True
+    """
 
     retryable_by_default = True
 
 
 class RateLimitStreamError(StreamError, RateLimitError):
-    """A rate-limit error reported by an error event mid-stream: both kinds, retryable."""
+    """A rate-limit error reported by an error event mid-stream: both kinds, retryable.
+
+    >>> import rxllm
+    >>> issubclass(rxllm.RateLimitStreamError, rxllm.RateLimitError)
+    True
+    """
 
     retryable_by_default = True
 

@@ -93,6 +93,16 @@ class ToolCallDelta(BaseModel, frozen=True):
 
     Fragments with the same `index` belong to the same call; `arguments` fragments
     concatenate to the call's JSON arguments.
+
+    >>> import rxllm
+    >>> from rxllm import Chunk, ToolCallDelta
+    >>> llm = rxllm.scripted([
+    ...     Chunk(tool_calls=(ToolCallDelta(index=0, id="c1", name="weather", arguments='{"ci'),)),
+    ...     Chunk(tool_calls=(ToolCallDelta(index=0, arguments='ty": "Oslo"}'),)),
+    ... ])
+    >>> call = rxllm.collect(llm.stream("Weather in Oslo?")).tool_calls[0]
+    >>> call.name, call.args
+    ('weather', {'city': 'Oslo'})
     """
 
     model_config = _CONFIG

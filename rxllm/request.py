@@ -45,7 +45,17 @@ Prompt: TypeAlias = str | Part | Sequence[str | Part | Mapping[str, Any]]
 
 @dataclass(frozen=True)
 class Request:
-    """One call's arguments, validated and normalized; each provider maps it to its own format."""
+    """One call's arguments, validated and normalized; each provider maps it to its own format.
+
+    `llm.stream(...)` builds it at once (bad arguments are a `ValueError` there) and keeps
+    it as the call's `request`; the model's defaults are merged in.
+
+    >>> import rxllm
+    >>> llm = rxllm.scripted("Hi.", temperature=0.2)
+    >>> request = llm.stream("Hello", system="Be brief.", max_tokens=50).request
+    >>> request.messages, request.system, dict(request.params)
+    (({'role': 'user', 'content': 'Hello'},), 'Be brief.', {'temperature': 0.2, 'max_tokens': 50})
+    """
 
     messages: tuple[Mapping[str, Any], ...]
     """The conversation (system messages stay where the caller put them). A content list

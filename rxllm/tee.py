@@ -330,7 +330,15 @@ def tee(source: reactivex.Observable[T], n: int = 2) -> tuple[reactivex.Observab
 
 
 class AudioSplit(NamedTuple):
-    """The text, audio and transcript of ONE call, as three observables (see `tee`)."""
+    """The text, audio and transcript of ONE call, as three observables (see `tee`).
+
+    >>> import rxllm
+    >>> llm = rxllm.scripted([rxllm.Chunk(audio=b"\\x00\\x00" * 4, audio_transcript="Hi.")])
+    >>> split = rxllm.audio_split(llm.stream("Say hi"))
+    >>> text, audio, transcript = split  # a NamedTuple: unpack it, or use its names
+    >>> split.transcript.run(), len(audio.run())
+    ('Hi.', 8)
+    """
 
     text: reactivex.Observable[str]
     """Non-empty text deltas."""

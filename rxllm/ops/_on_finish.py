@@ -28,7 +28,18 @@ _log = logging.getLogger("rxllm")
 
 
 class Finish(NamedTuple):
-    """How a stream ended, for `on_finish`'s callback."""
+    """How a stream ended, for `on_finish`'s callback.
+
+    >>> import rxllm
+    >>> from rxllm import ops
+    >>> ended = []
+    >>> llm = rxllm.scripted("One. Two. Three.", delay=0.01)
+    >>> stream = llm.stream("Count").pipe(
+    ...     ops.on_finish(ended.append), ops.take_until(lambda chunk: "Two" in chunk.content))
+    >>> _ = rxllm.collect(stream)
+    >>> ended[0].outcome, ended[0].response.text, ended[0].response.finish_reason
+    ('disposed', 'One. Two. ', None)
+    """
 
     response: Response
     """Everything received, materialized (`finish_reason` None when it was cut short)."""

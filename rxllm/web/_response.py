@@ -46,7 +46,20 @@ class EventStream(StreamingResponse):
     `events` is an async generator of encoded events that holds the call's subscription
     and releases it when closed (as `rxllm.aiterate` does). It is closed when it ends, when a
     write fails, and when the client disconnects: `http.disconnect` is awaited on the
-    receive channel while the events are written, also while none arrives.
+    receive channel while the events are written, also while none arrives. `sse` and
+    `ui_message_stream` are made of it; it serves any events of your own the same way:
+
+    >>> from starlette.applications import Starlette
+    >>> from starlette.testclient import TestClient
+    >>> async def ticks():
+    ...     for i in range(3):
+    ...         yield f"data: {i}\\n\\n".encode()
+    >>> async def endpoint(request):
+    ...     return EventStream(ticks())
+    >>> app = Starlette()
+    >>> app.add_route("/ticks", endpoint)
+    >>> TestClient(app).get("/ticks").text
+    'data: 0\\n\\ndata: 1\\n\\ndata: 2\\n\\n'
     """
 
     def __init__(
