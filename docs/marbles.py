@@ -587,6 +587,23 @@ def retry_resume() -> Diagram:
     return Diagram("retry_resume", "retry()   (loopback server: connection dropped)", tl)
 
 
+def fallback() -> Diagram:
+    from rxllm.testing import Script, Server
+
+    tl = Timeline()
+    with Server() as server:
+        server.push(Script(["Hel", "lo ", "wor", "ld."], drop_after=2))
+        server.push(Script(["wor", "ld."]))  # what the second provider adds after the prefill
+        first = rxllm.openai("m", base_url=server.url, api_key="test", max_retries=0)
+        second = rxllm.anthropic("m", base_url=server.url, api_key="test", max_retries=0)
+        a = recorded_llm(first, tl, "openai")
+        b = recorded_llm(second, tl, "anthropic")
+        record_output(tl, rxllm.fallback(a.stream("hi"), b.stream("hi")))
+        continued = server.requests[1].body["messages"][-1]["content"]
+    tl.row("anthropic").name = f"anthropic (after {quote(continued)})"
+    return Diagram("fallback", "fallback(a, b)   (loopback server: connection dropped)", tl)
+
+
 def finish_label(finish: Any) -> str:
     return f"Finish({finish.outcome}, {quote(finish.response.text)})"
 
@@ -713,6 +730,7 @@ DIAGRAMS: list[Callable[[], Diagram]] = [
     tee,
     audio_split,
     race,
+    fallback,
     batch,
 ]
 
