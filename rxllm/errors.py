@@ -199,8 +199,11 @@ class RateLimitStreamError(StreamError, RateLimitError):
 
 # An error object's `type` and `code`, lower-cased with everything but letters and digits
 # dropped, so that "overloaded_error", "InternalServerError" and "rate_limit_exceeded" all
-# match: Anthropic's error types, OpenAI's types and codes, and OpenAI-compatible servers'.
-_RATE_LIMIT_KINDS = frozenset({"ratelimiterror", "ratelimitexceeded", "ratelimit", "429"})
+# match: Anthropic's error types, OpenAI's types and codes, OpenAI-compatible servers', and
+# Bedrock's exception types (throttlingException, internalServerException, ...).
+_RATE_LIMIT_KINDS = frozenset(
+    {"ratelimiterror", "ratelimitexceeded", "ratelimit", "429", "throttlingexception"}
+)
 _SERVER_KINDS = frozenset(
     {
         "overloadederror",
@@ -213,6 +216,10 @@ _SERVER_KINDS = frozenset(
         "serviceunavailableerror",
         "timeouterror",
         "timeout",
+        "internalserverexception",
+        "serviceunavailableexception",
+        "modeltimeoutexception",
+        "modelstreamerrorexception",
     }
 )
 
