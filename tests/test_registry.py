@@ -93,7 +93,7 @@ def client_of(llm: rxllm.LLM) -> Any:
 
 
 def test_the_built_in_prefixes_are_the_ones_api_md_lists() -> None:
-    assert BUILT_IN <= set(rxllm.registry.providers())
+    assert set(rxllm.registry.providers()) >= BUILT_IN
     assert set(SERVICES) == {*HOSTED, "ollama", "vllm", "llamacpp"}
 
 
@@ -341,7 +341,7 @@ def test_register_provider_refuses_what_cannot_work() -> None:
         rxllm.register_provider("nothing", "not a function")  # type: ignore[arg-type]
     rxllm.register_provider("wrong-test", lambda model, **kw: "not an LLM")
     try:
-        with pytest.raises(TypeError, match="not an rxllm.LLM"):
+        with pytest.raises(TypeError, match=r"not an rxllm\.LLM"):
             rxllm.model("wrong-test:x")
     finally:
         rxllm.registry._FACTORIES.pop("wrong-test", None)

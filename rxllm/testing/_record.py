@@ -51,8 +51,9 @@ class RecordedRequest:
     [{'role': 'user', 'content': 'hi'}]
     """
 
-    protocol: Literal["openai", "anthropic"]
-    """Which API the request spoke, from its path."""
+    protocol: Literal["openai", "anthropic", "bedrock"]
+    """Which API the request spoke, from its path (Vertex AI's `:streamRawPredict` is
+    "anthropic"; Bedrock's `/invoke-with-response-stream` is "bedrock")."""
     path: str
     """The request path (without the query string), e.g. "/v1/messages"."""
     headers: dict[str, str]

@@ -42,6 +42,8 @@ from rxllm.testing._encode import (
     reason_phrase,
     status_response,
 )
+from rxllm.testing._eventstream import CONTENT_TYPE as _EVENTSTREAM
+from rxllm.testing._eventstream import bedrock_plan
 from rxllm.testing._record import RecordedRequest
 from rxllm.testing._script import Script
 
@@ -54,6 +56,8 @@ _CLOSE_GRACE = 2.0
 _MAX_BODY = 64 * 1024 * 1024
 
 _State = Literal["open", "closed", "stop"]
+_Route = Literal["openai", "anthropic", "bedrock"]
+"""A request's API: its events' protocol, and Bedrock's framing of Anthropic's events."""
 
 
 class _Readiness:
@@ -177,13 +181,20 @@ def _read_request(rfile: Any) -> _Request | None:
     return _Request(method.upper(), path, headers, b"")
 
 
-def _route(path: str) -> Protocol | None:
+def _route(path: str) -> _Route | None:
     trimmed = path.rstrip("/")
     if trimmed.endswith("/chat/completions"):
         return "openai"
-    if trimmed.endswith("/messages"):
+    if trimmed.endswith(("/messages", ":streamRawPredict")):  # Vertex AI: Anthropic's SSE
         return "anthropic"
+    if trimmed.endswith("/invoke-with-response-stream"):  # Bedrock: AWS event stream
+        return "bedrock"
     return None
+
+
+def _events(route: _Route) -> Protocol:
+    """The protocol of a route's events (Bedrock frames Anthropic's)."""
+    return "anthropic" if route == "bedrock" else route
 
 
 class _Connection:
@@ -222,8 +233,9 @@ class _Connection:
         accepted = self._admit(request)
         if accepted is None:
             return
-        protocol, body = accepted
-        record = RecordedRequest(protocol, request.path, request.headers, body)
+        route, body = accepted
+        protocol = _events(route)
+        record = RecordedRequest(route, request.path, request.headers, body)
         self._record = record
         script = self._server._take_script(record)
         if script is not None and script.headers_delay:
@@ -242,7 +254,9 @@ class _Connection:
             except ValueError as exc:  # a script this protocol cannot express
                 self._respond(400, error_response(protocol, "invalid_request_error", str(exc)))
                 return
-            self._stream(encoded, script, protocol)
+            if route == "bedrock":
+                encoded = bedrock_plan(encoded)
+            self._stream(encoded, script, route)
 
     def _read_body(self, request: _Request, rfile: Any) -> bool:
         """Read the request body; False if the client left before sending all of it."""
@@ -260,13 +274,14 @@ class _Connection:
         request.body = rfile.read(length)
         return len(request.body) == length
 
-    def _admit(self, request: _Request) -> tuple[Protocol, dict[str, Any]] | None:
-        """The protocol and JSON body of a request to stream; None once it was refused."""
-        protocol = _route(request.path)
-        if protocol is None:
+    def _admit(self, request: _Request) -> tuple[_Route, dict[str, Any]] | None:
+        """The route and JSON body of a request to stream; None once it was refused."""
+        route = _route(request.path)
+        if route is None:
             message = (
                 f"rxllm.testing.Server has no endpoint {request.path!r}: it answers POSTs to "
-                "paths ending in /chat/completions (OpenAI) or /messages (Anthropic)"
+                "paths ending in /chat/completions (OpenAI), /messages or :streamRawPredict "
+                "(Anthropic, Vertex AI) and /invoke-with-response-stream (Bedrock)"
             )
             self._respond(404, error_response(None, "not_found_error", message))
             return None
@@ -283,15 +298,15 @@ class _Connection:
             else:
                 if not isinstance(body, dict):
                     problem = "the request body must be a JSON object"
-                elif body.get("stream") is not True:
+                elif body.get("stream") is not True and route != "bedrock":  # in its path
                     problem = (
                         "rxllm.testing.Server only streams: send the request with stream=True "
                         "(the SDK's create(..., stream=True) or .stream(...))"
                     )
         if problem is not None:
-            self._respond(status, error_response(protocol, "invalid_request_error", problem))
+            self._respond(status, error_response(_events(route), "invalid_request_error", problem))
             return None
-        return protocol, body
+        return route, body
 
     def _head(self, status: int, headers: Mapping[str, str]) -> bytes:
         lines = [f"HTTP/1.1 {status} {reason_phrase(status)}"]
@@ -328,13 +343,15 @@ class _Connection:
 
     # Streaming.
 
-    def _stream(self, plan: Plan, script: Script, protocol: Protocol) -> None:
-        self._ping = ping(protocol)
-        self._ping_every = script.ping_every
+    def _stream(self, plan: Plan, script: Script, route: _Route) -> None:
+        self._ping = ping(_events(route))
+        # Bedrock's event stream has no keep-alive
+        self._ping_every = None if route == "bedrock" else script.ping_every
         self._normal = plan.normal
+        kind = _EVENTSTREAM if route == "bedrock" else "text/event-stream; charset=utf-8"
         head = self._headers(
             {
-                "Content-Type": "text/event-stream; charset=utf-8",
+                "Content-Type": kind,
                 "Cache-Control": "no-cache",
                 "Connection": "close",
                 "Transfer-Encoding": "chunked",
@@ -452,7 +469,9 @@ class Server:
     the next pushed `Script` (the last one is reused when none is queued); every request is
     recorded as a live `RecordedRequest`. Paths ending in `/chat/completions` speak
     OpenAI, paths ending in `/messages` speak Anthropic, so the real SDKs work against
-    `server.url` unchanged.
+    `server.url` unchanged; so do the anthropic SDK's Vertex AI client (`:streamRawPredict`,
+    Anthropic's events) and Bedrock client (`/invoke-with-response-stream`, the same events
+    in AWS's event-stream framing).
 
     >>> import anthropic
     >>> with Server(Script("Hello there.")) as server:
