@@ -207,7 +207,7 @@ def _aws_hint(error: BaseException) -> str | None:
     names = _names(error)
     text = str(error)
     if ("botocore" in names and ("Credential" in names or "ProfileNotFound" in names)) or (
-        isinstance(error, RuntimeError) and "AWS credentials" in text
+        isinstance(error, RuntimeError) and "credentials" in text.lower()  # the SDK's own
     ):
         return (
             "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), a Bedrock API "
@@ -372,7 +372,7 @@ def _google_hint(error: BaseException) -> str | None:
     if (
         "google.auth.exceptions" in names
         or "MissingDependencyError" in names
-        or (isinstance(error, RuntimeError) and "API token" in text)
+        or (isinstance(error, RuntimeError) and "api token" in text.lower())
     ):
         return (
             "pass access_token=... (e.g. from `gcloud auth print-access-token`) or "
