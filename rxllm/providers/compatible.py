@@ -22,9 +22,9 @@ import openai
 from rxllm.llm import LLM
 from rxllm.providers.openai import OpenAIProvider
 from rxllm.providers.openai_chat import ChatCodec
-from rxllm.request import check_params
+from rxllm.request import Request, check_params
 
-__all__ = ["SERVICES", "CompatibleProvider", "Service", "compatible_llm"]
+__all__ = ["SERVICES", "CompatibleProvider", "NoStreamOptionsCodec", "Service", "compatible_llm"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,9 @@ class Service:
     """False for servers that run without a key (a key given or set is still sent)."""
     example: str = "<model>"
     """A model name for messages and docs."""
+    stream_options: bool = True
+    """Whether it takes `stream_options` (rxllm asks for usage with it). Mistral refuses
+    the field (HTTP 422, "extra_forbidden") and sends the usage in its last chunk anyway."""
 
 
 SERVICES: dict[str, Service] = {
@@ -60,7 +63,12 @@ SERVICES: dict[str, Service] = {
         ),
         Service("deepseek", "https://api.deepseek.com", "DEEPSEEK_API_KEY", True, "deepseek-chat"),
         Service(
-            "mistral", "https://api.mistral.ai/v1", "MISTRAL_API_KEY", True, "mistral-small-latest"
+            "mistral",
+            "https://api.mistral.ai/v1",
+            "MISTRAL_API_KEY",
+            True,
+            "mistral-small-latest",
+            stream_options=False,
         ),
         Service(
             "together",
@@ -107,6 +115,18 @@ def _ollama_url() -> str:
     return f"{host}/v1"
 
 
+class NoStreamOptionsCodec(ChatCodec):
+    """Chat Completions without the `stream_options` rxllm adds (a caller's own are sent),
+    for a service that refuses the field and reports usage unasked."""
+
+    def arguments(self, request: Request) -> dict[str, Any]:
+        """`ChatCodec.arguments`, less the `stream_options` the caller did not give."""
+        kwargs = super().arguments(request)
+        if "stream_options" not in request.params:
+            kwargs.pop("stream_options", None)
+        return kwargs
+
+
 class CompatibleProvider(OpenAIProvider):
     """An OpenAI-compatible service's model (see the module docstring)."""
 
@@ -126,7 +146,7 @@ class CompatibleProvider(OpenAIProvider):
         self.service = service
         super().__init__(
             model,
-            ChatCodec,
+            ChatCodec if service.stream_options else NoStreamOptionsCodec,
             api_key=api_key,
             base_url=base_url,
             client=client,

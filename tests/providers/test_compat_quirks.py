@@ -504,3 +504,31 @@ def test_comments_and_keep_alives_anywhere_are_ignored(server: Server) -> None:
     )
     response = read(server, "llamacpp:m", body)
     assert (response.text, response.finish_reason, response.chunk_count) == ("AB", "stop", 3)
+
+
+# --- what a service refuses ------------------------------------------------------------------
+
+
+def test_mistral_is_not_sent_stream_options_and_reports_usage_unasked(server: Server) -> None:
+    """Mistral answers `stream_options` with HTTP 422 ("extra_forbidden"); it sends the usage
+    in its last chunk without being asked."""
+    body = sse(
+        chunk("mistral-small-latest", {"role": "assistant", "content": ""}),
+        chunk("mistral-small-latest", {"content": "Bonjour"}),
+        chunk(
+            "mistral-small-latest",
+            {"content": ""},
+            "stop",
+            usage={"prompt_tokens": 5, "total_tokens": 7, "completion_tokens": 2},
+        ),
+        "[DONE]",
+    )
+    response = read(server, "mistral:mistral-small-latest", body)
+    assert "stream_options" not in server.last.body
+    assert response.text == "Bonjour"
+    assert response.usage == rxllm.Usage(input_tokens=5, output_tokens=2, total_tokens=7)
+    # a caller's own stream_options are sent as given
+    read(server, "mistral:m", body, stream_options={"include_usage": False})
+    assert server.last.body["stream_options"] == {"include_usage": False}
+    read(server, "groq:m", body)  # the others are asked for usage
+    assert server.last.body["stream_options"] == {"include_usage": True}
