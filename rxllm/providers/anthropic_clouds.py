@@ -13,6 +13,10 @@ rxllm makes each client twice from the same settings (one sync, one async per ev
 loop); a Bedrock or Vertex client of your own cannot be copied for the other kind of call,
 so give both (`client=` and `async_client=`) or neither. A credential that cannot be found
 when the call starts is an `AuthenticationError` that says where the SDK looked.
+
+Why ~430 lines in one module: the two clouds of Anthropic's SDK share their call (missing
+credentials mapped to `AuthenticationError`), the check of their extras and the rule that
+their clients are never copied; each is a provider class and a factory beside the other.
 """
 
 from __future__ import annotations
