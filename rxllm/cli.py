@@ -15,7 +15,7 @@ Exit codes: 0 done, 1 the call failed (e.g. no API key: the provider's
 `AuthenticationError` names the variable to set), 2 a usage error (bad arguments, or the
 `local` extra missing), 130 interrupted. Errors are one line on stderr, never a traceback.
 
-Why ~440 lines in one module: one command's argument parsing, its modes (`demo`, a prompt,
+Why ~480 lines in one module: one command's argument parsing, its modes (`demo`, a prompt,
 `--until`, `--json`) and their terminal output, which share the same Ctrl-C and exit-code
 rules.
 """

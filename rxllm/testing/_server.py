@@ -10,7 +10,7 @@ its socket (and on the server's wake-up socket), so a client closing during a de
 hang is noticed within milliseconds, and it checks the socket again before every write, so
 nothing is written after a prompt client has gone.
 
-Why ~690 lines in one module: one HTTP server whose every misbehaviour (delays, status
+Why ~710 lines in one module: one HTTP server whose every misbehaviour (delays, status
 errors, drops, hangs) shares the connection handling that records what was written before a
 client went away.
 """
