@@ -1,7 +1,8 @@
 """rxllm: every LLM call is a cold RxPY Observable of normalized chunks.
 
 Models: `openai(model)`, `anthropic(model)`, `local()` (an embedded model, no key),
-`scripted(text)` (a replay, for tests) each return an `LLM`; `LLM.stream(prompt)` is one
+`scripted(text)` (a replay, for tests) each return an `LLM`, and so does `model("groq:...")`
+for any provider by name (`register_provider` adds names); `LLM.stream(prompt)` is one
 call as an `Observable[Chunk]`, started by subscribing and cancelled by disposing.
 
 Data: `Chunk` (one increment), `Response` (the materialized answer, `.raw` the SDK's
@@ -58,6 +59,7 @@ from rxllm.parts import Audio, Document, Image
 from rxllm.providers.local import local
 from rxllm.providers.scripted import scripted
 from rxllm.race import race
+from rxllm.registry import model, register_provider
 from rxllm.request import Request
 from rxllm.tee import AudioSplit, audio_split, tee
 from rxllm.terminals import acollect, aiterate, collect, iterate, write_wav
@@ -106,9 +108,11 @@ __all__ = [
     "fallback",
     "iterate",
     "local",
+    "model",
     "openai",
     "ops",
     "race",
+    "register_provider",
     "scripted",
     "tee",
     "write_wav",

@@ -8,6 +8,7 @@ and `rxllm "prompt"` is the quickest way to watch any provider stream.
     rxllm --until '\\.' "Tell me a story"              # stop (and cancel) at the first "."
     rxllm --json --max-tokens 50 "Say hi"              # the final Response as JSON
     rxllm --provider openai --model gpt-4o-mini "Hi"   # keys come from the environment
+    rxllm --model groq:llama-3.3-70b "Hi"              # any rxllm.model() string
     rxllm demo                                         # one call, three consumers (tee)
     rxllm chat                                         # a conversation with the local model
     rxllm chat anthropic:claude-haiku-4-5              # ... or with any model string
@@ -19,7 +20,7 @@ Exit codes: 0 done, 1 the call failed (e.g. no API key: the provider's
 `AuthenticationError` names the variable to set), 2 a usage error (bad arguments, or the
 `local` extra missing), 130 interrupted. Errors are one line on stderr, never a traceback.
 
-Why ~440 lines in one module: one command's argument parsing, its modes (`demo`, a prompt,
+Why ~480 lines in one module: one command's argument parsing, its modes (`demo`, a prompt,
 `--until`, `--json`) and their terminal output, which share the same Ctrl-C and exit-code
 rules.
 """
@@ -49,7 +50,7 @@ from rxllm import ops
 from rxllm.accumulator import Snapshot
 from rxllm.models import Chunk, Response
 
-__all__ = ["DEFAULT_MODELS", "chat_llm", "main", "response_json"]
+__all__ = ["DEFAULT_MODELS", "chat_llm", "llm_from_string", "main", "response_json"]
 
 DEFAULT_MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5"}
 """The model `--provider` uses when `--model` is not given."""
@@ -103,21 +104,23 @@ def _add_model_options(parser: argparse.ArgumentParser, *, providers: bool) -> N
         parser.add_argument(
             "--provider",
             choices=("local", "openai", "anthropic"),
-            default="local",
             help="who answers (default: local, the SmolLM2-135M model in this process; "
             "openai/anthropic read OPENAI_API_KEY/ANTHROPIC_API_KEY)",
         )
         parser.add_argument(
             "--model",
             metavar="NAME",
-            help="the model: for openai/anthropic its name (default "
-            f"{DEFAULT_MODELS['openai']} / {DEFAULT_MODELS['anthropic']}); for local the path "
-            "of a GGUF file (default: SmolLM2-135M-Instruct)",
+            help="a model string such as groq:llama-3.3-70b or ollama:qwen2.5:0.5b (any "
+            "provider of rxllm.model, keys from each one's variable); or, with --provider, "
+            f"the model's name (default {DEFAULT_MODELS['openai']} / "
+            f"{DEFAULT_MODELS['anthropic']}), for local the path of a GGUF file (default: "
+            "SmolLM2-135M-Instruct)",
         )
         parser.add_argument(
             "--base-url",
             metavar="URL",
-            help="an OpenAI- or Anthropic-compatible server (vLLM, Ollama, a proxy)",
+            help="the server's URL: an OpenAI- or Anthropic-compatible server (a proxy), or "
+            "the vllm:/llamacpp: server of a model string",
         )
     else:
         parser.add_argument(
@@ -198,8 +201,8 @@ def _chat_parser() -> argparse.ArgumentParser:
         nargs="?",
         default="local",
         help="who answers, as a model string: local (default: SmolLM2-135M in this "
-        "process), local:PATH.gguf, openai:MODEL, anthropic:MODEL"
-        + (", or any prefix rxllm.model() knows" if _model_factory() is not None else ""),
+        "process), local:PATH.gguf, openai:MODEL, anthropic:MODEL, groq:MODEL, or any "
+        "prefix rxllm.model() knows",
     )
     parser.add_argument(
         "--base-url",
@@ -222,35 +225,14 @@ def _chat_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _model_factory() -> Callable[..., rxllm.LLM] | None:
-    """`rxllm.model` where this version has it (model strings for every provider)."""
-    factory = getattr(rxllm, "model", None)
-    return factory if callable(factory) else None
-
-
 def chat_llm(spec: str, base_url: str | None = None) -> rxllm.LLM:
-    """The `LLM` for a model string: `rxllm.model(spec)` where it exists, else `local`,
-    `local:PATH`, `openai:MODEL` or `anthropic:MODEL`. A `ValueError` names what is known.
+    """The `LLM` for a model string (`rxllm.model(spec)`), `base_url` over the provider's
+    default; a `ValueError` names what is known.
 
     >>> chat_llm("openai:gpt-4o-mini", base_url="http://127.0.0.1:9/v1").model
     'gpt-4o-mini'
     """
-    provider, _, name = spec.partition(":")
-    factory = _model_factory()
-    if factory is not None and provider != "local":
-        return factory(spec, **({"base_url": base_url} if base_url else {}))
-    if provider == "local":
-        if base_url is not None:
-            raise ValueError("--base-url is for openai/anthropic, not the local model")
-        return rxllm.local(name or None)
-    if provider == "openai" and name:
-        return rxllm.openai(name, base_url=base_url)
-    if provider == "anthropic" and name:
-        return rxllm.anthropic(name, base_url=base_url)
-    raise ValueError(
-        f"unknown model {spec!r}: use local, local:PATH.gguf, openai:MODEL or anthropic:MODEL "
-        "(e.g. openai:gpt-4o-mini)"
-    )
+    return rxllm.model(spec, **({"base_url": base_url} if base_url else {}))
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:
@@ -262,8 +244,43 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
-def _make_llm(provider: str, model: str | None, base_url: str | None) -> rxllm.LLM:
+def llm_from_string(spec: str, *, base_url: str | None = None) -> rxllm.LLM:
+    """The LLM a model string names (`rxllm.model(spec)`); `UsageError` for what cannot
+    work (an unknown provider, a missing base URL or extra). Every command that picks a
+    model by string goes through here.
+
+    >>> llm_from_string("ollama:qwen2.5:0.5b").provider
+    'ollama'
+    """
+    try:
+        return chat_llm(spec, base_url)
+    except (ImportError, ValueError, TypeError, OSError) as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _is_model_string(model: str | None, provider: str | None = None) -> bool:
+    """Whether `--model` is a model string ("groq:llama-3.3-70b"), not a model's own name:
+    its prefix is a known provider; or, without `--provider`, it has a ':' and is no file
+    (so a misspelt provider is reported as such, not as a missing GGUF file)."""
+    if model is None or ":" not in model:
+        return False
+    if model.partition(":")[0] in rxllm.registry.providers():
+        return True
+    return provider is None and not os.path.exists(model)
+
+
+def _make_llm(provider: str | None, model: str | None, base_url: str | None) -> rxllm.LLM:
     """The LLM for the command line's choice; `UsageError` for what cannot work."""
+    if _is_model_string(model, provider):
+        assert model is not None
+        named = model.partition(":")[0]
+        if provider is not None and provider != named:
+            raise UsageError(
+                f"--provider {provider} and --model {model} disagree: drop --provider (the "
+                "model string names its provider)"
+            )
+        return llm_from_string(model, base_url=base_url)
+    provider = provider or "local"
     try:
         if provider == "local":
             if base_url is not None:
@@ -432,10 +449,7 @@ _FATAL = ("AuthenticationError", "PermissionDeniedError", "NotFoundError")
 
 def _chat(args: argparse.Namespace) -> int:
     """A multi-turn conversation: the history grows by each question and answer."""
-    try:
-        llm = chat_llm(args.model, args.base_url)
-    except (ImportError, ValueError, OSError) as exc:  # missing extra, bad model string
-        raise UsageError(str(exc)) from exc
+    llm = llm_from_string(args.model, base_url=args.base_url)
     params = _params(args)
     interactive = sys.stdin.isatty()
     show_status = sys.stderr.isatty() if args.status is None else args.status
@@ -482,6 +496,8 @@ def _chat(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     """One call, three consumers: print it, count its sentences, and stop it at N."""
+    if _is_model_string(args.model) and not str(args.model).startswith("local:"):
+        raise UsageError("rxllm demo runs the local model: --model takes a GGUF file")
     llm = _make_llm("local", args.model, None)
     model = llm._provider.shared  # type: ignore[attr-defined]  # the model this llm runs
     params = {"temperature": 0.0, **_params(args)}

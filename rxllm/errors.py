@@ -374,9 +374,17 @@ class RateLimitStreamError(StreamError, RateLimitError):
 
 # An error object's `type` and `code`, lower-cased with everything but letters and digits
 # dropped, so that "overloaded_error", "InternalServerError" and "rate_limit_exceeded" all
-# match: Anthropic's error types, OpenAI's types and codes, and OpenAI-compatible servers'.
+# match: Anthropic's error types, OpenAI's types and codes, OpenAI-compatible servers', and
+# Bedrock's exception types (throttlingException, internalServerException, ...).
 _RATE_LIMIT_KINDS = frozenset(
-    {"ratelimiterror", "ratelimitexceeded", "ratelimit", "toomanyrequests", "429"}
+    {
+        "ratelimiterror",
+        "ratelimitexceeded",
+        "ratelimit",
+        "toomanyrequests",
+        "429",
+        "throttlingexception",
+    }
 )
 _SERVER_KINDS = frozenset(
     {
@@ -390,6 +398,10 @@ _SERVER_KINDS = frozenset(
         "serviceunavailableerror",
         "timeouterror",
         "timeout",
+        "internalserverexception",
+        "serviceunavailableexception",
+        "modeltimeoutexception",
+        "modelstreamerrorexception",
     }
 )
 

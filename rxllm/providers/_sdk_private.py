@@ -19,7 +19,10 @@ __all__ = [
     "anthropic_accumulate_event",
     "anthropic_construct_event",
     "anthropic_output_schema",
+    "anthropic_sse_stream",
     "api_key_provider",
+    "bedrock_message_event",
+    "bedrock_stream_decoder",
     "custom_headers",
     "custom_query",
     "http_client",
@@ -101,6 +104,40 @@ def anthropic_output_schema(model: type) -> Any:
     from anthropic.lib._parse._transform import transform_schema
 
     return transform_schema(model)
+
+
+def bedrock_stream_decoder() -> Any:
+    """`anthropic.lib.bedrock._stream_decoder.AWSEventStreamDecoder`: the SDK's reader of
+    Bedrock's AWS event stream. `bedrock:` calls decode their body with it. If it moves,
+    every Bedrock call fails."""
+    from anthropic.lib.bedrock._stream_decoder import AWSEventStreamDecoder
+
+    return AWSEventStreamDecoder()
+
+
+def bedrock_message_event(decoder: Any, message: Any) -> tuple[str | None, bytes] | None:
+    """One botocore `EventStreamMessage` as the SDK's Bedrock decoder reads it (its private
+    `_parse_message_from_event`): the Messages event of a `chunk` message, an `error` event
+    for an exception message, None for anything else; as `(event name, JSON bytes)`. If it
+    moves, every Bedrock call fails."""
+    event = decoder._parse_message_from_event(message)
+    if event is None:
+        return None
+    return event.event, event.data.encode()
+
+
+def anthropic_sse_stream(*, cast_to: Any, response: Any, client: Any) -> Any:
+    """`anthropic.Stream` reading server-sent events (`anthropic._streaming.SSEDecoder`) even
+    for a Bedrock client, whose own stream would expect AWS event-stream frames: rxllm runs
+    it over a Bedrock error event written out as SSE, to chain what the SDK raises for it.
+    Its private `_decoder` is replaced before the stream is read. If either moves, a Bedrock
+    error event loses its SDK cause (the `StreamError` itself is unchanged)."""
+    import anthropic
+    from anthropic._streaming import SSEDecoder
+
+    stream = anthropic.Stream(cast_to=cast_to, response=response, client=client)
+    stream._decoder = SSEDecoder()
+    return stream
 
 
 # --- private attributes of the SDK clients ----------------------------------------------

@@ -66,7 +66,7 @@ class MessagesCodec:
     """The codec of one Messages call (see the module docstring)."""
 
     message_format: MessageFormat = "anthropic"
-    sdk_stream = (anthropic.Stream, RawMessageStreamEvent)
+    sdk_stream: tuple[Any, Any] = (anthropic.Stream, RawMessageStreamEvent)
     """The SDK's own stream over these events (what it raises for an error event)."""
 
     def __init__(

@@ -43,7 +43,9 @@ __all__ = ["HTTPCall", "HTTPCodec", "HTTPCodecClass", "StreamResponse", "parse_j
 
 class HTTPCodec(StreamCodec, Protocol):
     """A wire protocol spoken through an official SDK: the codec of one call, plus how
-    that SDK sends it."""
+    that SDK sends it. A codec whose body is not server-sent events also has `decoder()`:
+    a fresh decoder with `rxllm.sse.SSEDecoder`'s `feed(bytes)` / `flush()`, giving
+    `(event, data)` pairs (Bedrock's AWS event stream)."""
 
     def arguments(self, request: Request) -> dict[str, Any]:
         """The SDK keyword arguments for `request` (without `stream`)."""
@@ -107,6 +109,9 @@ class HTTPCall:
         self._retries = request.max_retries
         self._kwargs = codec.arguments(request)
         self._client: Any = None  # the SDK client of this call, once it is sent
+        # The body's framing: server-sent events, unless the codec decodes its own (Bedrock's
+        # AWS event stream), with the same feed/flush interface.
+        self._decoder: Callable[[], Any] = getattr(codec, "decoder", SSEDecoder)
 
     def open_sync(self) -> AbstractContextManager[StreamResponse]:
         """Send the request with the sync client; the context closes the response."""
@@ -167,7 +172,7 @@ class HTTPCall:
         unregister = control.on_cancel(closer)
         try:
             mapper = self.codec.events()
-            decoder = SSEDecoder()
+            decoder = self._decoder()
             parse = self._parse
             body = _sync_body(http)
             head = b"" if _labelled_a_document(http) else None
@@ -227,7 +232,7 @@ class HTTPCall:
     async def _read_async(self, api_response: StreamResponse, emit: Emit) -> None:
         http = api_response.http_response
         mapper = self.codec.events()
-        decoder = SSEDecoder()
+        decoder = self._decoder()
         parse = self._parse
         body = _async_body(http)
         head = b"" if _labelled_a_document(http) else None

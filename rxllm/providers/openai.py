@@ -35,8 +35,8 @@ class OpenAIProvider(SDKProvider):
     name = PROVIDER
     env_var = "OPENAI_API_KEY"
     key_hint = (
-        " (a local OpenAI-compatible server that needs no key takes any value, "
-        "e.g. api_key='unused')"
+        " (a local OpenAI-compatible server needs no key: "
+        "rxllm.model('vllm:<model>', base_url=...), or 'llamacpp:' / 'ollama:')"
     )
 
     def copyable(self, client: Any) -> bool:
@@ -97,6 +97,9 @@ def openai_llm(
     has them all. Compatible servers' variants are read too: `reasoning_content` /
     `reasoning` as thinking, content sent as typed parts (Mistral), tool calls sent without
     an index (Gemini), Azure's filter events (left out of `Response.raw`, as the SDK does).
+
+    `api` is the protocol: `"chat"` (Chat Completions, the default; every OpenAI-compatible
+    server speaks it) or `"responses"` (OpenAI's Responses API).
 
     `api_key` (default: the `OPENAI_API_KEY` environment variable) and `base_url` configure
     the clients rxllm makes (with a client of your own, set them on it instead).

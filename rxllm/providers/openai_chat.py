@@ -3,7 +3,9 @@
 `ChatCodec` is the codec of one call (`rxllm.codec`): `OpenAIEvents` maps each
 `chat.completion.chunk` JSON to a `Chunk` (also the variants compatible servers send:
 `reasoning_content` / `reasoning` as thinking, content as typed parts, tool calls without
-an index, an error object mid-stream, no `[DONE]`); `Chunk.raw` is the SDK's
+an index, chunks without choices, usage in every chunk or in Groq's `x_groq`, an error
+object mid-stream (also vLLM's bare one), no `[DONE]` after a finish reason;
+`tests/providers/test_compat_quirks.py`); `Chunk.raw` is the SDK's
 `ChatCompletionChunk` and `Response.raw` what the SDK's `ChatCompletionStreamState`
 accumulates from the same chunks — both built only when read. The request side writes
 `chat.completions.create`'s arguments; a retry resumes with the delivered text as an
@@ -164,8 +166,10 @@ class OpenAIEvents:
         if type(data) is not dict:
             return None
         error = data.get("error")
-        if error:
+        if error:  # OpenAI, OpenRouter (also beside "choices"), SGLang: {"error": {...}}
             raise errors.stream_error_event(self._name, error)
+        if data.get("object") == "error":  # vLLM: the error object itself
+            raise errors.stream_error_event(self._name, data)
         choices = data.get("choices")
         if choices and payload is not None and not data.get("usage"):
             choice = choices[0]
@@ -209,7 +213,7 @@ class OpenAIEvents:
             finish_reason = choice.get("finish_reason") or None  # "" says nothing either
             if finish_reason is not None:
                 self.finished = True
-        usage = data.get("usage")
+        usage = data.get("usage") or _groq_usage(data)
         return Chunk.unchecked(
             content,
             thinking,
@@ -304,6 +308,12 @@ def _content_parts(parts: Any) -> tuple[str, str]:
                 inner = part.get("thinking")
                 thinking.append(inner if isinstance(inner, str) else _content_parts(inner)[0])
     return "".join(text), "".join(thinking)
+
+
+def _groq_usage(data: dict[str, Any]) -> Any:
+    """Groq's usage, sent in `x_groq.usage` of the last chunk instead of `usage`."""
+    extra = data.get("x_groq")
+    return extra.get("usage") if type(extra) is dict else None  # pyright: ignore[reportUnknownMemberType]
 
 
 def _usage(usage: dict[str, Any]) -> Usage:

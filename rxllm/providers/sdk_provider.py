@@ -60,16 +60,20 @@ class SDKProvider:
         max_retries: int | None = None,
         name: str | None = None,
         env_var: str | None = None,
+        label: str | None = None,
     ) -> None:
         if name is not None:
             self.name = name
         if env_var is not None:
             self.env_var = env_var
+        self.label = label or f"rxllm.{self.name}()"
+        """How users made this provider, for messages: `rxllm.openai()`,
+        `rxllm.model("groq:llama-3.3-70b")`."""
         if not isinstance(model, str) or not model:
-            raise ValueError(f"rxllm.{self.name}() needs a model name as its first argument")
+            raise ValueError(f"{self.label} needs a model name as its first argument")
         if (client is not None or async_client is not None) and (api_key or base_url):
             raise ValueError(
-                f"rxllm.{self.name}() got a client and api_key/base_url: those configure the "
+                f"{self.label} got a client and api_key/base_url: those configure the "
                 "clients rxllm makes, and a client you pass has its own; set them on the client"
             )
         self.model = model
@@ -110,7 +114,7 @@ class SDKProvider:
             return None
         raise errors.AuthenticationError(
             f"no {self.name} API key: set the {self.env_var} environment variable or pass "
-            f"rxllm.{self.name}(..., api_key=...){self.key_hint}",
+            f"api_key=... to {self.label}{self.key_hint}",
             provider=self.name,
         )
 
@@ -163,7 +167,7 @@ class SDKProvider:
             http = _sdk_private.http_client(twin)
             if not self.copyable(twin) or type(http).__name__ not in _sdk_private.SDK_HTTP_CLIENTS:
                 raise ValueError(
-                    f"rxllm.{self.name}() was given only {given}, a client ({type(twin).__name__}"
+                    f"{self.label} was given only {given}, a client ({type(twin).__name__}"
                     f"{', with its own http_client' if self.copyable(twin) else ''}) that rxllm "
                     f"cannot copy for the other kind of call: pass {wanted} too"
                 )

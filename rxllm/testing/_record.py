@@ -51,8 +51,10 @@ class RecordedRequest:
     [{'role': 'user', 'content': 'hi'}]
     """
 
-    protocol: Literal["openai", "anthropic", "openai-responses"]
-    """Which API the request spoke, from its path ("openai-responses": `/responses`)."""
+    protocol: Literal["openai", "anthropic", "openai-responses", "bedrock"]
+    """Which API the request spoke, from its path ("openai-responses": `/responses`; Vertex
+    AI's `:streamRawPredict` is "anthropic"; Bedrock's `/invoke-with-response-stream` is
+    "bedrock")."""
     path: str
     """The request path (without the query string), e.g. "/v1/messages"."""
     headers: dict[str, str]

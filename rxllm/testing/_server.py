@@ -10,7 +10,7 @@ its socket (and on the server's wake-up socket), so a client closing during a de
 hang is noticed within milliseconds, and it checks the socket again before every write, so
 nothing is written after a prompt client has gone.
 
-Why ~690 lines in one module: one HTTP server whose every misbehaviour (delays, status
+Why ~710 lines in one module: one HTTP server whose every misbehaviour (delays, status
 errors, drops, hangs) shares the connection handling that records what was written before a
 client went away.
 """
@@ -42,6 +42,8 @@ from rxllm.testing._encode import (
     reason_phrase,
     status_response,
 )
+from rxllm.testing._eventstream import CONTENT_TYPE as _EVENTSTREAM
+from rxllm.testing._eventstream import bedrock_plan
 from rxllm.testing._record import RecordedRequest
 from rxllm.testing._script import Script
 
@@ -54,6 +56,8 @@ _CLOSE_GRACE = 2.0
 _MAX_BODY = 64 * 1024 * 1024
 
 _State = Literal["open", "closed", "stop"]
+_Route = Literal["openai", "anthropic", "openai-responses", "bedrock"]
+"""A request's API: its events' protocol, and Bedrock's framing of Anthropic's events."""
 
 
 class _Readiness:
@@ -177,15 +181,22 @@ def _read_request(rfile: Any) -> _Request | None:
     return _Request(method.upper(), path, headers, b"")
 
 
-def _route(path: str) -> Protocol | None:
+def _route(path: str) -> _Route | None:
     trimmed = path.rstrip("/")
     if trimmed.endswith("/chat/completions"):
         return "openai"
-    if trimmed.endswith("/messages"):
+    if trimmed.endswith(("/messages", ":streamRawPredict")):  # Vertex AI: Anthropic's SSE
         return "anthropic"
     if trimmed.endswith("/responses"):
         return "openai-responses"
+    if trimmed.endswith("/invoke-with-response-stream"):  # Bedrock: AWS event stream
+        return "bedrock"
     return None
+
+
+def _events(route: _Route) -> Protocol:
+    """The protocol of a route's events (Bedrock frames Anthropic's)."""
+    return "anthropic" if route == "bedrock" else route
 
 
 class _Connection:
@@ -224,8 +235,9 @@ class _Connection:
         accepted = self._admit(request)
         if accepted is None:
             return
-        protocol, body = accepted
-        record = RecordedRequest(protocol, request.path, request.headers, body)
+        route, body = accepted
+        protocol = _events(route)
+        record = RecordedRequest(route, request.path, request.headers, body)
         self._record = record
         script = self._server._take_script(record)
         if script is not None and script.headers_delay:
@@ -244,7 +256,9 @@ class _Connection:
             except ValueError as exc:  # a script this protocol cannot express
                 self._respond(400, error_response(protocol, "invalid_request_error", str(exc)))
                 return
-            self._stream(encoded, script, protocol)
+            if route == "bedrock":
+                encoded = bedrock_plan(encoded)
+            self._stream(encoded, script, route)
 
     def _read_body(self, request: _Request, rfile: Any) -> bool:
         """Read the request body; False if the client left before sending all of it."""
@@ -262,14 +276,15 @@ class _Connection:
         request.body = rfile.read(length)
         return len(request.body) == length
 
-    def _admit(self, request: _Request) -> tuple[Protocol, dict[str, Any]] | None:
-        """The protocol and JSON body of a request to stream; None once it was refused."""
-        protocol = _route(request.path)
-        if protocol is None:
+    def _admit(self, request: _Request) -> tuple[_Route, dict[str, Any]] | None:
+        """The route and JSON body of a request to stream; None once it was refused."""
+        route = _route(request.path)
+        if route is None:
             message = (
                 f"rxllm.testing.Server has no endpoint {request.path!r}: it answers POSTs to "
-                "paths ending in /chat/completions (OpenAI), /responses (OpenAI Responses) or "
-                "/messages (Anthropic)"
+                "paths ending in /chat/completions (OpenAI), /responses (OpenAI Responses), "
+                "/messages or :streamRawPredict (Anthropic, Vertex AI) and "
+                "/invoke-with-response-stream (Bedrock)"
             )
             self._respond(404, error_response(None, "not_found_error", message))
             return None
@@ -286,15 +301,15 @@ class _Connection:
             else:
                 if not isinstance(body, dict):
                     problem = "the request body must be a JSON object"
-                elif body.get("stream") is not True:
+                elif body.get("stream") is not True and route != "bedrock":  # in its path
                     problem = (
                         "rxllm.testing.Server only streams: send the request with stream=True "
                         "(the SDK's create(..., stream=True) or .stream(...))"
                     )
         if problem is not None:
-            self._respond(status, error_response(protocol, "invalid_request_error", problem))
+            self._respond(status, error_response(_events(route), "invalid_request_error", problem))
             return None
-        return protocol, body
+        return route, body
 
     def _head(self, status: int, headers: Mapping[str, str]) -> bytes:
         lines = [f"HTTP/1.1 {status} {reason_phrase(status)}"]
@@ -331,13 +346,15 @@ class _Connection:
 
     # Streaming.
 
-    def _stream(self, plan: Plan, script: Script, protocol: Protocol) -> None:
-        self._ping = ping(protocol)
-        self._ping_every = script.ping_every
+    def _stream(self, plan: Plan, script: Script, route: _Route) -> None:
+        self._ping = ping(_events(route))
+        # Bedrock's event stream has no keep-alive
+        self._ping_every = None if route == "bedrock" else script.ping_every
         self._normal = plan.normal
+        kind = _EVENTSTREAM if route == "bedrock" else "text/event-stream; charset=utf-8"
         head = self._headers(
             {
-                "Content-Type": "text/event-stream; charset=utf-8",
+                "Content-Type": kind,
                 "Cache-Control": "no-cache",
                 "Connection": "close",
                 "Transfer-Encoding": "chunked",
@@ -455,7 +472,10 @@ class Server:
     the next pushed `Script` (the last one is reused when none is queued); every request is
     recorded as a live `RecordedRequest`. Paths ending in `/chat/completions` speak
     OpenAI, paths ending in `/responses` OpenAI's Responses API, paths ending in
-    `/messages` Anthropic, so the real SDKs work against `server.url` unchanged.
+    `/messages` speak Anthropic, so the real SDKs work against `server.url` unchanged; so do
+    the anthropic SDK's Vertex AI client (`:streamRawPredict`, Anthropic's events) and
+    Bedrock client (`/invoke-with-response-stream`, the same events in AWS's event-stream
+    framing).
 
     >>> import anthropic
     >>> with Server(Script("Hello there.")) as server:

@@ -102,7 +102,7 @@ class TestToolResult:
 
     def test_an_unknown_provider_is_a_value_error(self) -> None:
         with pytest.raises(ValueError, match="provider"):
-            ToolResult(call=call("f")).message("gemini")  # type: ignore[arg-type]
+            ToolResult(call=call("f")).message("cohere")  # type: ignore[arg-type]
 
     def test_frozen_and_dumpable(self) -> None:
         result = ToolResult(call=call("f"), output=1)

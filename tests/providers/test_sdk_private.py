@@ -3,8 +3,13 @@
 
 from __future__ import annotations
 
+import base64
+import json
+
 import anthropic
+import httpx2
 import openai
+import pytest
 from pydantic import BaseModel
 
 from rxllm.providers import _sdk_private
@@ -73,3 +78,42 @@ def test_client_attributes_are_read() -> None:
     assert type(_sdk_private.http_client(client)).__name__ in _sdk_private.SDK_HTTP_CLIENTS
     keyed = openai.OpenAI(api_key=lambda: "k", base_url="http://127.0.0.1:9")
     assert callable(_sdk_private.api_key_provider(keyed))
+
+
+def test_bedrock_stream_decoder_reads_a_chunk_and_an_exception_message() -> None:
+    pytest.importorskip("botocore")
+    from botocore.eventstream import EventStreamBuffer
+
+    from rxllm.testing._eventstream import message
+
+    event = b'{"type":"message_stop"}'
+    chunk = message(
+        {":event-type": "chunk", ":content-type": "application/json", ":message-type": "event"},
+        json.dumps({"bytes": base64.b64encode(event).decode()}).encode(),
+    )
+    failure = message(
+        {":message-type": "exception", ":exception-type": "throttlingException"},
+        b'{"message": "slow down"}',
+    )
+    buffer = EventStreamBuffer()
+    buffer.add_data(chunk + failure)
+    decoder = _sdk_private.bedrock_stream_decoder()
+    decoded = [_sdk_private.bedrock_message_event(decoder, m) for m in buffer]
+    assert decoded[0] == ("message_stop", event)
+    name, data = decoded[1] or (None, b"")
+    assert name == "error"
+    assert json.loads(data)["error"] == {"type": "throttlingException", "message": "slow down"}
+
+
+def test_anthropic_sse_stream_reads_sse_with_a_bedrock_client() -> None:
+    pytest.importorskip("botocore")
+    client = anthropic.AnthropicBedrock(aws_region="us-east-1", api_key="k")
+    error = {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}
+    body = b"event: error\ndata: " + json.dumps(error).encode() + b"\n\n"
+    request = httpx2.Request("POST", "http://127.0.0.1/model/m/invoke-with-response-stream")
+    response = httpx2.Response(200, content=body, request=request)
+    stream = _sdk_private.anthropic_sse_stream(
+        cast_to=anthropic.types.RawMessageStreamEvent, response=response, client=client
+    )
+    with pytest.raises(anthropic.APIStatusError, match="busy"):
+        list(stream)
