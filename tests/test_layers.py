@@ -23,7 +23,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("rxllm.errors",),  # the error tree (an error carries a partial Response)
     ("rxllm.accumulator", "rxllm.cost"),  # chunks -> the response so far; its price
     ("rxllm.request",),  # one call's validated arguments
-    ("rxllm.codec", "rxllm.bridge"),  # the provider contract; a call -> an Observable
+    # the provider contract; a call -> an Observable; a call's OpenTelemetry span
+    ("rxllm.codec", "rxllm.bridge", "rxllm.telemetry"),
     ("rxllm.llm",),  # LLM.stream -> CallStream
     ("rxllm.providers",),  # codecs and providers (openai, anthropic, local, scripted)
     ("rxllm.ops",),  # operators
@@ -38,7 +39,6 @@ LAYERS: list[tuple[str, ...]] = [
         "rxllm.web",
         "rxllm.ray",
         "rxllm.notebook",
-        "rxllm.telemetry",
         "rxllm",
     ),
 ]
