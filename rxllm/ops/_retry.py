@@ -14,6 +14,7 @@ import reactivex
 from reactivex import abc
 from reactivex.disposable import CompositeDisposable, SerialDisposable
 
+from rxllm import telemetry
 from rxllm._checks import is_int, is_number
 from rxllm._loops import timer_scheduler
 from rxllm.accumulator import Accumulator
@@ -127,6 +128,9 @@ def retry(
             attempt_usage: Usage | None = None
             seam = _Seam()
             received = Accumulator()  # everything the subscriber got, over all attempts
+            # a later attempt is subscribed from a timer: its span's parent is still the
+            # span current here
+            context = telemetry.subscription_context()
 
             def on_next(chunk: Chunk) -> None:
                 nonlocal attempt_usage
@@ -220,7 +224,10 @@ def retry(
 
                 def again(_: abc.SchedulerBase, __: Any = None) -> None:
                     with lock:
-                        current.disposable = next_source.subscribe(on_next, on_error, on_completed)
+                        current.disposable = telemetry.within(
+                            context,
+                            lambda: next_source.subscribe(on_next, on_error, on_completed),
+                        )
 
                 # Its own slot: the timer may fire (and subscribe) before this line returns.
                 pending.disposable = timer.schedule_relative(timedelta(seconds=seconds), again)
