@@ -100,6 +100,15 @@ class HTTPCall:
         self._kwargs = codec.arguments(request)
         self._client: Any = None  # the SDK client of this call, once it is sent
 
+    @property
+    def server_url(self) -> str | None:
+        """The base URL of this call (its span's `server.address`): its client's once it is
+        sent, else the provider's when known."""
+        client = self._client
+        if client is not None:
+            return str(client.base_url)
+        return self._config.endpoint()
+
     def open_sync(self) -> AbstractContextManager[StreamResponse]:
         """Send the request with the sync client; the context closes the response."""
         client = self._client = self._config.sync_client()
