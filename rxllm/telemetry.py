@@ -349,13 +349,19 @@ class CallTrace:
             span.end()
 
     def _log(self, outcome: str, error: BaseException | None) -> None:
+        """One DEBUG record, made with the call's span current (a logging handler of
+        OpenTelemetry's links it to the span)."""
         info = self.info
         name = f"{info.provider}:{info.model}" if info is not None else "a call"
-        if error is None:
-            _log.debug("%s %s", name, outcome)
-        else:
-            message = scrub(str(error), *self._secrets())
-            _log.debug("%s failed: %s: %s", name, type(error).__name__, message)
+        token = otel_context.attach(self.call_context)
+        try:
+            if error is None:
+                _log.debug("%s %s", name, outcome)
+            else:
+                message = scrub(str(error), *self._secrets())
+                _log.debug("%s failed: %s: %s", name, type(error).__name__, message)
+        finally:
+            otel_context.detach(token)
 
 
 def _server_attributes(url: str) -> dict[str, Any]:

@@ -609,18 +609,32 @@ def test_input_parts_of_both_formats_are_read(spans, monkeypatch):
     ]
 
 
-def test_each_call_leaves_one_debug_log_record_on_the_rxllm_logger(spans, caplog):
+def test_each_call_leaves_one_debug_log_record_linked_to_its_span(spans, caplog):
+    """One record per call on the `rxllm` logger, made while the call's span is current
+    (what OpenTelemetry's logging handler reads to link a record to a span)."""
+    current: list[int] = []
+
+    class Linked(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            current.append(trace.get_current_span().get_span_context().span_id)
+
     caplog.set_level(logging.DEBUG, logger="rxllm")
-    llm = rxllm.scripted(["a"], error=rxllm.ServerError("overloaded"))
-    with pytest.raises(rxllm.ServerError):
-        rxllm.collect(llm.stream("hi"))
-    spans.settled(1)
-    records = [
-        r for r in caplog.records if r.name == "rxllm" and "scripted:scripted" in r.getMessage()
+    handler = Linked()
+    logging.getLogger("rxllm").addHandler(handler)
+    try:
+        llm = rxllm.scripted(["a"], error=rxllm.ServerError("overloaded"))
+        with pytest.raises(rxllm.ServerError):
+            rxllm.collect(llm.stream("hi"))
+        rxllm.collect(rxllm.scripted("ok").stream("hi"))
+    finally:
+        logging.getLogger("rxllm").removeHandler(handler)
+    failed, completed = sorted(spans.settled(2), key=lambda s: s.start_time)
+    records = [r.getMessage() for r in caplog.records if r.name == "rxllm"]
+    assert records == [
+        "scripted:scripted failed: ServerError: overloaded",
+        "scripted:scripted completed",
     ]
-    assert [r.getMessage() for r in records] == [
-        "scripted:scripted failed: ServerError: overloaded"
-    ]
+    assert current == [failed.context.span_id, completed.context.span_id]
 
 
 # --- many at once ------------------------------------------------------------------------
