@@ -42,6 +42,12 @@ CONTENT_ATTRIBUTES = (
 )
 
 
+@pytest.fixture(autouse=True)
+def _content_not_captured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Content capture off unless a test opts in, whatever the environment says."""
+    monkeypatch.delenv(CAPTURE_CONTENT, raising=False)
+
+
 def chat_spans(finished: list[Any]) -> list[Any]:
     return [s for s in finished if s.attributes.get("gen_ai.operation.name") == "chat"]
 

@@ -38,6 +38,12 @@ anthropic_has_spans = pytest.mark.skipif(
 )
 
 
+@pytest.fixture(autouse=True)
+def _content_not_captured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Content capture off unless a test opts in, whatever the environment says."""
+    monkeypatch.delenv(CAPTURE_CONTENT, raising=False)
+
+
 def make(provider: str, server: Server, **kw: Any) -> rxllm.LLM:
     factory: Callable[..., rxllm.LLM] = getattr(rxllm, provider)
     kw.setdefault("max_retries", 0)
