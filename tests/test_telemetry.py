@@ -253,6 +253,15 @@ async def test_a_take_until_stop_on_asyncio_is_a_cancellation(spans):
     assert span.status.status_code is StatusCode.UNSET
 
 
+async def test_a_call_disposed_before_its_task_runs_ends_its_span_as_cancelled(spans):
+    subscription = rxllm.scripted("never sent").stream("hi").subscribe()
+    subscription.dispose()  # the call's task has not run yet
+    await asyncio.sleep(0.01)
+    [span] = await asyncio.to_thread(spans.settled, 1)
+    assert span.attributes["rxllm.cancelled"] is True
+    assert not [e for e in span.events if e.name == "rxllm.first_chunk"]
+
+
 @pytest.mark.parametrize("first_step", [False, True])
 def test_a_call_left_running_when_its_loop_shuts_down_ends_its_span(spans, first_step):
     """`asyncio.run` cancels the tasks left: the call's span ends as cancelled, whether its
