@@ -46,7 +46,10 @@ class CallStream(reactivex.Observable[Chunk]):
         return self.provider.make_call(self.request)
 
     def _describe(self) -> CallInfo:
-        return CallInfo(self.provider.name, self.provider.model, self.request)
+        return CallInfo(self.provider.name, self.provider.model, self.request, self._secrets)
+
+    def _secrets(self) -> tuple[str, ...]:
+        return self.provider.codec(self.request).secrets()
 
     def snapshots(self) -> reactivex.Observable[Snapshot]:
         """The same call emitting `Snapshot`s: `ops.accumulate()` applied to it, fused.

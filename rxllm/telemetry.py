@@ -164,11 +164,14 @@ def _capturing() -> bool:
 @dataclass(frozen=True, slots=True)
 class CallInfo:
     """What a call's span says about its request: the provider's name, the model, the
-    request (its parameters and, when content is captured, its messages)."""
+    request (its parameters and, when content is captured, its messages), and where to
+    find the credentials to scrub when the call fails before it is even made (a missing
+    key, a client that cannot be built); once it is made, its codec says."""
 
     provider: str
     model: str | None = None
     request: Request | None = None
+    secrets: Callable[[], Sequence[str]] | None = None
 
 
 def start_call(info: CallInfo | None) -> CallTrace:
@@ -305,12 +308,14 @@ class CallTrace:
 
     def _secrets(self) -> tuple[str, ...]:
         call = self._call
-        if call is None:
-            return ()
         try:
-            return tuple(call.codec.secrets())
+            if call is not None:
+                return tuple(call.codec.secrets())
+            if self.info is not None and self.info.secrets is not None:
+                return tuple(self.info.secrets())
         except Exception:
-            return ()
+            pass
+        return ()
 
     def _set_server(self) -> None:
         if self._server or self._call is None:

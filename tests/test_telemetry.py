@@ -194,6 +194,38 @@ def test_a_call_that_cannot_start_is_a_failed_span_too(spans, no_keys):
     assert not [e for e in span.events if e.name == "rxllm.first_chunk"]
 
 
+class _KeyCodec(InProcessCodec):
+    def secrets(self) -> tuple[str, ...]:
+        return ("a1b2c3d4e5f60718293a4b5c6d7e8f90",)
+
+
+class _Refusing:
+    """A provider whose calls cannot even be made, saying so with its key."""
+
+    name = "refusing"
+    model = "m"
+
+    def check(self, request: Any) -> None:
+        pass
+
+    def codec(self, request: Any) -> _KeyCodec:
+        return _KeyCodec()
+
+    def make_call(self, request: Any) -> Any:
+        raise ValueError("cannot use key a1b2c3d4e5f60718293a4b5c6d7e8f90")
+
+
+def test_a_call_that_cannot_be_made_is_scrubbed_with_its_providers_secrets(spans):
+    with pytest.raises(ValueError):
+        rxllm.collect(rxllm.LLM(_Refusing()).stream("hi"))  # type: ignore[arg-type]
+    [span] = spans.settled(1)
+    assert span.attributes["error.type"] == "ValueError"
+    [exception] = [e for e in span.events if e.name == "exception"]
+    assert exception.attributes["exception.message"] == "cannot use key ***"
+    assert "a1b2c3d4" not in exception.attributes["exception.stacktrace"]
+    assert "a1b2c3d4" not in (span.status.description or "")
+
+
 def test_a_subscriber_that_raises_fails_the_span_with_its_exception_class(spans):
     def explode(chunk: Chunk) -> None:
         raise KeyError("boom")
