@@ -17,8 +17,16 @@ PACKAGE = Path(__file__).parents[1] / "rxllm"
 
 LAYERS: list[tuple[str, ...]] = [
     # what everything may use: argument checks, threads and loops, the SSE decoder, tool
-    # schemas, conversation formats (they read the models' fields by name only)
-    ("rxllm._checks", "rxllm._loops", "rxllm.sse", "rxllm.tools", "rxllm.messages"),
+    # schemas, conversation formats (they read the models' fields by name only), messages in
+    # the OpenTelemetry GenAI conventions' JSON
+    (
+        "rxllm._checks",
+        "rxllm._loops",
+        "rxllm.sse",
+        "rxllm.tools",
+        "rxllm.messages",
+        "rxllm._genai",
+    ),
     ("rxllm.models",),  # the data: Chunk, Response, Usage, ToolCall, ToolResult
     ("rxllm.errors",),  # the error tree (an error carries a partial Response)
     ("rxllm.accumulator", "rxllm.cost"),  # chunks -> the response so far; its price
