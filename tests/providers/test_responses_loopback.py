@@ -14,10 +14,10 @@ import httpx2
 import openai as openai_sdk
 import pytest
 import reactivex
-from reactivex import operators as rx
 from openai.types.responses import ParsedResponse
 from openai.types.responses import Response as SDKResponse
 from pydantic import BaseModel
+from reactivex import operators as rx
 
 import rxllm
 from rxllm import ops
