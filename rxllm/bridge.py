@@ -15,7 +15,9 @@ from its SDK's exceptions to rxllm's. This module runs it:
 - `stall_timeout`: a watchdog fails the call with `StreamTimeout` when no chunk arrives for
   that long (keep-alive pings never reach this module, so they do not count);
 - an exception raised by a subscriber's `on_next` stops the call and goes to `on_error`;
-- every error carries the response received so far as `partial`.
+- every error carries the response received so far as `partial`;
+- each call is an OpenTelemetry span (`rxllm.telemetry`), a child of the span current where
+  it was subscribed, ended once on completion, error or cancellation.
 
 Why ~470 lines in one module: the sync path, the asyncio path and the stall watchdog share
 one `_Runner`, so the rules of a terminal notification (who reports a stall, what a
@@ -32,6 +34,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 import reactivex
+from opentelemetry import context as otel_context
 from reactivex import abc
 from reactivex.disposable import Disposable
 
@@ -39,6 +42,7 @@ from rxllm._loops import RUN_SCHEDULER, call_on_loop
 from rxllm.accumulator import Accumulator
 from rxllm.errors import LLMError, StreamTimeout, scrub
 from rxllm.models import Chunk
+from rxllm.telemetry import CallInfo, CallTrace, start_call
 
 if TYPE_CHECKING:
     from rxllm.codec import Codec
@@ -188,19 +192,29 @@ class IteratorCall:
                 await chunks.aclose()  # type: ignore[attr-defined]
 
 
-def call_observable(make_call: Callable[[], Call]) -> reactivex.Observable[Chunk]:
-    """A cold observable: each subscription builds a `Call` with `make_call` and runs it."""
-    return reactivex.create(call_subscriber(make_call))
+def call_observable(
+    make_call: Callable[[], Call], *, describe: Callable[[], CallInfo] | None = None
+) -> reactivex.Observable[Chunk]:
+    """A cold observable: each subscription builds a `Call` with `make_call` and runs it.
+
+    `describe` says what the call's span records of its request (model, parameters).
+    """
+    return reactivex.create(call_subscriber(make_call, describe=describe))
 
 
 def call_subscriber(
-    make_call: Callable[[], Call], *, snapshots: bool = False
+    make_call: Callable[[], Call],
+    *,
+    snapshots: bool = False,
+    describe: Callable[[], CallInfo] | None = None,
 ) -> Callable[[abc.ObserverBase[Any], abc.SchedulerBase | None], abc.DisposableBase]:
     """The subscribe function behind `call_observable` (for Observable subclasses).
 
     With `snapshots` the call emits the `Snapshot` of each chunk instead of the chunk: what
     `call.pipe(ops.accumulate())` emits, fused into the call (the bridge keeps the response
     so far for errors' `partial` anyway, so the accumulation is done once, one layer less).
+    `describe` gives the call's `CallInfo` for its span (`rxllm.telemetry`), which starts
+    here, at the subscription, as a child of the span current here.
     """
 
     def subscribe(
@@ -211,28 +225,33 @@ def call_subscriber(
             loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
+        tracing = start_call(describe() if describe is not None else None)
         try:
             call = make_call()
         except Exception as exc:  # e.g. a missing API key: report, never raise from subscribe
+            tracing.failed(exc)
             observer.on_error(exc)
             return Disposable()
+        tracing.bind(call)
         if loop is not None and scheduler is not None and scheduler is RUN_SCHEDULER:
             # reactivex's blocking `.run()` subscribes with its own NewThreadScheduler, then
             # blocks this thread: a call made on its loop would never run.
-            observer.on_error(
-                RuntimeError(
-                    "a blocking .run() in a thread that runs an asyncio loop: the call would "
-                    "run on that loop, which .run() blocks. Use `await rxllm.acollect(...)` "
-                    "or `await source` instead, or call .run() from a thread without a loop."
-                )
+            refused = RuntimeError(
+                "a blocking .run() in a thread that runs an asyncio loop: the call would "
+                "run on that loop, which .run() blocks. Use `await rxllm.acollect(...)` "
+                "or `await source` instead, or call .run() from a thread without a loop."
             )
+            tracing.failed(refused)
+            observer.on_error(refused)
             return Disposable()
-        runner = _Runner(call, control, observer, snapshots=snapshots)
+        runner = _Runner(call, control, observer, snapshots=snapshots, tracing=tracing)
         if loop is None:
             thread = threading.Thread(target=runner.run_sync, name="rxllm-call", daemon=True)
             thread.start()
         else:
-            loop.create_task(runner.run_async())
+            # a task that never runs (its loop closed first) still ends its span
+            task = loop.create_task(runner.run_async())
+            task.add_done_callback(runner.abandoned)
         return Disposable(control.cancel)
 
     return subscribe
@@ -245,12 +264,14 @@ class _Runner:
         "call",
         "control",
         "gate",
+        "home",
         "observer",
         "received",
         "settled",
         "snapshots",
         "started",
         "subscriber_error",
+        "tracing",
         "watched",
     )
 
@@ -261,8 +282,11 @@ class _Runner:
         observer: abc.ObserverBase[Any],
         *,
         snapshots: bool = False,
+        tracing: CallTrace | None = None,
     ) -> None:
         self.call = call
+        self.tracing = tracing if tracing is not None else start_call(None)
+        self.home = 0  # the thread that runs the call (its context is the call's to set)
         self.snapshots = snapshots  # emit each chunk's Snapshot (the fused accumulate())
         self.control = control
         self.observer = observer
@@ -302,15 +326,19 @@ class _Runner:
 
     def _start(self) -> bool:
         """The first chunk: take the right to report (from a watchdog that may be about to
-        report a stall before it)."""
-        if not self.watched:
+        report a stall before it); its span's event; from now on the subscriber's context is
+        current (the request is over: what subscribers do is theirs, not the call's)."""
+        if self.watched:
+            with self.gate:
+                if self.settled:
+                    return False  # the watchdog already reported the stall
+                self.started = True
+        else:
             self.started = True
-            return True
-        with self.gate:
-            if self.settled:
-                return False  # the watchdog already reported the stall
-            self.started = True
-            return True
+        self.tracing.first_chunk()
+        if threading.get_ident() == self.home:  # never in a thread the call does not own
+            otel_context.attach(self.tracing.delivery_context)
+        return True
 
     def _settle(self) -> bool:
         """Take the terminal notification; False if somebody else has it."""
@@ -336,8 +364,13 @@ class _Runner:
         """Send the terminal notification: error, completion, or nothing after a dispose."""
         if self.watched and not settled and not self._settle():
             return
+        # notifications run in the subscriber's context; this thread (the call's, or the
+        # watchdog's) or task ends with the call, so nothing needs to be restored
+        otel_context.attach(self.tracing.delivery_context)
         control = self.control
+        tracing = self.tracing
         if self.subscriber_error is not None:
+            tracing.failed(self.subscriber_error, self.received)
             self.observer.on_error(self.subscriber_error)
         elif control.stalled:
             timeout = self.call.stall_timeout
@@ -348,8 +381,10 @@ class _Runner:
             )
             if error is not None:
                 stall.__cause__ = error
+            tracing.failed(stall, self.received)
             self.observer.on_error(stall.with_partial(self.partial()))
         elif control.cancelled:
+            tracing.cancelled(self.received)
             return  # disposed: whatever the teardown raised is ours, not the subscriber's
         elif error is not None:
             if isinstance(error, LLMError):
@@ -374,18 +409,31 @@ class _Runner:
                     mapped.__context__ = mapping_error
                 if mapped.__cause__ is None:
                     mapped.__cause__ = error
+            tracing.failed(mapped, self.received)
             self.observer.on_error(mapped.with_partial(self.partial()))
         else:
+            tracing.completed(self.received)
             self.observer.on_completed()
+
+    def abandoned(self, _: object = None) -> None:
+        """The call's task is done: a span that nobody ended (the task never ran, or the
+        loop shut down under it) ends as cancelled."""
+        self.tracing.cancelled(self.received)
 
     def run_sync(self) -> None:
         control = self.control
+        # this thread is the call's: its request is made with the call's span current
+        self.home = threading.get_ident()
+        otel_context.attach(self.tracing.call_context)
         _start_watchdog_thread(control, self.call.stall_timeout, self.stalled_before_start)
         error: Exception | None = None
         try:
             self.call.pump_sync(control, self.emit)
         except Exception as exc:
             error = exc
+        except BaseException as exc:  # SystemExit in the call's thread: the span still ends
+            self.tracing.failed(exc, self.received)
+            raise
         try:
             self.finish(error)
         finally:
@@ -395,7 +443,11 @@ class _Runner:
         control = self.control
         error: Exception | None = None
         if control.cancelled:
+            self.tracing.cancelled()
             return  # disposed before the task first ran
+        # the task's context is its own copy: the request is made with the call's span current
+        self.home = threading.get_ident()
+        otel_context.attach(self.tracing.call_context)
         task = asyncio.current_task()
         assert task is not None
         unregister = control.on_cancel(_task_canceller(task))

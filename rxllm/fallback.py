@@ -14,6 +14,7 @@ import reactivex
 from reactivex import abc
 from reactivex.disposable import SerialDisposable, SingleAssignmentDisposable
 
+from rxllm import telemetry
 from rxllm._checks import require_observable
 from rxllm.errors import APIStatusError, BadRequestError, LLMError
 from rxllm.models import Chunk
@@ -93,6 +94,7 @@ def fallback(
         splice = Splice(observer)
         attempts: list[LLMError] = []
         position = 0
+        context = telemetry.subscription_context()  # every source's span: a child of this
 
         def on_next(chunk: Chunk) -> None:
             if not isinstance(chunk, Chunk):
@@ -160,7 +162,10 @@ def fallback(
             # one before `subscribe` returns, and that one must stay current.
             slot = SingleAssignmentDisposable()
             current.disposable = slot
-            slot.disposable = source.subscribe(on_next, on_error, on_completed, scheduler=scheduler)
+            slot.disposable = telemetry.within(  # a later source: under fallback's caller
+                context,
+                lambda: source.subscribe(on_next, on_error, on_completed, scheduler=scheduler),
+            )
 
         start(sources[0])
         return current

@@ -20,6 +20,7 @@ from rxllm.bridge import Call, call_subscriber
 from rxllm.codec import Provider
 from rxllm.models import Chunk, Response, ToolResult
 from rxllm.request import Prompt, Request, build_request, check_params, is_prompt, merge_params
+from rxllm.telemetry import CallInfo
 
 __all__ = ["LLM", "CallStream"]
 
@@ -39,10 +40,16 @@ class CallStream(reactivex.Observable[Chunk]):
         """The provider that makes the call."""
         self.request = request
         """The validated request each subscription sends."""
-        super().__init__(call_subscriber(self._make_call))
+        super().__init__(call_subscriber(self._make_call, describe=self._describe))
 
     def _make_call(self) -> Call:
         return self.provider.make_call(self.request)
+
+    def _describe(self) -> CallInfo:
+        return CallInfo(self.provider.name, self.provider.model, self.request, self._secrets)
+
+    def _secrets(self) -> tuple[str, ...]:
+        return self.provider.codec(self.request).secrets()
 
     def snapshots(self) -> reactivex.Observable[Snapshot]:
         """The same call emitting `Snapshot`s: `ops.accumulate()` applied to it, fused.
@@ -50,7 +57,9 @@ class CallStream(reactivex.Observable[Chunk]):
         `stream.pipe(ops.accumulate())` returns this; the call's bridge already keeps the
         response so far (for errors' `partial`), so the snapshots come from it directly.
         """
-        return reactivex.Observable(call_subscriber(self._make_call, snapshots=True))
+        return reactivex.Observable(
+            call_subscriber(self._make_call, snapshots=True, describe=self._describe)
+        )
 
     def continue_from(self, text: str) -> CallStream | None:
         """The same call, asked to continue after `text` was already delivered.

@@ -18,7 +18,8 @@ PACKAGE = Path(__file__).parents[1] / "rxllm"
 LAYERS: list[tuple[str, ...]] = [
     # what everything may use: argument checks, threads and loops, the SSE decoder, tool
     # schemas, conversation formats and prices (they read the models' fields by name only),
-    # input parts (images, audio, PDFs) and their forms in each protocol
+    # input parts (images, audio, PDFs) and their forms in each protocol, messages in the
+    # OpenTelemetry GenAI conventions' JSON
     (
         "rxllm._checks",
         "rxllm._loops",
@@ -27,13 +28,15 @@ LAYERS: list[tuple[str, ...]] = [
         "rxllm.messages",
         "rxllm.cost",
         "rxllm.parts",
+        "rxllm._genai",
     ),
     ("rxllm.models",),  # the data: Chunk, Response, Usage, ToolCall, ToolResult
     ("rxllm.errors",),  # the error tree (an error carries a partial Response)
     ("rxllm.accumulator",),  # chunks -> the response so far
     ("rxllm.limits",),  # usage limits, counted over a loop's or a batch's calls
     ("rxllm.request",),  # one call's validated arguments
-    ("rxllm.codec", "rxllm.bridge"),  # the provider contract; a call -> an Observable
+    # the provider contract; a call -> an Observable; a call's OpenTelemetry span
+    ("rxllm.codec", "rxllm.bridge", "rxllm.telemetry"),
     ("rxllm.llm",),  # LLM.stream -> CallStream
     ("rxllm.providers",),  # codecs and providers (openai, anthropic, local, scripted)
     ("rxllm.ops",),  # operators
@@ -48,7 +51,6 @@ LAYERS: list[tuple[str, ...]] = [
         "rxllm.web",
         "rxllm.ray",
         "rxllm.notebook",
-        "rxllm.telemetry",
         "rxllm",
     ),
 ]

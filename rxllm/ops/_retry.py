@@ -14,6 +14,7 @@ import reactivex
 from reactivex import abc
 from reactivex.disposable import CompositeDisposable, SerialDisposable
 
+from rxllm import telemetry
 from rxllm._checks import is_int, is_number
 from rxllm._loops import timer_scheduler
 from rxllm.errors import LLMError, RateLimitError
@@ -154,6 +155,9 @@ class _Retrying:
         self.lock = threading.RLock()
         self.attempt = 1
         self.splice = Splice(observer)
+        # a later attempt is subscribed from a timer: its span's parent is still the span
+        # current where retry was subscribed
+        self.context = telemetry.subscription_context()
 
     def on_next(self, chunk: Chunk) -> None:
         if not isinstance(chunk, Chunk):
@@ -220,8 +224,9 @@ class _Retrying:
 
         def again(_: abc.SchedulerBase, __: Any = None) -> None:
             with self.lock:
-                self.current.disposable = next_source.subscribe(
-                    self.on_next, self.on_error, self.on_completed
+                self.current.disposable = telemetry.within(
+                    self.context,
+                    lambda: next_source.subscribe(self.on_next, self.on_error, self.on_completed),
                 )
 
         # Its own slot: the timer may fire (and subscribe) before this line returns.

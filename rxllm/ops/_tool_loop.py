@@ -22,6 +22,7 @@ from reactivex import abc
 from reactivex import operators as rx
 from reactivex.disposable import Disposable
 
+from rxllm import telemetry
 from rxllm._checks import is_int
 from rxllm.accumulator import Accumulator
 from rxllm.errors import LLMError, UsageLimitExceeded
@@ -99,6 +100,11 @@ def tool_loop(
     answer so far: `error.partial` is the step it broke in, with the finished ones in
     `steps`. A call without an id (some compatible servers send none) gets one,
     `call_<step>_<n>`, so that its result can refer to it.
+
+    Traces (`rxllm.telemetry`): every call is a span, a child of the span current where the
+    loop was subscribed (also the later ones, which the loop subscribes from a tool's
+    completion, wherever that runs); the tools' `execute_tool` spans are children of the
+    span of the call that asked for them.
 
         call 1:   -"Let me check."-[weather(Oslo)]-|
         tools:                                      R("sunny")
@@ -254,6 +260,7 @@ class _Loop:
         self._stopped = False
         self._steps: list[Response] = []
         self._meter = UsageMeter(rules.limits) if rules.limits is not None else None
+        self._context = telemetry.subscription_context()  # where every call is subscribed
 
     def start(self) -> abc.DisposableBase:
         self._call(self._source, 0)
@@ -380,7 +387,10 @@ class _Loop:
 
         self._hold(
             2 * step,
-            lambda: calls.subscribe(on_next, on_error, on_completed, scheduler=self._scheduler),
+            lambda: telemetry.within(
+                self._context,
+                lambda: calls.subscribe(on_next, on_error, on_completed, scheduler=self._scheduler),
+            ),
         )
 
     def _goes_on(self, step: int) -> bool:

@@ -16,17 +16,20 @@ import asyncio
 import inspect
 import threading
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import pydantic
 import reactivex
+from opentelemetry.context import Context
 from reactivex import abc
 from reactivex.disposable import CompositeDisposable, Disposable
 
+from rxllm import telemetry
 from rxllm._loops import call_on_loop, run_awaitable
 from rxllm.models import ToolCall, ToolResult
+from rxllm.telemetry import ToolTrace
 
 __all__ = ["Registry", "ToolResult", "registry_of", "tool_results"]
 
@@ -52,6 +55,10 @@ def tool_results(
     `KeyboardInterrupt` (a `sys.exit()` in it) ends the stream with that exception as its
     error, whatever thread or task ran the tool: `collect` / `iterate` / `acollect` raise it
     again where the stream is read, where it means what it always means.
+
+    Each run is an OpenTelemetry `execute_tool {name}` span (`rxllm.telemetry`), a child of
+    the span of the call that asked for the tool, current while the tool runs; its status is
+    ERROR when the tool raised, could not take its arguments or is unknown.
 
     Sync functions run on the thread that delivers the call. Async functions (or any
     function returning an awaitable): subscribed inside a running asyncio loop, every tool
@@ -155,40 +162,81 @@ def _abort(observer: abc.ObserverBase[Any], aborted: _Aborted) -> None:
 
 
 def _start(
-    tools: Mapping[str, Callable[..., Any]], call: ToolCall
-) -> ToolResult | Awaitable[ToolResult]:
-    """Run `call`: its result, or an awaitable of it when the tool is async. Raises
-    `_Aborted` when the tool raised `SystemExit` or `KeyboardInterrupt`."""
+    tools: Mapping[str, Callable[..., Any]], call: ToolCall, parent: Context | None = None
+) -> ToolResult | _Pending:
+    """Run `call`: its result, or an awaitable of it when the tool is async. Its span is a
+    child of the span current in `parent` (where the call arrived). Raises `_Aborted` when
+    the tool raised `SystemExit` or `KeyboardInterrupt`."""
+    span = telemetry.start_tool(call, parent)
     tool = tools.get(call.name)
     if tool is None:
         known = ", ".join(tools) or "(none)"
-        return ToolResult(call=call, error=f"unknown tool {call.name!r}; known: {known}")
+        result = ToolResult(call=call, error=f"unknown tool {call.name!r}; known: {known}")
+        span.failed(result.error or "", "unknown_tool")
+        return result
     try:
-        output = tool(**call.args)
-        if isinstance(output, Iterator):  # read once, here: the model and the result see it
-            output = list(output)  # pyright: ignore[reportUnknownArgumentType]
+        with span.current():
+            output = tool(**call.args)
+            if isinstance(output, Iterator):  # read once, here: the model and the result see it
+                output = list(output)  # pyright: ignore[reportUnknownArgumentType]
     except Exception as error:
+        span.failed(error)
         return ToolResult(call=call, error=_describe(call, error))
-    except (SystemExit, KeyboardInterrupt) as error:
+    except (SystemExit, KeyboardInterrupt) as error:  # the span still ends
+        span.failed(error)
         raise _Aborted(error) from None
+    except BaseException as error:
+        span.failed(error)
+        raise
     if inspect.isawaitable(output):
-        return _finish(call, output)
+        return _Pending(call, output, span)
+    span.succeeded(output)
     return ToolResult(call=call, output=output)
 
 
-async def _finish(call: ToolCall, output: Awaitable[Any]) -> ToolResult:
+class _Pending:
+    """An async tool's run, to be awaited where it can run; if it never is (`close`), its
+    span still ends."""
+
+    __slots__ = ("call", "output", "span")
+
+    def __init__(self, call: ToolCall, output: Awaitable[Any], span: ToolTrace) -> None:
+        self.call = call
+        self.output = output
+        self.span = span
+
+    def __await__(self) -> Generator[Any, None, ToolResult]:
+        return _finish(self.call, self.output, self.span).__await__()
+
+    def close(self, reason: str) -> None:
+        """Drop the run unstarted: its coroutine closed, its span failed with `reason`."""
+        if inspect.iscoroutine(self.output):
+            self.output.close()
+        self.span.failed(reason, "async_tool_without_loop")
+
+
+async def _finish(call: ToolCall, output: Awaitable[Any], span: ToolTrace) -> ToolResult:
     try:
-        value = await output
+        with span.current():
+            value = await output
     except Exception as error:
+        span.failed(error)
         return ToolResult(call=call, error=_describe(call, error))
     except (SystemExit, KeyboardInterrupt) as error:
+        span.failed(error)
         raise _Aborted(error) from None
-    except asyncio.CancelledError:
+    except asyncio.CancelledError as error:
         task = asyncio.current_task()
         if task is not None and task.cancelling():
+            span.cancelled()
             raise  # a Stop: this task is being cancelled
         # something the tool awaited was cancelled, not the tool: a failure like any other
+        span.failed(error)
         return ToolResult(call=call, error=f"{call.name} was cancelled (CancelledError)")
+    except BaseException as error:
+        span.failed(error)
+        raise
+    span.succeeded(value)
     return ToolResult(call=call, output=value)
 
 
@@ -215,7 +263,7 @@ def _run_blocking(
             observer.on_error(_not_a_call(call))
             return
         try:
-            outcome = _start(tools, call)
+            outcome = _start(tools, call, telemetry.tool_parent())
             if not isinstance(outcome, ToolResult):
                 outcome = _await_here(call, outcome)
         except _Aborted as aborted:
@@ -226,20 +274,17 @@ def _run_blocking(
     return calls.subscribe(on_next, observer.on_error, observer.on_completed, scheduler=scheduler)
 
 
-def _await_here(call: ToolCall, outcome: Awaitable[ToolResult]) -> ToolResult:
+def _await_here(call: ToolCall, outcome: _Pending) -> ToolResult:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         return run_awaitable(outcome)
-    if inspect.iscoroutine(outcome):
-        outcome.close()
-    return ToolResult(
-        call=call,
-        error=(
-            f"async tool {call.name!r} cannot run here: the call arrived on a thread running "
-            "an asyncio loop, but tool_results() was subscribed outside it"
-        ),
+    error = (
+        f"async tool {call.name!r} cannot run here: the call arrived on a thread running "
+        "an asyncio loop, but tool_results() was subscribed outside it"
     )
+    outcome.close(error)
+    return ToolResult(call=call, error=error)
 
 
 def _run_on_loop(
@@ -251,7 +296,7 @@ def _run_on_loop(
     *,
     concurrency: int = 1,
 ) -> abc.DisposableBase:
-    queue: deque[ToolCall] = deque()
+    queue: deque[tuple[ToolCall, Context]] = deque()  # with where each arrived (its span's parent)
     running: deque[asyncio.Future[ToolResult]] = deque()  # started, in the calls' order
     # sync tools get threads of their own, not the loop's default executor (which is
     # smaller than n on small machines and also resolves the loop's DNS lookups)
@@ -267,11 +312,11 @@ def _run_on_loop(
     def on_loop(action: Callable[[], None]) -> None:
         call_on_loop(loop, action)
 
-    async def run_one(call: ToolCall) -> ToolResult:
+    async def run_one(call: ToolCall, parent: Context) -> ToolResult:
         if pool is not None and not _is_async(tools, call):
-            outcome = await loop.run_in_executor(pool, _start, tools, call)
+            outcome = await loop.run_in_executor(pool, _start, tools, call, parent)
         else:
-            outcome = _start(tools, call)
+            outcome = _start(tools, call, parent)
         return outcome if isinstance(outcome, ToolResult) else await outcome
 
     def free() -> bool:
@@ -282,7 +327,7 @@ def _run_on_loop(
     def refill(_: object = None) -> None:
         """Start queued calls while slots are free (also each time a tool finishes)."""
         while queue and free() and not stopped:
-            started = loop.create_task(run_one(queue.popleft()))
+            started = loop.create_task(run_one(*queue.popleft()))
             started.add_done_callback(refill)
             running.append(started)
 
@@ -312,14 +357,14 @@ def _run_on_loop(
         finally:
             task = None
 
-    def enqueue(call: ToolCall) -> None:
+    def enqueue(call: ToolCall, parent: Context) -> None:
         nonlocal task, stopped
         if stopped:
             return
         if not isinstance(call, ToolCall):
             fail(_not_a_call(call))
             return
-        queue.append(call)
+        queue.append((call, parent))
         refill()  # a free slot: it starts now
         if task is None:
             task = loop.create_task(drain())
@@ -352,8 +397,12 @@ def _run_on_loop(
         if task is not None:
             task.cancel()
 
+    def arrived(call: ToolCall) -> None:
+        parent = telemetry.tool_parent()  # here: the call that asked for it is delivering
+        on_loop(lambda: enqueue(call, parent))
+
     upstream = calls.subscribe(
-        lambda call: on_loop(lambda: enqueue(call)),
+        arrived,
         lambda error: on_loop(lambda: fail(error)),
         lambda: on_loop(complete),
         scheduler=scheduler,
@@ -384,8 +433,8 @@ def _run_in_threads(
     lock = threading.RLock()
     state = {"upstream_done": False, "stopped": False}
 
-    def run(call: ToolCall) -> ToolResult:
-        outcome = _start(tools, call)
+    def run(call: ToolCall, parent: Context) -> ToolResult:
+        outcome = _start(tools, call, parent)
         return outcome if isinstance(outcome, ToolResult) else _await_here(call, outcome)
 
     def flush() -> None:
@@ -411,7 +460,7 @@ def _run_in_threads(
         with lock:
             if state["stopped"]:
                 return
-            started = pool.submit(run, call)
+            started = pool.submit(run, call, telemetry.tool_parent())
             pending.append(started)
         started.add_done_callback(lambda _: flush())
 

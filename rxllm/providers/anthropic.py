@@ -7,6 +7,7 @@ auth token the SDK reads by itself, the key variable.
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import Any
 
@@ -18,7 +19,7 @@ from rxllm.providers.cancellation import sync_http_client
 from rxllm.providers.sdk_provider import SDKProvider
 from rxllm.request import check_params
 
-__all__ = ["AnthropicProvider", "anthropic_llm"]
+__all__ = ["AnthropicProvider", "anthropic_llm", "without_sdk_spans"]
 
 PROVIDER = "anthropic"
 
@@ -42,16 +43,40 @@ class AnthropicProvider(SDKProvider):
         return {"auth_token": client.auth_token}
 
     def new_client(self, options: dict[str, Any], *, asynchronous: bool) -> Any:
-        """A new `anthropic.Anthropic` / `anthropic.AsyncAnthropic`."""
+        """A new `anthropic.Anthropic` / `anthropic.AsyncAnthropic`, without the SDK's own
+        spans (`without_sdk_spans`)."""
         if asynchronous:
             # a plain http client: the SDK's own wrapper schedules an aclose() on whatever
             # loop runs when it is collected, which fails once its own loop is closed
             return anthropic.AsyncAnthropic(
-                **options, http_client=anthropic.DefaultAsyncHttpxClient()
+                **options,
+                http_client=anthropic.DefaultAsyncHttpxClient(),
+                **without_sdk_spans(anthropic.AsyncAnthropic),
             )
         return anthropic.Anthropic(
-            **options, http_client=sync_http_client(anthropic.DefaultHttpxClient)
+            **options,
+            http_client=sync_http_client(anthropic.DefaultHttpxClient),
+            **without_sdk_spans(anthropic.Anthropic),
         )
+
+
+def without_sdk_spans(client_class: type) -> dict[str, Any]:
+    """The constructor option that switches off an Anthropic client's own OpenTelemetry
+    spans: `{"open_telemetry": False}` where the SDK has it (anthropic >= 2.17, which
+    otherwise makes a `chat` span with `gen_ai.usage.*` per request, beside rxllm's own for
+    the same call: token dashboards would count every call twice), else nothing. For every
+    client rxllm makes of the anthropic SDK (Bedrock's and Vertex's take it too); a client
+    you pass keeps its own setting (give it `open_telemetry=False`).
+
+    >>> import anthropic
+    >>> without_sdk_spans(anthropic.Anthropic) in ({"open_telemetry": False}, {})
+    True
+    """
+    try:
+        parameters = inspect.signature(client_class).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {"open_telemetry": False} if "open_telemetry" in parameters else {}
 
 
 def anthropic_llm(

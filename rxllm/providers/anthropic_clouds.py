@@ -32,7 +32,7 @@ from anthropic.types import RawMessageStreamEvent
 from rxllm import errors
 from rxllm.llm import LLM
 from rxllm.providers import _sdk_private
-from rxllm.providers.anthropic import AnthropicProvider
+from rxllm.providers.anthropic import AnthropicProvider, without_sdk_spans
 from rxllm.providers.anthropic_messages import MessagesCodec
 from rxllm.providers.cancellation import sync_http_client
 from rxllm.providers.http_call import HTTPCall
@@ -194,10 +194,14 @@ class BedrockProvider(AnthropicProvider):
             settings["max_retries"] = options["max_retries"]
         if asynchronous:
             return anthropic.AsyncAnthropicBedrock(
-                **settings, http_client=anthropic.DefaultAsyncHttpxClient()
+                **settings,
+                **without_sdk_spans(anthropic.AsyncAnthropicBedrock),
+                http_client=anthropic.DefaultAsyncHttpxClient(),
             )
         return anthropic.AnthropicBedrock(
-            **settings, http_client=sync_http_client(anthropic.DefaultHttpxClient)
+            **settings,
+            **without_sdk_spans(anthropic.AnthropicBedrock),
+            http_client=sync_http_client(anthropic.DefaultHttpxClient),
         )
 
     def make_call(self, request: Request) -> HTTPCall:
@@ -357,10 +361,14 @@ class VertexProvider(AnthropicProvider):
             settings["max_retries"] = options["max_retries"]
         if asynchronous:
             return anthropic.AsyncAnthropicVertex(
-                **settings, http_client=anthropic.DefaultAsyncHttpxClient()
+                **settings,
+                **without_sdk_spans(anthropic.AsyncAnthropicVertex),
+                http_client=anthropic.DefaultAsyncHttpxClient(),
             )
         return anthropic.AnthropicVertex(
-            **settings, http_client=sync_http_client(anthropic.DefaultHttpxClient)
+            **settings,
+            **without_sdk_spans(anthropic.AnthropicVertex),
+            http_client=sync_http_client(anthropic.DefaultHttpxClient),
         )
 
     def make_call(self, request: Request) -> HTTPCall:

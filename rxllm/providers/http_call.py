@@ -113,6 +113,15 @@ class HTTPCall:
         # AWS event stream), with the same feed/flush interface.
         self._decoder: Callable[[], Any] = getattr(codec, "decoder", SSEDecoder)
 
+    @property
+    def server_url(self) -> str | None:
+        """The base URL of this call (its span's `server.address`): its client's once it is
+        sent, else the provider's when known."""
+        client = self._client
+        if client is not None:
+            return str(client.base_url)
+        return self._config.endpoint()
+
     def open_sync(self) -> AbstractContextManager[StreamResponse]:
         """Send the request with the sync client; the context closes the response."""
         client = self._client = self._config.sync_client()

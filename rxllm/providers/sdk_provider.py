@@ -222,6 +222,22 @@ class SDKProvider:
         for old in [loop for loop in list(self._async_clients) if loop.is_closed()]:
             self._async_clients.pop(old, None)
 
+    def endpoint(self) -> str | None:
+        """The base URL this provider's calls go to, when known without making a client:
+        the one given, or that of a client given or already made (None before the first
+        call to the SDK's default host)."""
+        if self.base_url:
+            return str(self.base_url)
+        try:
+            clients = [self._client, self._async_client, *list(self._async_clients.values())]
+        except RuntimeError:  # a loop's client added meanwhile
+            clients = [self._client, self._async_client]
+        for client in clients:
+            url = getattr(client, "base_url", None)
+            if url is not None:
+                return str(url)
+        return None
+
     def check(self, request: Request) -> None:
         """Reject what the wire protocol cannot take, before any request."""
         try:

@@ -17,6 +17,7 @@ import reactivex
 from openai.types.responses import ParsedResponse
 from openai.types.responses import Response as SDKResponse
 from pydantic import BaseModel
+from reactivex import operators as rx
 
 import rxllm
 from rxllm import ops
@@ -416,8 +417,13 @@ class TestCancellation:
     ) -> None:
         server.push(Script(["a", "b", "c"], hang_after=2))
         stop = reactivex.subject.Subject[None]()
-        threading.Timer(0.3, lambda: stop.on_next(None)).start()
-        response = run(make(server).stream("hi").pipe(ops.take_until(stop)), mode)
+
+        def press_later(chunk: Chunk) -> None:  # the model is silent after "b": stop then
+            if chunk.content == "b":
+                threading.Timer(0.2, lambda: stop.on_next(None)).start()
+
+        stream = make(server).stream("hi").pipe(rx.do_action(press_later), ops.take_until(stop))
+        response = run(stream, mode)
         assert response.text == "ab"
         assert server.last.wait_closed(2)
         assert server.last.chunks_after_close == 0
