@@ -273,3 +273,19 @@ def test_web_chat_stop_closes_the_model_call() -> None:
         finally:
             app.terminate()
             app.wait(10)
+
+
+def test_otel_console_traces_calls_and_tool_runs() -> None:
+    out = run("otel_console.py")
+    part1, rest = out.split("2. a call stopped early")
+    part2, part3 = rest.split("3. a call that fails")
+    chats = re.findall(r"span 'chat gpt-4o-mini' \(parent: handle request\) UNSET (.*)", part1)
+    assert len(chats) == 2
+    assert "('tool_calls',)" in chats[0] and "('stop',)" in chats[1]
+    assert "span 'execute_tool weather' (parent: chat gpt-4o-mini) UNSET" in part1
+    assert "span 'handle request' (parent: -)" in part1
+    assert re.search(
+        r"span 'chat gpt-4o-mini' \(parent: -\) UNSET .*'rxllm.cancelled': True", part2
+    )
+    assert "the server saw the client leave: True" in part2
+    assert re.search(r"span 'chat gpt-4o-mini' .* ERROR .*'error.type': 'ServerStreamError'", part3)
