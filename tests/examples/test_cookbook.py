@@ -277,15 +277,17 @@ def test_web_chat_stop_closes_the_model_call() -> None:
 
 def test_otel_console_traces_calls_and_tool_runs() -> None:
     out = run("otel_console.py")
-    part1, rest = out.split("2. a call stopped early")
-    part2, part3 = rest.split("3. a call that fails")
+    # a span prints when it ends, which for a stopped call may be a moment after the stop
+    part1 = out.split("2. a call stopped early")[0]
     chats = re.findall(r"span 'chat gpt-4o-mini' \(parent: handle request\) UNSET (.*)", part1)
     assert len(chats) == 2
     assert "('tool_calls',)" in chats[0] and "('stop',)" in chats[1]
     assert "span 'execute_tool weather' (parent: chat gpt-4o-mini) UNSET" in part1
     assert "span 'handle request' (parent: -)" in part1
-    assert re.search(
-        r"span 'chat gpt-4o-mini' \(parent: -\) UNSET .*'rxllm.cancelled': True", part2
+    cancelled = re.findall(
+        r"span 'chat gpt-4o-mini' \(parent: -\) UNSET .*'rxllm.cancelled': True", out
     )
-    assert "the server saw the client leave: True" in part2
-    assert re.search(r"span 'chat gpt-4o-mini' .* ERROR .*'error.type': 'ServerStreamError'", part3)
+    assert len(cancelled) == 1
+    assert "the server saw the client leave: True" in out
+    failed = r"span 'chat gpt-4o-mini' \(parent: -\) ERROR .*'error.type': 'ServerStreamError'"
+    assert len(re.findall(failed, out)) == 1
