@@ -107,6 +107,7 @@ class HTTPCall:
         self._retries = request.max_retries
         self._kwargs = codec.arguments(request)
         self._client: Any = None  # the SDK client of this call, once it is sent
+        self._reading = False  # the response's headers came: a broken body is mid-stream
 
     def open_sync(self) -> AbstractContextManager[StreamResponse]:
         """Send the request with the sync client; the context closes the response."""
@@ -162,6 +163,7 @@ class HTTPCall:
             return  # cancelled before the SDK (re)sent the request: nothing was sent
 
     def _read_sync(self, api_response: StreamResponse, control: CallControl, emit: Emit) -> None:
+        self._reading = True
         http = api_response.http_response
         closer = socket_closer(http)
         unregister = control.on_cancel(closer)
@@ -225,6 +227,7 @@ class HTTPCall:
                 error.args = (f"{error.args[0]} ({detail})", *error.args[1:])
 
     async def _read_async(self, api_response: StreamResponse, emit: Emit) -> None:
+        self._reading = True
         http = api_response.http_response
         mapper = self.codec.events()
         decoder = SSEDecoder()
@@ -289,7 +292,13 @@ class HTTPCall:
 
     def map_error(self, error: BaseException, *, received: int) -> errors.LLMError:
         """Translate an SDK or transport exception (see `map_sdk_error`)."""
-        return map_sdk_error(error, self.provider, received=received, secrets=self.codec.secrets())
+        return map_sdk_error(
+            error,
+            self.provider,
+            received=received,
+            mid_stream=self._reading,
+            secrets=self.codec.secrets(),
+        )
 
 
 def parse_json(data: bytes) -> Any:
