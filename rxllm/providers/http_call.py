@@ -327,9 +327,23 @@ def _deliver(
         except errors.StreamError as error:  # an error event: kept as sent, for its cause
             error.event = _sse_event(name, data)
             raise
+        except errors.LLMError:
+            raise
+        except Exception as exc:  # an event of a shape the mapper cannot read
+            raise _unreadable(name, data, exc) from exc
         if chunk is not None and not emit(chunk):
             return False
     return True
+
+
+def _unreadable(name: str | None, data: bytes, error: Exception) -> errors.StreamError:
+    """The error for an event whose JSON is not of the shape its protocol says (a field of
+    another type, a missing object): a malformed event, as one that is not JSON."""
+    return errors.StreamError(
+        f"the stream sent an event of a shape rxllm cannot read ({type(error).__name__}: "
+        f"{shortened(str(error))}): {name + ' ' if name else ''}{data[:80]!r}",
+        retryable=True,
+    )
 
 
 def _sse_event(name: str | None, data: bytes) -> bytes:

@@ -378,7 +378,10 @@ def _replay(chunks: list[ChatCompletionChunk], response: Response, options: dict
     if response.finish_reason is not None:
         with contextlib.suppress(Exception):  # e.g. "length": the SDK refuses to parse
             return state.get_final_completion()
-    return state.current_completion_snapshot
+    try:
+        return state.current_completion_snapshot
+    except AssertionError:  # the accumulator refused every chunk: it has no snapshot
+        return None
 
 
 def _response_format(value: Any) -> Any:
