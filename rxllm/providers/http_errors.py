@@ -205,6 +205,11 @@ def scrub_exception(error: BaseException, secrets: tuple[str | None, ...]) -> No
     if body is not None:  # the provider's error object, which may echo a credential
         with contextlib.suppress(AttributeError):
             error.body = _scrub_data(body, secrets)  # type: ignore[attr-defined]
+    event = getattr(error, "event", None)
+    if isinstance(event, bytes):  # a StreamError's event as sent, which may echo one too
+        text = errors.scrub(event.decode("utf-8", "surrogateescape"), *secrets)
+        with contextlib.suppress(AttributeError):
+            error.event = text.encode("utf-8", "surrogateescape")  # type: ignore[attr-defined]
 
 
 def _scrub_data(value: Any, secrets: tuple[str | None, ...]) -> Any:

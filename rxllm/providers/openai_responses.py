@@ -65,6 +65,7 @@ across tool calls; `tool_output_items(results)` the `function_call_output` items
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 from collections.abc import Callable, Iterable, Sequence
@@ -625,8 +626,16 @@ class ResponsesCodec:
         return responses_event(data)
 
     def raw_response(self, events: Sequence[Any], response: Response) -> Any:
-        """What the SDK's `responses.stream()` helper ends with (`responses_raw`)."""
-        return responses_raw(events, response, self._context)
+        """What the SDK's `responses.stream()` helper ends with (`responses_raw`); the
+        error of a `response.failed` is scrubbed of the call's credentials, as every error
+        message is (a server may echo the key there)."""
+        raw = responses_raw(events, response, self._context)
+        failure = getattr(raw, "error", None)
+        message = getattr(failure, "message", None)
+        if isinstance(message, str):
+            with contextlib.suppress(Exception):  # a model that refuses the assignment
+                failure.message = errors.scrub(message, *self.secrets())  # type: ignore[union-attr]
+        return raw
 
     def error_cause(
         self, error: errors.StreamError, client: Any, http: httpx2.Response
