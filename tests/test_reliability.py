@@ -80,15 +80,18 @@ def test_the_small_run_finds_nothing_wrong(name: str) -> None:
         assert section.figures["streams"] == 200 and section.figures["chunks"] > 0
 
 
-def test_the_report_is_written(tmp_path: Path) -> None:
+def test_the_report_replaces_its_block_and_keeps_the_guide(tmp_path: Path) -> None:
     from benchmarks.reliability.common import Section
     from benchmarks.reliability.report import write
 
+    out = tmp_path / "reliability.md"
+    out.write_text("# Reliability: retry and fallback\n\nThe guide, by hand.\n")
     good = Section("faults", "Fault matrix", text=["| a | b |"])
     bad = Section("leaks", "Leaks", problems=["3 more threads"])
-    out = tmp_path / "reliability.md"
     write(out, [good, bad], small=True, seconds=61.0, command="python -m benchmarks.reliability")
+    write(out, [good], small=True, seconds=61.0, command="python -m benchmarks.reliability")
     text = out.read_text()
-    assert "## Fault matrix" in text and "| a | b |" in text
-    assert "**1 problems**" in text and "- 3 more threads" in text
-    assert "## Machine" in text and "anthropic " in text
+    assert text.startswith("# Reliability: retry and fallback\n\nThe guide, by hand.\n")
+    assert text.count("### Fault matrix") == 1 and "| a | b |" in text
+    assert "3 more threads" not in text  # the first run's block was replaced
+    assert "### Machine" in text and "anthropic " in text

@@ -308,7 +308,7 @@ def run(*, small: bool) -> Section:
     ]
     for mode, cells in modes.items():
         section.text += [
-            f"### {mode}",
+            f"#### {mode}",
             "",
             "| fault | " + " | ".join(_NAMES[p] for p in PROTOCOLS) + " |",
         ]
