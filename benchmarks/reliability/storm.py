@@ -137,12 +137,13 @@ async def _storm(url: str, n: int, rng: random.Random) -> tuple[list[Subscriber]
                 s.disposed_at = next(counter)
                 d.dispose()
 
-            loop.call_later(rng.uniform(0.0, 2.0), dispose)
+            loop.call_later(rng.uniform(0.0, 8.0), dispose)
     start = time.monotonic()
     deadline = start + 60
     while not all(s.settled for s in subscribers) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
     settled = time.monotonic() - start
+    await asyncio.sleep(max(0.0, 8.0 - settled))  # the last planned disposes (no effect)
     await asyncio.sleep(1.5)  # time for any late notification to show
     return subscribers, {"planned": planned, "seconds": settled}
 
@@ -166,11 +167,13 @@ def run(*, small: bool) -> Section:
             section.problems.append(f"subscription {i}: {problem}")
     section.check(open_ == 0, f"{open_} requests still open on the server after the storm")
     outcomes: Counter[str] = Counter()
-    cut_by_dispose = 0
+    cut_by_dispose = late_dispose = mid_stream = 0
     for s in subscribers:
         if s.disposed_at is not None and not any(seq < s.disposed_at for seq, _ in s.terminals):
             cut_by_dispose += 1
+            mid_stream += bool(s.chunks)
         else:
+            late_dispose += s.disposed_at is not None
             outcomes.update(kind for _, kind in s.terminals[:1])
     chunks = sum(len(s.chunks) for s in subscribers)
     section.figures.update(streams=n, chunks=chunks, disposed=cut_by_dispose)
@@ -179,14 +182,16 @@ def run(*, small: bool) -> Section:
         "against scripts drawn at random: complete (fast or paced), HTTP 400/401/404/408/"
         "429/500/503/529, a drop or a malformed event after k chunks, an error event, a hang "
         f"(`stall_timeout={STALL}`), a queued request (headers after up to 0.5 s). "
-        f"{info['planned']} of them (30%) are disposed at a random moment in the first 2 s "
+        f"{info['planned']} of them (30%) are disposed at a random moment in the first 8 s "
         "(before, during or after their end). "
-        f"All {n} had settled {info['seconds']:.1f} s after the last subscription; 1.5 s more "
-        "were watched for late notifications.",
+        f"All {n} had settled {info['seconds']:.1f} s after the last subscription; they were "
+        "watched until the last planned dispose and 1.5 s more, for late notifications.",
         "",
         "| result | subscriptions |",
         "| --- | --- |",
-        f"| disposed before any terminal notification (then: nothing) | {cut_by_dispose} |",
+        f"| disposed before any terminal notification (then: nothing) | {cut_by_dispose} "
+        f"({mid_stream} of them mid-stream, after chunks) |",
+        f"| disposed after their terminal notification (no effect) | {late_dispose} |",
         *(f"| {kind} (exactly one terminal) | {count} |" for kind, count in outcomes.most_common()),
         f"| chunks delivered in all | {chunks} |",
         f"| requests the server received / still open after | {len(requests)} / {open_} |",
