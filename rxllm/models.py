@@ -329,7 +329,10 @@ class Chunk(_LazyRaw, frozen=True):
     ) -> Chunk:
         """Build a chunk without validation, for providers' hot paths (~1 µs, not ~5 µs).
 
-        The arguments must already have the field types. `.raw` is built on first access
+        The arguments must already have the field types, except that a text field, the
+        finish reason, the model or the id given a value of another type (a server's
+        malformed event, read without validation) is left empty: a `Response` never holds
+        a `dict` for its model. `.raw` is built on first access
         by `raw_factory`, or from `raw_data` (the event's JSON bytes) by `codec` (the
         call's `rxllm.codec.StreamCodec`, which the chunk carries: `Response.raw` and
         `Response.message()` ask it too). The result is an ordinary, equal `Chunk`.
@@ -337,25 +340,25 @@ class Chunk(_LazyRaw, frozen=True):
         # A copy of a template chunk's `__dict__` is a key-sharing dict (half the memory of
         # a dict literal) and costs one C call, where setting eleven attributes cost ~1 µs.
         values = _copy_dict(_TEMPLATE)
-        if content:
+        if content and type(content) is str:
             values["content"] = content
-        if thinking:
+        if thinking and type(thinking) is str:
             values["thinking"] = thinking
-        if refusal:
+        if refusal and type(refusal) is str:
             values["refusal"] = refusal
-        if audio:
+        if audio and type(audio) is bytes:
             values["audio"] = audio
-        if audio_transcript:
+        if audio_transcript and type(audio_transcript) is str:
             values["audio_transcript"] = audio_transcript
         if tool_calls:
             values["tool_calls"] = tool_calls
-        if finish_reason is not None:
+        if finish_reason is not None and type(finish_reason) is str:
             values["finish_reason"] = finish_reason
         if usage is not None:
             values["usage"] = usage
-        if model is not None:
+        if model is not None and type(model) is str:
             values["model"] = model
-        if id is not None:
+        if id is not None and type(id) is str:
             values["id"] = id
         if provider != "scripted":
             values["provider"] = provider
@@ -440,8 +443,10 @@ def text_chunk_maker(provider: str, codec: Any = None) -> TextChunkMaker:
 
     def make(content: str, model: str | None, id: str | None, raw_data: bytes | None) -> Chunk:
         if model != current[0] or id != current[1]:
-            current[0] = template["model"] = model
-            current[1] = template["id"] = id
+            current[0], current[1] = model, id
+            # as in `Chunk.unchecked`: a model or id of another type is left out
+            template["model"] = model if type(model) is str else None
+            template["id"] = id if type(id) is str else None
         values = _copy_dict(template)
         values["content"] = content
         return _build(Chunk, values, None, raw_data, codec)

@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import inspect
 import json
+import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -27,13 +28,16 @@ from rxllm.codec import StreamCodec
 from rxllm.models import Chunk, Response, ToolCallDelta, ToolResult, Usage, text_chunk_maker
 from rxllm.parts import check_parts, wire_message
 from rxllm.providers import _sdk_private
-from rxllm.providers.http_call import parse_json
+from rxllm.providers.http_call import BodyDecoder, parse_json
 from rxllm.providers.http_errors import sdk_stream_failure
 from rxllm.request import Request, check_sdk_params, with_turn
+from rxllm.sse import SSEDecoder
 from rxllm.tools import tool_schema
 
 if TYPE_CHECKING:
     from rxllm.messages import MessageFormat
+
+_log = logging.getLogger("rxllm.anthropic")
 
 __all__ = ["DEFAULT_MAX_TOKENS", "STOP_REASONS", "AnthropicEvents", "MessagesCodec"]
 
@@ -88,6 +92,10 @@ class MessagesCodec:
     def events(self) -> AnthropicEvents:
         """A fresh event mapper for this call."""
         return AnthropicEvents(self._name, self)
+
+    def decoder(self) -> BodyDecoder:
+        """A fresh decoder of the body: server-sent events."""
+        return SSEDecoder()
 
     def raw_event(self, data: bytes) -> Any:
         """The SDK's `RawMessageStreamEvent` of one event's JSON."""
@@ -379,13 +387,19 @@ def _response_raw(events: Sequence[Any], output_format: Any) -> Any:
         kind = getattr(event, "type", None)
         if (snapshot is None and kind != "message_start") or kind == "content_block_stop":
             continue  # block stops (the few that carry a chunk) are replayed below
-        if kind == "message_delta":
-            for index in range(len(snapshot.content)):
-                stop = RawContentBlockStopEvent(type="content_block_stop", index=index)
-                # text that does not parse as the format keeps parsed_output None
-                with contextlib.suppress(ValueError):
-                    snapshot = apply(stop)
-        snapshot = apply(event)
+        try:
+            if kind == "message_delta":
+                for index in range(len(snapshot.content)):
+                    stop = RawContentBlockStopEvent(type="content_block_stop", index=index)
+                    # text that does not parse as the format keeps parsed_output None
+                    with contextlib.suppress(ValueError):
+                        snapshot = apply(stop)
+            snapshot = apply(event)
+        except Exception as exc:
+            # A shape the SDK's accumulator refuses (a message_start without its message, a
+            # delta for a block it never saw): that event is left out of `raw`, as on Chat
+            # Completions; the normalized fields have all of it.
+            _log.debug("Response.raw: the SDK's accumulator refused an event: %s", exc)
     return snapshot
 
 

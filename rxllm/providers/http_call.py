@@ -32,20 +32,34 @@ from rxllm.providers.http_errors import (
     sdk_stream_failure,
     shortened,
 )
-from rxllm.sse import SSEDecoder
 
 if TYPE_CHECKING:
     from rxllm.providers.sdk_provider import SDKProvider
     from rxllm.request import Request
 
-__all__ = ["HTTPCall", "HTTPCodec", "HTTPCodecClass", "StreamResponse", "parse_json"]
+__all__ = ["BodyDecoder", "HTTPCall", "HTTPCodec", "HTTPCodecClass", "StreamResponse", "parse_json"]
+
+
+class BodyDecoder(Protocol):
+    """Reads a streamed body's framing: `rxllm.sse.SSEDecoder` for server-sent events, or a
+    codec's own (Bedrock's AWS event stream)."""
+
+    def feed(self, piece: bytes) -> Iterable[tuple[str | None, bytes]]:
+        """The `(event name, data)` of every event `piece` completes."""
+        ...
+
+    def flush(self) -> Iterable[tuple[str | None, bytes]]:
+        """The events still pending at the end of the body."""
+        ...
 
 
 class HTTPCodec(StreamCodec, Protocol):
     """A wire protocol spoken through an official SDK: the codec of one call, plus how
-    that SDK sends it. A codec whose body is not server-sent events also has `decoder()`:
-    a fresh decoder with `rxllm.sse.SSEDecoder`'s `feed(bytes)` / `flush()`, giving
-    `(event, data)` pairs (Bedrock's AWS event stream)."""
+    that SDK sends it."""
+
+    def decoder(self) -> BodyDecoder:
+        """A fresh decoder of the body's framing (`SSEDecoder()` for server-sent events)."""
+        ...
 
     def arguments(self, request: Request) -> dict[str, Any]:
         """The SDK keyword arguments for `request` (without `stream`)."""
@@ -109,9 +123,7 @@ class HTTPCall:
         self._retries = request.max_retries
         self._kwargs = codec.arguments(request)
         self._client: Any = None  # the SDK client of this call, once it is sent
-        # The body's framing: server-sent events, unless the codec decodes its own (Bedrock's
-        # AWS event stream), with the same feed/flush interface.
-        self._decoder: Callable[[], Any] = getattr(codec, "decoder", SSEDecoder)
+        self._reading = False  # the response's headers came: a broken body is mid-stream
 
     @property
     def server_url(self) -> str | None:
@@ -176,12 +188,13 @@ class HTTPCall:
             return  # cancelled before the SDK (re)sent the request: nothing was sent
 
     def _read_sync(self, api_response: StreamResponse, control: CallControl, emit: Emit) -> None:
+        self._reading = True
         http = api_response.http_response
         closer = socket_closer(http)
         unregister = control.on_cancel(closer)
         try:
             mapper = self.codec.events()
-            decoder = self._decoder()
+            decoder = self.codec.decoder()
             parse = self._parse
             body = _sync_body(http)
             head = b"" if _labelled_a_document(http) else None
@@ -239,9 +252,10 @@ class HTTPCall:
                 error.args = (f"{error.args[0]} ({detail})", *error.args[1:])
 
     async def _read_async(self, api_response: StreamResponse, emit: Emit) -> None:
+        self._reading = True
         http = api_response.http_response
         mapper = self.codec.events()
-        decoder = self._decoder()
+        decoder = self.codec.decoder()
         parse = self._parse
         body = _async_body(http)
         head = b"" if _labelled_a_document(http) else None
@@ -303,7 +317,13 @@ class HTTPCall:
 
     def map_error(self, error: BaseException, *, received: int) -> errors.LLMError:
         """Translate an SDK or transport exception (see `map_sdk_error`)."""
-        return map_sdk_error(error, self.provider, received=received, secrets=self.codec.secrets())
+        return map_sdk_error(
+            error,
+            self.provider,
+            received=received,
+            mid_stream=self._reading,
+            secrets=self.codec.secrets(),
+        )
 
 
 def parse_json(data: bytes) -> Any:
@@ -332,9 +352,23 @@ def _deliver(
         except errors.StreamError as error:  # an error event: kept as sent, for its cause
             error.event = _sse_event(name, data)
             raise
+        except errors.LLMError:
+            raise
+        except Exception as exc:  # an event of a shape the mapper cannot read
+            raise _unreadable(name, data, exc) from exc
         if chunk is not None and not emit(chunk):
             return False
     return True
+
+
+def _unreadable(name: str | None, data: bytes, error: Exception) -> errors.StreamError:
+    """The error for an event whose JSON is not of the shape its protocol says (a field of
+    another type, a missing object): a malformed event, as one that is not JSON."""
+    return errors.StreamError(
+        f"the stream sent an event of a shape rxllm cannot read ({type(error).__name__}: "
+        f"{shortened(str(error))}): {name + ' ' if name else ''}{data[:80]!r}",
+        retryable=True,
+    )
 
 
 def _sse_event(name: str | None, data: bytes) -> bytes:

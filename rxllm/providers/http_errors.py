@@ -115,13 +115,17 @@ def map_sdk_error(
     provider: str,
     *,
     received: int,
+    mid_stream: bool = False,
     secrets: tuple[str | None, ...] = (),
 ) -> errors.LLMError:
     """Translate an exception from the SDKs or `httpx2` into rxllm's error tree.
 
     Both SDKs name their exceptions alike (`APIStatusError` with `status_code`, `response`,
     `message`; `APIConnectionError`; `APITimeoutError`), and while we read the body
-    ourselves transport failures arrive as raw `httpx2` exceptions.
+    ourselves transport failures arrive as raw `httpx2` exceptions. A connection that
+    breaks once the stream began (`received` chunks, or `mid_stream`: the response's
+    headers came, even if no event did) is `StreamInterrupted`, before it
+    `APIConnectionError`.
     """
     status = getattr(error, "status_code", None)
     message = (
@@ -169,7 +173,7 @@ def map_sdk_error(
             provider=provider,
         )
     elif isinstance(error, httpx2.TransportError) or type(error).__name__ == "APIConnectionError":
-        if received:
+        if received or mid_stream:
             mapped = errors.StreamInterrupted(
                 f"{provider}: the connection broke mid-stream after {received} chunks: {message}",
                 provider=provider,
@@ -201,6 +205,11 @@ def scrub_exception(error: BaseException, secrets: tuple[str | None, ...]) -> No
     if body is not None:  # the provider's error object, which may echo a credential
         with contextlib.suppress(AttributeError):
             error.body = _scrub_data(body, secrets)  # type: ignore[attr-defined]
+    event = getattr(error, "event", None)
+    if isinstance(event, bytes):  # a StreamError's event as sent, which may echo one too
+        text = errors.scrub(event.decode("utf-8", "surrogateescape"), *secrets)
+        with contextlib.suppress(AttributeError):
+            error.event = text.encode("utf-8", "surrogateescape")  # type: ignore[attr-defined]
 
 
 def _scrub_data(value: Any, secrets: tuple[str | None, ...]) -> Any:

@@ -31,9 +31,10 @@ from rxllm.codec import StreamCodec
 from rxllm.models import Chunk, Response, ToolCallDelta, ToolResult, Usage, text_chunk_maker
 from rxllm.parts import check_parts, wire_messages
 from rxllm.providers import _sdk_private
-from rxllm.providers.http_call import parse_json
+from rxllm.providers.http_call import BodyDecoder, parse_json
 from rxllm.providers.http_errors import sdk_stream_failure
 from rxllm.request import Request, check_sdk_params, with_turn
+from rxllm.sse import SSEDecoder
 from rxllm.tools import tool_schema
 
 if TYPE_CHECKING:
@@ -82,6 +83,10 @@ class ChatCodec:
     def events(self) -> OpenAIEvents:
         """A fresh event mapper for this call."""
         return OpenAIEvents(self._name, self)
+
+    def decoder(self) -> BodyDecoder:
+        """A fresh decoder of the body: server-sent events."""
+        return SSEDecoder()
 
     def raw_event(self, data: bytes) -> ChatCompletionChunk:
         """The SDK's `ChatCompletionChunk` of one event's JSON."""
@@ -391,7 +396,10 @@ def _replay(chunks: list[ChatCompletionChunk], response: Response, options: dict
     if response.finish_reason is not None:
         with contextlib.suppress(Exception):  # e.g. "length": the SDK refuses to parse
             return state.get_final_completion()
-    return state.current_completion_snapshot
+    try:
+        return state.current_completion_snapshot
+    except AssertionError:  # the accumulator refused every chunk: it has no snapshot
+        return None
 
 
 def _response_format(value: Any) -> Any:

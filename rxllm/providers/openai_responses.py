@@ -65,6 +65,7 @@ across tool calls; `tool_output_items(results)` the `function_call_output` items
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 from collections.abc import Callable, Iterable, Sequence
@@ -87,10 +88,11 @@ from rxllm.models import (
 from rxllm.parts import check_parts
 from rxllm.providers import _sdk_private
 from rxllm.providers import openai_chat as _chat
-from rxllm.providers.http_call import parse_json
+from rxllm.providers.http_call import BodyDecoder, parse_json
 from rxllm.providers.http_errors import sdk_stream_failure
 from rxllm.providers.responses_input import responses_arguments
 from rxllm.request import Request, with_turn
+from rxllm.sse import SSEDecoder
 
 if TYPE_CHECKING:
     from rxllm.messages import MessageFormat
@@ -622,13 +624,25 @@ class ResponsesCodec:
         """A fresh event mapper for this call."""
         return ResponsesEvents(self._name, self)
 
+    def decoder(self) -> BodyDecoder:
+        """A fresh decoder of the body: server-sent events."""
+        return SSEDecoder()
+
     def raw_event(self, data: bytes) -> Any:
         """The SDK's `ResponseStreamEvent` of one event's JSON."""
         return responses_event(data)
 
     def raw_response(self, events: Sequence[Any], response: Response) -> Any:
-        """What the SDK's `responses.stream()` helper ends with (`responses_raw`)."""
-        return responses_raw(events, response, self._context)
+        """What the SDK's `responses.stream()` helper ends with (`responses_raw`); the
+        error of a `response.failed` is scrubbed of the call's credentials, as every error
+        message is (a server may echo the key there)."""
+        raw = responses_raw(events, response, self._context)
+        failure = getattr(raw, "error", None)
+        message = getattr(failure, "message", None)
+        if isinstance(message, str):
+            with contextlib.suppress(Exception):  # a model that refuses the assignment
+                failure.message = errors.scrub(message, *self.secrets())  # type: ignore[union-attr]
+        return raw
 
     def error_cause(
         self, error: errors.StreamError, client: Any, http: httpx2.Response

@@ -34,6 +34,22 @@ def _credential(client: Any, name: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+_CREDENTIAL_WORDS = ("auth", "key", "token", "secret")
+
+
+def _header_credentials(client: Any) -> list[str]:
+    """Credentials a client sends in its `default_headers` (an `api-key` header, an
+    `Authorization` of a gateway): each value, and the token after an auth scheme."""
+    found: list[str] = []
+    for name, value in _sdk_private.custom_headers(client).items():
+        if isinstance(value, str) and any(w in str(name).lower() for w in _CREDENTIAL_WORDS):
+            found.append(value)
+            scheme, _, token = value.partition(" ")
+            if token and scheme.isalpha():
+                found.append(token.strip())
+    return found
+
+
 class SDKProvider:
     """Configuration and SDK clients of one model (a `rxllm.codec.Provider`).
 
@@ -124,6 +140,8 @@ class SDKProvider:
         found = [self.api_key, os.environ.get(self.env_var), *self.extra_secrets()]
         for client in (self._client, self._async_client, *self._async_clients.values()):
             found.extend(_credential(client, name) for name in ("api_key", "auth_token"))
+            if client is not None:
+                found.extend(_header_credentials(client))
         return tuple({s for s in found if isinstance(s, str) and s})
 
     def extra_secrets(self) -> tuple[str | None, ...]:

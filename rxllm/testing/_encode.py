@@ -499,8 +499,9 @@ def plan(
         def tail() -> list[str]:
             return events.finish(finish, usage)
 
-    elif isinstance(raw, bytes):
-        items, head = _SSE_EVENT.findall(raw), []
+    elif isinstance(raw, bytes) or (raw and isinstance(raw[0], bytes)):
+        # the whole body, cut into its events; or the pieces given, each written as cut
+        items, head = (_SSE_EVENT.findall(raw) if isinstance(raw, bytes) else raw), []
 
         def step(piece: bytes) -> list[str]:
             return [piece.decode("utf-8", "surrogateescape")]

@@ -86,7 +86,10 @@ class Script:
     seconds while waiting), an HTTP error `status` instead of a stream, an `error_event`
     after the chunks, a malformed event / a dropped connection / a hang after `k` chunks
     (the earliest of the three wins; a `k` beyond the script never triggers). `raw_events`
-    replays a recorded stream verbatim instead of chunks (each event counts as a chunk).
+    replays a recorded stream verbatim instead of chunks (each event counts as a chunk);
+    as a list of `bytes` pieces it is written piece by piece exactly as cut (each piece
+    counts as a chunk, and with a `delay` each is its own write), so an event, or a
+    multi-byte character, can be split across TCP writes.
 
     Anthropic streams have no refusal or audio deltas: refusal text is sent as text and
     audio is left out; the fragments of one tool call must be contiguous there.
@@ -134,8 +137,9 @@ class Script:
     """The model name the stream reports."""
     response_id: str | None
     """The response id the stream reports; a fresh one per request by default."""
-    raw_events: tuple[dict[str, Any], ...] | bytes | None
-    """Recorded events replayed verbatim instead of the chunks."""
+    raw_events: tuple[dict[str, Any], ...] | tuple[bytes, ...] | bytes | None
+    """Recorded events replayed verbatim instead of the chunks: event objects, the whole
+    body, or the body's pieces (`bytes`) written one by one as cut."""
     _content: tuple[str | Chunk, ...]
     _finish_reason: str
 
@@ -157,7 +161,7 @@ class Script:
         usage: Usage | None = None,
         model: str = "test-model",
         response_id: str | None = None,
-        raw_events: Sequence[Mapping[str, Any]] | str | bytes | None = None,
+        raw_events: Sequence[Mapping[str, Any]] | Sequence[bytes] | str | bytes | None = None,
     ) -> None:
         if isinstance(chunks, str):
             items: tuple[str | Chunk, ...] = tuple(split_text(chunks))
@@ -178,7 +182,7 @@ class Script:
             raise ValueError(
                 f"Script(ping_every=...) must be a number of seconds > 0, not {ping_every!r}"
             )
-        raw: tuple[dict[str, Any], ...] | bytes | None
+        raw: tuple[dict[str, Any], ...] | tuple[bytes, ...] | bytes | None
         if raw_events is None:
             raw = None
         elif isinstance(raw_events, str | bytes):
@@ -189,7 +193,12 @@ class Script:
                 "event objects (dicts): wrap a single event in a list"
             )
         else:
-            raw = tuple(_raw_event(event) for event in raw_events)
+            given: list[object] = list(raw_events)
+            pieces = [bytes(p) for p in given if isinstance(p, bytes | bytearray)]
+            if given and len(pieces) == len(given):
+                raw = tuple(pieces)
+            else:
+                raw = tuple(_raw_event(event) for event in given)
         if raw is not None and items:
             raise ValueError("Script takes either chunks or raw_events, not both")
 
@@ -256,8 +265,8 @@ class Script:
 def _raw_event(event: Any) -> dict[str, Any]:
     if not isinstance(event, Mapping):
         raise ValueError(
-            "Script(raw_events=...) takes the whole body as a str or bytes, or a list of event "
-            f"objects (dicts); got a list holding a {type(event).__name__}: for SSE text, join "
-            "the events into one str"
+            "Script(raw_events=...) takes the whole body as a str or bytes, a list of event "
+            "objects (dicts), or a list of the body's pieces (all bytes); got a list holding a "
+            f"{type(event).__name__}: for SSE text, join the events into one str"
         )
     return dict(event)  # pyright: ignore[reportUnknownArgumentType]

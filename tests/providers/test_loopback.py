@@ -513,8 +513,14 @@ def test_stop_button_closes_the_connection_while_the_model_is_silent(
         fired.append(time.monotonic())
         stop.on_next(None)
 
-    threading.Timer(0.3, press).start()
-    response = run(make(provider, server).stream("hi").pipe(ops.take_until(stop)), mode)
+    def press_later(chunk: Chunk) -> None:  # the model is silent after "b": press then
+        if chunk.content == "b":
+            threading.Timer(0.2, press).start()
+
+    stream = (
+        make(provider, server).stream("hi").pipe(rx.do_action(press_later), ops.take_until(stop))
+    )
+    response = run(stream, mode)
     assert response.text == "ab"
     record = server.last
     # the script hangs for ever after two chunks: only the stop can have closed it, and
