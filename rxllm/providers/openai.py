@@ -58,20 +58,31 @@ class OpenAIProvider(SDKProvider):
 
 
 def _key_provider(provider: Any, *, asynchronous: bool) -> Any:
-    """A sync client's key provider for an async client, or the other way round."""
-    if asynchronous:
+    """A sync client's key provider for an async client, or the other way round (picklable
+    when the provider is: a pickled `LLM` sends it, as a closure holding it would)."""
+    return _AsyncKey(provider) if asynchronous else _SyncKey(provider)
 
-        async def async_key() -> str:
-            key = provider()
-            return str(await key if inspect.isawaitable(key) else key)
 
-        return async_key
+class _AsyncKey:
+    """A key provider (sync or async) as the async client's."""
 
-    def sync_key() -> str:
-        key = provider()
+    def __init__(self, provider: Any) -> None:
+        self.provider = provider
+
+    async def __call__(self) -> str:
+        key = self.provider()
+        return str(await key if inspect.isawaitable(key) else key)
+
+
+class _SyncKey:
+    """A key provider (sync or async) as the sync client's."""
+
+    def __init__(self, provider: Any) -> None:
+        self.provider = provider
+
+    def __call__(self) -> str:
+        key = self.provider()
         return str(run_awaitable(key) if inspect.isawaitable(key) else key)
-
-    return sync_key
 
 
 def openai_llm(
