@@ -46,9 +46,10 @@ class AnthropicProvider(SDKProvider):
         if asynchronous:
             # a plain http client: the SDK's own wrapper schedules an aclose() on whatever
             # loop runs when it is collected, which fails once its own loop is closed
-            return anthropic.AsyncAnthropic(
-                **options, http_client=anthropic.DefaultAsyncHttpxClient()
+            http = self.async_http_client(
+                anthropic.DefaultAioHttpClient, anthropic.DefaultAsyncHttpxClient
             )
+            return anthropic.AsyncAnthropic(**options, http_client=http)
         return anthropic.Anthropic(
             **options, http_client=sync_http_client(anthropic.DefaultHttpxClient)
         )
@@ -82,6 +83,7 @@ def anthropic_llm(
     'anthropic'
     """
     max_retries = defaults.pop("max_retries", None)
+    transport = defaults.pop("transport", None)
     check_params({"max_retries": max_retries})
     provider = AnthropicProvider(
         model,
@@ -91,5 +93,6 @@ def anthropic_llm(
         client=client,
         async_client=async_client,
         max_retries=max_retries,
+        transport=transport,
     )
     return LLM(provider, **defaults)

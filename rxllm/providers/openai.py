@@ -53,7 +53,10 @@ class OpenAIProvider(SDKProvider):
         if asynchronous:
             # a plain http client: the SDK's own wrapper schedules an aclose() on whatever
             # loop runs when it is collected, which fails once its own loop is closed
-            return openai.AsyncOpenAI(**options, http_client=openai.DefaultAsyncHttpxClient())
+            http = self.async_http_client(
+                openai.DefaultAioHttpClient, openai.DefaultAsyncHttpxClient
+            )
+            return openai.AsyncOpenAI(**options, http_client=http)
         return openai.OpenAI(**options, http_client=sync_http_client(openai.DefaultHttpxClient))
 
 
@@ -116,6 +119,7 @@ def openai_llm(
     'gpt-4o-mini'
     """
     max_retries = defaults.pop("max_retries", None)
+    transport = defaults.pop("transport", None)
     check_params({"max_retries": max_retries})
     provider = OpenAIProvider(
         model,
@@ -125,5 +129,6 @@ def openai_llm(
         client=client,
         async_client=async_client,
         max_retries=max_retries,
+        transport=transport,
     )
     return LLM(provider, **defaults)

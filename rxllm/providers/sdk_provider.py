@@ -11,19 +11,30 @@ for the other kind, with its key, base URL, headers, query, timeout and retries.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import threading
 import weakref
 from typing import TYPE_CHECKING, Any
 
 from rxllm import errors
+from rxllm._loops import at_loop_end
 from rxllm.providers import _sdk_private
 from rxllm.providers.http_call import HTTPCall, HTTPCodec, HTTPCodecClass
 
 if TYPE_CHECKING:
     from rxllm.request import Request
 
-__all__ = ["SDKProvider"]
+__all__ = ["TRANSPORTS", "SDKProvider"]
+
+TRANSPORTS = ("httpx", "aiohttp")
+"""The HTTP transports of the async clients rxllm makes (the SDKs' two)."""
+
+_default_transport: str | None = None
+"""The transport of providers given none (None: aiohttp when the SDK's extra is installed);
+the tests run the asyncio suite on each."""
+
+_AIOHTTP_HINT = "pip install 'rxllm[aiohttp]' (the SDKs' aiohttp extra)"
 
 
 def _credential(client: Any, name: str) -> str | None:
@@ -63,6 +74,7 @@ class SDKProvider:
         max_retries: int | None = None,
         name: str | None = None,
         env_var: str | None = None,
+        transport: str | None = None,
     ) -> None:
         if name is not None:
             self.name = name
@@ -83,8 +95,21 @@ class SDKProvider:
         self._async_client = async_client
         self._given = (client, async_client)  # what the user passed, never what rxllm made
         self._max_retries = max_retries
+        if transport not in (None, *TRANSPORTS):
+            raise ValueError(
+                f"transport must be one of {', '.join(map(repr, TRANSPORTS))} or None (aiohttp "
+                f"when installed), not {transport!r}"
+            )
+        if transport == "aiohttp" and importlib.util.find_spec("aiohttp") is None:
+            raise ImportError(f"transport='aiohttp' needs aiohttp: {_AIOHTTP_HINT}")
+        self.transport = transport
+        """The async clients' HTTP transport: "httpx", "aiohttp", or None (aiohttp when the
+        SDK's aiohttp extra is installed); the sync clients always send with httpx2."""
         self._lock = threading.Lock()
         self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._closers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
             weakref.WeakKeyDictionary()
         )
 
@@ -187,6 +212,21 @@ class SDKProvider:
             options["max_retries"] = self._max_retries
         return options
 
+    def async_http_client(self, aiohttp_client: Any, httpx_client: Any) -> Any:
+        """The http client of an async SDK client rxllm makes: the SDK's own
+        `DefaultAioHttpClient` or `DefaultAsyncHttpxClient` (see `transport`)."""
+        chosen = self.transport or _default_transport
+        if chosen != "httpx":
+            try:
+                return aiohttp_client()
+            except RuntimeError as error:  # the SDK's stand-in when its extra is missing
+                if chosen == "aiohttp":
+                    raise ImportError(
+                        f"transport='aiohttp': the {self.name} SDK cannot use aiohttp here "
+                        f"({error}): {_AIOHTTP_HINT}"
+                    ) from error
+        return httpx_client()
+
     def _can_copy(self, client: Any) -> bool:
         http = _sdk_private.http_client(client)
         return self.copyable(client) and type(http).__name__ in _sdk_private.SDK_HTTP_CLIENTS
@@ -228,16 +268,20 @@ class SDKProvider:
                     options = self._options(asynchronous=True)
                     client = self.new_client(options, asynchronous=True)
                     self._async_clients[loop] = client
+                    # its connections (an aiohttp session) are closed as the loop ends
+                    self._closers[loop] = at_loop_end(client.close)
         return client
 
     def _forget_closed_loops(self) -> None:
         """Drop the clients of loops that are closed (each `asyncio.run` is a new loop): a
         client's pooled connections keep its loop alive, so the weak keys alone never let
-        go. Their sockets can no longer be closed through their loop; the garbage collector
-        closes them (the async clients rxllm makes have no finalizer that would try an
+        go. A loop ended by a runner (`asyncio.run`, ...) closed them as it ended
+        (`at_loop_end`); after a bare `loop.close()` the garbage collector closes the
+        sockets (the async clients rxllm makes have no finalizer that would try an
         `aclose()` on another loop)."""
         for old in [loop for loop in list(self._async_clients) if loop.is_closed()]:
             self._async_clients.pop(old, None)
+            self._closers.pop(old, None)
 
     def check(self, request: Request) -> None:
         """Reject what the wire protocol cannot take, before any request."""
@@ -284,6 +328,7 @@ class SDKProvider:
         self.__dict__.update(state)
         self._lock = threading.Lock()
         self._async_clients = weakref.WeakKeyDictionary()
+        self._closers = weakref.WeakKeyDictionary()
         self._client = self._async_client = None
         self._given = (None, None)
 
@@ -307,6 +352,8 @@ class SDKProvider:
         return options
 
 
-_NOT_PICKLED = frozenset({"_lock", "_async_clients", "_client", "_async_client", "_given"})
+_NOT_PICKLED = frozenset(
+    {"_lock", "_async_clients", "_closers", "_client", "_async_client", "_given"}
+)
 _CREDENTIALS = ("api_key", "auth_token")
 _AUTH_HEADERS = frozenset({"authorization", "x-api-key", "api-key"})
