@@ -5,6 +5,7 @@ limits hold over all workers together, and the LLM reaches the workers as a pick
 from __future__ import annotations
 
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -57,6 +58,42 @@ def test_bad_arguments_say_what_to_pass() -> None:
     llm = rxllm.scripted("x")
     with pytest.raises(TypeError, match=r"ray\.data\.Dataset"):
         map_batches([{"prompt": "a"}], llm.stream)  # type: ignore[arg-type]
+
+
+def test_a_row_s_columns_fit_their_arrow_types() -> None:
+    import pyarrow as pa
+
+    from rxllm.ray import _arrow_types, _row
+
+    class Priced(rxllm.Response):  # until Response.cost is merged (issue 17)
+        cost: Decimal
+
+    usage = rxllm.Usage(input_tokens=3, output_tokens=5, total_tokens=8)
+    good = Priced(text="Hi.", finish_reason="stop", usage=usage, cost=Decimal("0.0000123"))
+    failed = rxllm.StreamInterrupted("anthropic: the connection broke", provider="anthropic")
+    failed.partial = rxllm.Response(text="Hal")
+    nothing = rxllm.RateLimitError("anthropic: rate limited (HTTP 429)", provider="anthropic")
+    rows = [_row(good), _row(failed), _row(nothing)]
+    assert rows[0] == {
+        "text": "Hi.",
+        "finish_reason": "stop",
+        "input_tokens": 3,
+        "output_tokens": 5,
+        "cost": Decimal("0.0000123"),
+        "error": None,
+    }
+    assert rows[1]["text"] == "Hal" and rows[1]["input_tokens"] is None
+    assert rows[1]["error"] == "StreamInterrupted: anthropic: the connection broke"
+    assert rows[2] == dict.fromkeys(OUTPUT_COLUMNS) | {
+        "error": "RateLimitError: anthropic: rate limited (HTTP 429)"
+    }
+    table = pa.table(
+        {
+            name: pa.array([r[name] for r in rows], type=kind)
+            for name, kind in _arrow_types(pa).items()
+        }
+    )
+    assert table.column("cost").to_pylist()[0] == Decimal("0.0000123")
 
 
 # --- on a local Ray instance ---------------------------------------------------------------

@@ -69,6 +69,10 @@ def anthropic_llm(
     `**defaults` are request parameters merged into every call (`max_tokens` defaults to
     4096), plus `stall_timeout` and `max_retries`. `temperature`, `top_p` and `top_k` are
     sent even though anthropic 2.x's `messages.create` no longer lists them.
+    `transport` (`"httpx"` or `"aiohttp"`) is the HTTP stack of the async clients rxllm
+    makes: by default the SDK's `DefaultAioHttpClient` when the SDK's aiohttp extra is
+    installed (`pip install 'rxllm[aiohttp]'`: more concurrent streams per process), else
+    its httpx2 client; sync calls always use httpx2.
 
     `api_key` (default: the `ANTHROPIC_API_KEY` environment variable; an
     `ANTHROPIC_AUTH_TOKEN` works too) and `base_url` configure the clients rxllm makes

@@ -105,6 +105,10 @@ def openai_llm(
     has them all. Compatible servers' variants are read too: `reasoning_content` /
     `reasoning` as thinking, content sent as typed parts (Mistral), tool calls sent without
     an index (Gemini), Azure's filter events (left out of `Response.raw`, as the SDK does).
+    `transport` (`"httpx"` or `"aiohttp"`) is the HTTP stack of the async clients rxllm
+    makes: by default the SDK's `DefaultAioHttpClient` when the SDK's aiohttp extra is
+    installed (`pip install 'rxllm[aiohttp]'`: more concurrent streams per process), else
+    its httpx2 client; sync calls always use httpx2.
 
     `api_key` (default: the `OPENAI_API_KEY` environment variable) and `base_url` configure
     the clients rxllm makes (with a client of your own, set them on it instead).
