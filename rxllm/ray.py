@@ -205,7 +205,7 @@ def map_batches(
         fn_constructor_args=(job,),
         batch_size=batch_size or 4 * concurrency,
         batch_format="pyarrow",
-        concurrency=workers,
+        compute=installed.data.ActorPoolStrategy(size=workers),  # fixed: limits are split
         max_concurrency=_BATCHES_PER_WORKER,
         **ray_args,
     )

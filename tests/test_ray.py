@@ -4,6 +4,7 @@ limits hold over all workers together, and the LLM reaches the workers as a pick
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -39,6 +40,17 @@ def as_rows(outcomes: list[tuple[Any, rxllm.Response | rxllm.LLMError]]) -> dict
     from rxllm.ray import _row
 
     return {prompt: _row(outcome) for prompt, outcome in outcomes}
+
+
+def batch_rows(prompts: list[str], pipeline: Any) -> dict[str, dict]:
+    """`rxllm.batch` over the same prompts in asyncio (as the workers run it, so an error's
+    message is the one of the same HTTP transport)."""
+
+    async def main() -> list[tuple[Any, rxllm.Response | rxllm.LLMError]]:
+        results = rxllm.batch(prompts, pipeline, concurrency=4, progress=False)
+        return [pair async for pair in rxllm.aiterate(results)]
+
+    return as_rows(asyncio.run(main()))
 
 
 # --- no cluster needed -----------------------------------------------------------------------
@@ -142,9 +154,7 @@ def test_rows_are_what_batch_gives_and_failures_are_rows(cluster: None, server: 
         prompts = [("word " * n).strip() for n in range(1, 25)]
         prompts += ["refused one", "cut short", "broken arguments"]
         rows = map_batches(rows_of(prompts), pipeline, concurrency=4, workers=2).take_all()
-        expected = as_rows(
-            list(rxllm.iterate(rxllm.batch(prompts, pipeline, concurrency=4, progress=False)))
-        )
+        expected = batch_rows(prompts, pipeline)  # asyncio, as on the workers: same errors
 
     assert sorted(row["id"] for row in rows) == list(range(len(prompts)))
     for row in rows:
