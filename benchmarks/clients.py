@@ -211,14 +211,20 @@ class SyncClients:
 class AsyncClients:
     """Asyncio readers; make them inside the loop that uses them."""
 
-    def __init__(self, url: str, *, max_connections: int | None = None) -> None:
+    def __init__(
+        self, url: str, *, max_connections: int | None = None, transport: str = "httpx"
+    ) -> None:
         self.url = url
+        self.transport = transport
         limits = httpx2.Limits(
             max_connections=max_connections or 1000, max_keepalive_connections=100
         )
         self.http = httpx2.AsyncClient(timeout=120.0, limits=limits)
         http_openai = http_anthropic = None
-        if max_connections is not None:
+        if transport == "aiohttp":  # the SDKs' own aiohttp transport (their aiohttp extra)
+            http_openai = openai.DefaultAioHttpClient(limits=limits)
+            http_anthropic = anthropic.DefaultAioHttpClient(limits=limits)
+        elif max_connections is not None:
             http_openai = openai.DefaultAsyncHttpxClient(limits=limits)
             http_anthropic = anthropic.DefaultAsyncHttpxClient(limits=limits)
         self.openai = openai.AsyncOpenAI(

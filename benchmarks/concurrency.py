@@ -16,7 +16,7 @@ from typing import Any
 
 from benchmarks.config import Config
 from benchmarks.measure import Emit
-from benchmarks.results import Row, Sample
+from benchmarks.results import Row, Sample, fmt_ratio
 from benchmarks.stack import budget_note
 
 __all__ = ["paced", "saturated", "threads"]
@@ -26,6 +26,8 @@ _KEEPS_UP = 0.90  # a stream keeps real time at >= 90% of the paced rate
 _QUORUM = 0.95  # a step passes when >= 95% of its streams keep real time
 _TARGET_SATURATED = 1.0
 _TARGET_PACED = 3.0
+_TARGET_MEMORY = 1.1  # peak RSS at 1000 streams, rxllm / the bare SDK (issue 19)
+_TARGET_FLOOR = 0.8  # paced streams on aiohttp: rxllm / the floor reader on aiohttp
 
 
 def run_worker(args: dict[str, Any], timeout: float) -> dict[str, Any]:
@@ -78,6 +80,7 @@ def _throughput_rows(
 ) -> None:
     rates = {kind: [r["chunks"] / r["seconds"] for r in runs] for kind, runs in results.items()}
     ratio = Sample.of([a / b for a, b in zip(rates["rxllm"], rates["sdk"], strict=True)])
+    aiohttp = "rxllm@aiohttp"
     bad = sum(r["bad"] for runs in results.values() for r in runs)
     emit(
         Row(
@@ -89,7 +92,16 @@ def _throughput_rows(
             f">= {target:g}x" if target is not None else "",
             # a run that read wrong text has not kept up, however fast it was
             (ratio.median >= target and not bad) if target is not None else None,
-            note=f"{bad} streams with wrong text" if bad else "",
+            note="; ".join(
+                part
+                for part in (
+                    f"{bad} streams with wrong text" if bad else "",
+                    f"rxllm on aiohttp / SDK: {fmt_ratio(_ratios(rates, aiohttp, 'sdk'))}"
+                    if aiohttp in rates
+                    else "",
+                )
+                if part
+            ),
         )
     )
     peaks = {kind: [r["rss_peak_mb"] for r in runs] for kind, runs in results.items()}
@@ -98,26 +110,45 @@ def _throughput_rows(
         kind: Sample.of([r["cpu_s"] / r["chunks"] * 1e6 for r in runs], "µs CPU/chunk")
         for kind, runs in results.items()
     }
+    memory_target = f"<= {_TARGET_MEMORY:g}x" if target is not None else ""
+    memory = Sample.of([a / b for a, b in zip(peaks["rxllm"], peaks["sdk"], strict=True)])
     emit(
         Row(
             section,
             f"{label}: peak RSS of the process",
             {
                 **{kind: Sample.of(vs, "MB") for kind, vs in peaks.items()},
-                "before the streams (both)": Sample.of(bases, "MB"),
+                "before the streams (all)": Sample.of(bases, "MB"),
             },
-            Sample.of([a / b for a, b in zip(peaks["rxllm"], peaks["sdk"], strict=True)]),
+            memory,
             "rxllm / SDK",
-            note="CPU: " + "; ".join(f"{k} {v}" for k, v in cpu.items()),
+            memory_target,
+            memory.median <= _TARGET_MEMORY if memory_target else None,
+            note="; ".join(
+                [
+                    "CPU: " + "; ".join(f"{k} {v}" for k, v in cpu.items()),
+                    *(
+                        [f"rxllm on aiohttp / SDK: {fmt_ratio(_ratios(peaks, aiohttp, 'sdk'))}"]
+                        if aiohttp in peaks
+                        else []
+                    ),
+                ]
+            ),
         )
     )
+
+
+def _ratios(values: dict[str, list[float]], top: str, bottom: str) -> Sample:
+    """`top / bottom` per repetition."""
+    return Sample.of([a / b for a, b in zip(values[top], values[bottom], strict=True)])
 
 
 def _runs(
     url: str, config: Config, task: str, protocol: str, streams: int, cpu: int | None
 ) -> dict[str, list[dict[str, Any]]]:
     """`config.concurrency_reps` fresh-process runs of `task` per reader, interleaved."""
-    results: dict[str, list[dict[str, Any]]] = {"rxllm": [], "sdk": []}
+    readers = config.concurrency_readers if task == "concurrent" else ("rxllm", "sdk")
+    results: dict[str, list[dict[str, Any]]] = {kind: [] for kind in readers}
     for _ in range(config.concurrency_reps):
         for kind, runs in results.items():
             args = {
@@ -258,7 +289,7 @@ def paced(url: str, config: Config, emit: Emit, cpu: int | None) -> None:
             flush=True,
         )
 
-    kinds = ("sdk", "rxllm", "floor")
+    kinds = tuple(config.paced_readers)
     for protocol in config.paced_protocols:
         brackets = {kind: _bracket(url, config, kind, protocol, cpu, log) for kind in kinds}
         steps = {kind: list(brackets[kind][2]) for kind in kinds}
@@ -286,40 +317,69 @@ def paced(url: str, config: Config, emit: Emit, cpu: int | None) -> None:
             f"geometric bisection ({config.paced_refine} steps) between half the last kept N "
             f"and the first failed N; {config.paced_window:g} s window"
         )
-        sdk, rx, floor = (statistics.median(kept[k]) for k in ("sdk", "rxllm", "floor"))
-        if sdk:
-            notes.append(budget_note(round(sdk), _TARGET_PACED) + " (see 5c)")
-            if 0 < floor < _TARGET_PACED * sdk:
-                notes.append(
-                    f"the floor itself keeps only {floor / sdk:.2f}x the SDK's streams: no "
-                    "reader that leaves the HTTP body to httpx2/httpcore2/h11 reaches "
-                    f"{_TARGET_PACED:g}x on this machine; rxllm keeps {rx / floor:.0%} of the "
-                    "floor"
-                )
-        paired = len(kept["rxllm"]) == len(kept["sdk"]) and all(kept["sdk"])
-        ratios = (
-            [r / s for r, s in zip(kept["rxllm"], kept["sdk"], strict=True)]
-            if paired
-            else [rx / sdk]
-            if sdk
-            else []
-        )
-        ratio: Sample | str = Sample.of(ratios) if ratios else "n/a (SDK kept up with none)"
-        emit(
-            Row(
-                "5b paced streams",
-                f"{protocol} async, each stream paced at 100 chunks/s: most concurrent streams "
-                f"kept at >= 90% of real time",
-                {
-                    "sdk": Sample.of(kept["sdk"], "streams"),
-                    "rxllm": Sample.of(kept["rxllm"], "streams"),
-                    "floor (reference)": Sample.of(kept["floor"], "streams"),
-                },
-                ratio,
-                "rxllm / SDK",
-                f">= {_TARGET_PACED:g}x",
-                (Sample.of(ratios).median >= _TARGET_PACED) if ratios else rx > 0,
-                note="; ".join(notes),
-                extra={"protocol": protocol, "steps": steps},
+        rows = [
+            _paced_row(protocol, transport, kept, notes, steps)
+            for transport in ("", "@aiohttp")
+            if f"rxllm{transport}" in kept and "sdk" in kept
+        ]
+        for position, row in enumerate(rows):
+            if position:  # the search's steps (every reader's) go with the first row only
+                row.extra.pop("steps")
+            emit(row)
+
+
+def _paced_row(
+    protocol: str,
+    transport: str,
+    kept: dict[str, list[int]],
+    notes: list[str],
+    steps: dict[str, list[dict[str, Any]]],
+) -> Row:
+    """The row of rxllm on one transport ("" httpx2, "@aiohttp") against the bare SDK on its
+    default transport (the user's baseline), with the floor of rxllm's own transport."""
+    mine, floor_kind = f"rxllm{transport}", f"floor{transport}"
+    median = {kind: statistics.median(values) for kind, values in kept.items() if values}
+    sdk, rx, floor = median.get("sdk", 0), median.get(mine, 0), median.get(floor_kind, 0)
+    notes = list(notes)
+    on = "the SDKs' aiohttp transport" if transport else "httpx2/httpcore2/h11"
+    if sdk:
+        notes.append(budget_note(round(sdk), _TARGET_PACED) + " (see 5c)")
+        if 0 < floor < _TARGET_PACED * sdk:
+            notes.append(
+                f"the floor itself keeps only {floor / sdk:.2f}x the SDK's streams: no reader "
+                f"that leaves the HTTP body to {on} reaches {_TARGET_PACED:g}x on this machine"
             )
-        )
+    if floor:
+        notes.append(f"rxllm keeps {rx / floor:.0%} of the floor on the same transport")
+    paired = len(kept[mine]) == len(kept["sdk"]) and all(kept["sdk"])
+    ratios = (
+        [r / s for r, s in zip(kept[mine], kept["sdk"], strict=True)]
+        if paired
+        else [rx / sdk]
+        if sdk
+        else []
+    )
+    ratio: Sample | str = Sample.of(ratios) if ratios else "n/a (SDK kept up with none)"
+    values: dict[str, Sample | str] = {"sdk": Sample.of(kept["sdk"], "streams")}
+    values[f"rxllm{' on aiohttp' if transport else ''}"] = Sample.of(kept[mine], "streams")
+    for kind, counts in kept.items():
+        on_this_transport = kind.partition("@")[2] == transport.lstrip("@")
+        if kind not in ("sdk", mine) and on_this_transport:
+            values[f"{kind.replace('@', ' on ')} (reference)"] = Sample.of(counts, "streams")
+    target = f">= {_TARGET_PACED:g}x"
+    passed = (Sample.of(ratios).median >= _TARGET_PACED) if ratios else rx > 0
+    if transport and floor:
+        target += f", >= {_TARGET_FLOOR:.0%} of the floor"
+        passed = passed and rx >= _TARGET_FLOOR * floor
+    return Row(
+        "5b paced streams",
+        f"{protocol} async{' on aiohttp' if transport else ''}, each stream paced at 100 "
+        "chunks/s: most concurrent streams kept at >= 90% of real time",
+        values,
+        ratio,
+        "rxllm / SDK on httpx2" if transport else "rxllm / SDK",
+        target,
+        passed,
+        note="; ".join(notes),
+        extra={"protocol": protocol, "transport": transport or "httpx", "steps": steps},
+    )

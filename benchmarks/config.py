@@ -29,6 +29,9 @@ class Config:
     threads: int
     concurrency_protocols: tuple[str, ...]
     """Providers of the asyncio run (the bare OpenAI SDK needs ~95 s per 1000 x 1k run)."""
+    concurrency_readers: tuple[str, ...]
+    """Readers of the asyncio run: `rxllm`, `sdk`, and `rxllm@aiohttp` (rxllm on the SDKs'
+    aiohttp transport; `sdk@aiohttp` is the bare SDK on it)."""
     threads_protocols: tuple[str, ...]
     paced_steps: tuple[int, ...]
     """Concurrent paced streams tried, in order, until one step fails."""
@@ -39,6 +42,14 @@ class Config:
     paced_window: float
     """Seconds over which each paced stream's rate is measured."""
     paced_protocols: tuple[str, ...]
+    paced_readers: tuple[str, ...]
+    """Readers of the paced search: `sdk`, `rxllm`, `floor` on the SDKs' default httpx2
+    transport, and `rxllm@aiohttp`, `floor@aiohttp` (`sdk@aiohttp`) on their aiohttp one."""
+    many_prompts: int
+    """Prompts of section 7 (rxllm.batch vs Ray Data vs a bare-SDK asyncio loop)."""
+    many_chunks: int
+    many_concurrency: int
+    many_reps: int
     scaling_sizes: tuple[int, ...]
     scaling_reps: int
     """Repetitions of section 6: a 10% effect on one core that drifts by more between
@@ -61,12 +72,18 @@ def quick() -> Config:
         concurrent_chunks=1_000,
         threads=20,
         concurrency_protocols=("anthropic",),
+        concurrency_readers=("rxllm", "sdk", "rxllm@aiohttp"),
         threads_protocols=("anthropic",),
         paced_steps=(50, 100, 200, 400, 800),
         paced_reps=1,
         paced_refine=2,
         paced_window=2.0,
         paced_protocols=("openai",),
+        paced_readers=("sdk", "rxllm", "floor", "rxllm@aiohttp", "floor@aiohttp"),
+        many_prompts=1_000,
+        many_chunks=50,
+        many_concurrency=100,
+        many_reps=1,
         scaling_sizes=(10_000, 100_000),
         scaling_reps=3,
     )
@@ -88,12 +105,18 @@ def full() -> Config:
         concurrent_chunks=1_000,
         threads=100,
         concurrency_protocols=("anthropic",),
+        concurrency_readers=("rxllm", "sdk", "rxllm@aiohttp"),
         threads_protocols=("anthropic", "openai"),
         paced_steps=(25, 50, 100, 200, 400, 800, 1600),
         paced_reps=5,
         paced_refine=3,
         paced_window=3.0,
         paced_protocols=("openai", "anthropic"),
+        paced_readers=("sdk", "rxllm", "floor", "rxllm@aiohttp", "floor@aiohttp"),
+        many_prompts=10_000,
+        many_chunks=50,
+        many_concurrency=100,
+        many_reps=3,
         scaling_sizes=(10_000, 100_000, 300_000),
         scaling_reps=9,
     )

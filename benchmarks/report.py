@@ -59,7 +59,10 @@ _SECTIONS = {
         "(`VmHWM`), with the memory it had before the streams started for comparison. The "
         "asyncio run uses the Anthropic SDK by default, the faster of the two and so the "
         "stricter baseline: the bare OpenAI SDK needs ~95 s per run of 1000 x 1k chunks "
-        "(add it with `--concurrency-protocols anthropic,openai`, ~8 more minutes).",
+        "(add it with `--concurrency-protocols anthropic,openai`, ~8 more minutes). "
+        "**rxllm@aiohttp** is rxllm on the SDKs' aiohttp transport (`rxllm[aiohttp]`, "
+        "the default of the async clients rxllm makes when installed); the ratios are "
+        "against the bare SDK on its default httpx2 transport.",
     ),
     "5b paced streams": (
         "5b. Concurrent streams at a realistic pace",
@@ -73,7 +76,11 @@ _SECTIONS = {
         "reference, not a contestant: the SDK's "
         "streaming-response request with its body read through httpx2/httpcore2/h11 exactly "
         "as rxllm reads it, and then thrown away (no SSE, no JSON, no chunks): the most "
-        "streams any reader that leaves HTTP to those libraries can keep.",
+        "streams any reader that leaves HTTP to those libraries can keep. The rows *on "
+        "aiohttp* run rxllm and the floor on the SDKs' own aiohttp transport "
+        "(`DefaultAioHttpClient`, `rxllm[aiohttp]`), still against the bare SDK on its "
+        "default httpx2 transport (the user's baseline); their floor is the same reader "
+        "on aiohttp.",
     ),
     "5c paced chunk cost": (
         "5c. Where a paced chunk's CPU goes",
@@ -86,6 +93,18 @@ _SECTIONS = {
         "SDK's streaming response read with `aiter_raw()` and thrown away, i.e. the HTTP "
         "stack alone. Compare it with 5b's budget: 3x the bare SDK's paced streams leaves "
         "the CPU per chunk named in 5b's note for *everything* — the HTTP stack included.",
+    ),
+    "7 many prompts": (
+        "7. Many prompts: one process, Ray Data, a hand-written loop",
+        "N prompts (Anthropic Messages, each answered by an unpaced stream), the same total "
+        "concurrency for each variant, each in a fresh process allowed on every CPU (the "
+        "server keeps its own): a hand-written `asyncio.Semaphore` loop over the bare "
+        "`AsyncAnthropic` (its default transport), `rxllm.batch(prompts, llm.stream)` read "
+        "with `aiterate` in one process (the clients rxllm makes), and "
+        "`rxllm.ray.map_batches(dataset, llm.stream, workers=2)` on a local Ray instance "
+        "(`ray.init` not timed, the workers' start timed). Every answer's text is checked. "
+        "On a 2-core machine whose other core serves the streams, Ray's second worker has "
+        "little CPU of its own: this measures what Ray costs, not how it scales out.",
     ),
     "6 accumulate scaling": (
         "6. accumulate() scaling",
@@ -209,7 +228,7 @@ def write_markdown(
         "pip install -e '.[bench]'          # matplotlib, for the plot",
         "python -m benchmarks --quick       # ~2 minutes",
         "python -m benchmarks               # full: the issue's sizes, 5 repetitions",
-        "python -m benchmarks --only 1,5b   # some sections (1 2 3 4 5a 5b 5c 6)",
+        "python -m benchmarks --only 1,5b   # some sections (1 2 3 4 5a 5b 5c 6 7)",
         "python -m benchmarks.hotspots      # cProfile of one 100k-chunk rxllm stream",
         "python -m benchmarks.micro         # ns per SSE event, Chunk, accumulator add; GC count",
         "```",
@@ -353,7 +372,14 @@ def _plot_paced(ax: Any, rows: list[Row]) -> None:
     if not picked:
         ax.set_title("5b. paced streams (not run)")
         return
-    styles = {"rxllm": "-o", "sdk": "--s", "floor": ":^"}
+    styles = {
+        "rxllm": "-o",
+        "sdk": "--s",
+        "floor": ":^",
+        "rxllm@aiohttp": "-D",
+        "floor@aiohttp": ":v",
+        "sdk@aiohttp": "--x",
+    }
     colors = {"openai": "#1f77b4", "anthropic": "#d62728"}
     tried: set[int] = set()
     for row in picked:

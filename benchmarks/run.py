@@ -12,7 +12,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks import concurrency, measure, stack
+from benchmarks import concurrency, many, measure, stack
 from benchmarks.config import Config, full, quick
 from benchmarks.report import machine, plot, write_markdown
 from benchmarks.results import Row
@@ -21,7 +21,7 @@ from benchmarks.server import raise_fd_limit
 __all__ = ["main"]
 
 _ROOT = Path(__file__).resolve().parent.parent
-_SECTIONS = ("1", "2", "3", "4", "5a", "5b", "5c", "6")
+_SECTIONS = ("1", "2", "3", "4", "5a", "5b", "5c", "6", "7")
 
 
 class ServerProcess:
@@ -77,12 +77,23 @@ def main(argv: list[str] | None = None) -> None:
         "and write docs/performance.md + docs/performance.png.",
     )
     parser.add_argument("--quick", action="store_true", help="smaller and fewer: ~2 minutes")
-    parser.add_argument("--only", help="comma-separated sections: 1,2,3,4,5a,5b,5c,6")
+    parser.add_argument("--only", help="comma-separated sections: 1,2,3,4,5a,5b,5c,6,7")
     parser.add_argument("--reps", type=int, help="override the number of repetitions")
     parser.add_argument(
         "--concurrency-protocols",
         help="providers for 5a (default: anthropic in full mode; the bare OpenAI SDK needs "
         "~95 s per run of 1000 x 1k chunks), e.g. openai,anthropic",
+    )
+    parser.add_argument("--paced-reps", type=int, help="repetitions of 5b's bisection")
+    parser.add_argument("--paced-protocols", help="providers of 5b, e.g. anthropic,openai")
+    parser.add_argument(
+        "--paced-readers",
+        help="readers of 5b (default: sdk,rxllm,floor,rxllm@aiohttp,floor@aiohttp; "
+        "sdk@aiohttp is the bare SDK on aiohttp)",
+    )
+    parser.add_argument(
+        "--concurrency-readers",
+        help="readers of 5a's asyncio run (default: rxllm,sdk,rxllm@aiohttp)",
     )
     parser.add_argument("--no-pin", action="store_true", help="do not pin server and client CPUs")
     parser.add_argument("--out", default=str(_ROOT / "docs" / "performance.md"))
@@ -94,8 +105,17 @@ def main(argv: list[str] | None = None) -> None:
     overrides: dict[str, object] = {}
     if args.reps:
         overrides["reps"] = overrides["concurrency_reps"] = overrides["scaling_reps"] = args.reps
+        overrides["many_reps"] = args.reps
+    if args.paced_reps:
+        overrides["paced_reps"] = args.paced_reps
+    if args.paced_protocols:
+        overrides["paced_protocols"] = tuple(args.paced_protocols.split(","))
     if args.concurrency_protocols:
         overrides["concurrency_protocols"] = tuple(args.concurrency_protocols.split(","))
+    if args.paced_readers:
+        overrides["paced_readers"] = tuple(args.paced_readers.split(","))
+    if args.concurrency_readers:
+        overrides["concurrency_readers"] = tuple(args.concurrency_readers.split(","))
     if overrides:
         from dataclasses import replace
 
@@ -122,6 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     prepare = [
         20,
         500,
+        config.many_chunks,
         config.concurrent_chunks,
         *config.sizes,
         *config.scaling_sizes,
@@ -149,6 +170,7 @@ def main(argv: list[str] | None = None) -> None:
         "5b": lambda: concurrency.paced(server.url, config, emit, client_cpu),
         "5c": lambda: stack.stack(config, emit),
         "6": lambda: measure.accumulate_scaling(server.url, config, emit),
+        "7": lambda: many.many(server.url, config, emit),
     }
     try:
         for section in sections:

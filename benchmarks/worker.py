@@ -8,8 +8,12 @@ prints one JSON object. Tasks:
 
 - `concurrent`: `streams` asyncio streams of `chunks` chunks at once, as fast as possible;
 - `threads`: the same on the sync path, one thread per stream;
+- `many`: section 7's prompts through one of its variants (`benchmarks.many`);
 - `paced`: `streams` streams the server paces at one chunk per `every` seconds; after all
   of them have started, the chunks each one receives during `window` seconds.
+
+`kind` is a reader (`sdk`, `rxllm`, `floor`, `raw`), optionally on the SDKs' aiohttp
+transport: `rxllm@aiohttp` (the default is their httpx2 transport).
 """
 
 from __future__ import annotations
@@ -65,10 +69,18 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def reader_kind(kind: str) -> tuple[str, str]:
+    """`"rxllm@aiohttp"` -> ("rxllm", "aiohttp"): a reader on the clients of a transport
+    (the SDKs' default httpx2 when none is named)."""
+    reader, _, transport = kind.partition("@")
+    return reader, transport or "httpx"
+
+
 async def _concurrent(args: dict[str, Any]) -> dict[str, Any]:
-    url, kind, protocol = args["url"], args["kind"], args["protocol"]
+    url, protocol = args["url"], args["protocol"]
+    kind, transport = reader_kind(args["kind"])
     streams, chunks = args["streams"], args["chunks"]
-    clients = AsyncClients(url)
+    clients = AsyncClients(url, transport=transport)
     read = clients.reader(kind, protocol)
     model = model_name(chunks)
     expected = bodies.text(chunks)
@@ -125,13 +137,14 @@ def _threads(args: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _paced(args: dict[str, Any]) -> None:
-    url, kind, protocol = args["url"], args["kind"], args["protocol"]
+    url, protocol = args["url"], args["protocol"]
+    kind, transport = reader_kind(args["kind"])
     streams, every, window = args["streams"], args["every"], args["window"]
     ramp = args.get("ramp", 3.0)
     # Long enough to outlast a slow start and a late teardown; cancelled after the window.
     chunks = int((ramp + window + 10.0) / every)
     model = model_name(chunks, every=every)
-    clients = AsyncClients(url, max_connections=streams + 16)
+    clients = AsyncClients(url, max_connections=streams + 16, transport=transport)
     counts = [0] * streams
     loop = asyncio.get_running_loop()
     tasks: list[asyncio.Task[Any]] = []
@@ -156,8 +169,9 @@ async def _paced(args: dict[str, Any]) -> None:
 
         async def floor(i: int) -> None:
             # The reference ceiling: the SDK sends the request in its streaming-response mode
-            # and the body is read through httpx2/httpcore2/h11 as rxllm reads it, but nothing
-            # is decoded, parsed or delivered (text events are counted by one C-level scan).
+            # and the body is read through httpx2/httpcore2/h11 (or the SDK's aiohttp
+            # transport) as rxllm reads it, but nothing is decoded, parsed or delivered
+            # (text events are counted by one C-level scan).
             async with sdk_streaming_response(clients, protocol, model) as response:
                 async for piece in response.http_response.aiter_raw():
                     counts[i] += piece.count(marker)
@@ -285,6 +299,10 @@ def main(argv: list[str] | None = None) -> None:
     elif task == "paced":
         asyncio.run(_paced(args))  # prints its own line, as soon as it has it
         return
+    elif task == "many":
+        from benchmarks.many import run_variant
+
+        result = run_variant(args)
     else:
         raise SystemExit(f"unknown task {task!r}")
     print(json.dumps(result), flush=True)

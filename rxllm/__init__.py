@@ -133,8 +133,8 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    if name == "web":  # `rxllm.web` (extra rxllm[web]) imports Starlette only when used
-        return importlib.import_module("rxllm.web")
+    if name in ("web", "ray"):  # extras rxllm[web], rxllm[ray]: imported only when used
+        return importlib.import_module(f"rxllm.{name}")
     if name in _LAZY:
         module_name, attribute = _LAZY[name]
         value = getattr(importlib.import_module(module_name), attribute)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from reactivex import abc
@@ -23,6 +23,7 @@ __all__ = [
     "END",
     "RUN_SCHEDULER",
     "Failure",
+    "at_loop_end",
     "call_on_loop",
     "receive",
     "run_awaitable",
@@ -99,3 +100,28 @@ def timer_scheduler() -> abc.SchedulerBase:
     except RuntimeError:
         return TimeoutScheduler.singleton()
     return AsyncIOThreadSafeScheduler(loop)
+
+
+def at_loop_end(close: Callable[[], Awaitable[Any]]) -> AsyncGenerator[None, None]:
+    """Await `close()` on the running loop when the loop shuts down; returns the handle to
+    keep as long as `close` should wait for that (once it is dropped, `close` runs on the
+    loop soon, if it still runs).
+
+    asyncio has no hook for a loop's end, but every runner that ends a loop properly
+    (`asyncio.run`, `asyncio.Runner`, pytest-asyncio, uvicorn) finalizes the loop's async
+    generators (`loop.shutdown_asyncgens()`) while the loop still runs: the handle is such
+    a generator, started here and closed there. Unlike a task it is not in
+    `asyncio.all_tasks()`, so nothing that waits for the loop's tasks waits for it.
+    """
+
+    async def waiting() -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            await close()
+
+    handle = waiting()
+    step = handle.asend(None)
+    with contextlib.suppress(StopIteration):  # it ran to its yield: the loop's hook saw it
+        step.send(None)
+    return handle

@@ -136,7 +136,7 @@ class Accumulator:
         self._last: Chunk | None = None
         self._content: list[str] = []  # one piece per chunk, "" when it had none
         self._joined = _Joined()
-        self._raws: list[Any] = []  # per chunk: its raw event bytes, itself, or None
+        self._raws: list[Any] = []  # per chunk: its raw event bytes (or index), itself, None
         self.codec: Any = None  # the first chunk's `rxllm.codec.Codec`: builds Response.raw
         self._sparse: dict[str, _Sparse] = {}
         self._models: list[tuple[int, str]] = []  # (position, model) where it changed
@@ -309,8 +309,9 @@ class Accumulator:
             response._private()["_codec"] = codec  # pyright: ignore[reportPrivateUsage]
             if n > start and served_by_one:
                 refs = self._raws[start:n]
+                pieces = self._content[start:n]
                 response._with_raw_factory(  # pyright: ignore[reportPrivateUsage]
-                    lambda: codec.raw_response(_events(codec, refs), response)
+                    lambda: codec.raw_response(_events(codec, refs, pieces), response)
                 )
         return response
 
@@ -323,14 +324,20 @@ def _as_of(changes: list[tuple[int, str]], n: int) -> str | None:
     return None
 
 
-def _events(codec: Any, refs: list[Any]) -> list[Any]:
-    """The SDK event objects of the chunks whose raw references are `refs` (a chunk, or
-    an event's bytes, which only a `StreamCodec`'s chunks keep)."""
+def _events(codec: Any, refs: list[Any], pieces: list[str]) -> list[Any]:
+    """The SDK event objects of the chunks whose raw references are `refs` (a chunk, an
+    event's bytes, or the block index of a text delta that said nothing but its text,
+    rebuilt from its piece of text: which only a `StreamCodec`'s chunks keep)."""
     events: list[Any] = []
-    for ref in refs:
+    for ref, piece in zip(refs, pieces, strict=True):
         if ref is None:
             continue
-        event = ref.raw if isinstance(ref, Chunk) else codec.raw_event(ref)
+        if isinstance(ref, Chunk):
+            event = ref.raw
+        elif isinstance(ref, bytes):
+            event = codec.raw_event(ref)
+        else:
+            event = codec.text_event(ref, piece)
         if event is not None:
             events.append(event)
     return events

@@ -88,15 +88,18 @@ def _json_value(value: Any) -> Any:
 
 
 class _Limiter:
-    """Start times and token use over the last minute; says how long to wait to start."""
+    """Start times and token use over the last minute (or `period` seconds: then the limits
+    are per period); says how long to wait to start."""
 
     def __init__(
         self,
         requests_per_minute: float | None,
         tokens_per_minute: float | None,
         clock: Callable[[], float] = time.monotonic,
+        period: float = 60.0,
     ) -> None:
         self.clock = clock
+        self.period = period
         self.rpm = requests_per_minute
         self.tpm = tokens_per_minute
         self._starts: deque[float] = deque()
@@ -112,20 +115,20 @@ class _Limiter:
                 # At most `burst` starts in any `window`: 60 s for a whole rpm; for a
                 # fraction, e.g. 0.5, one start per 120 s (2.5: two per 48 s).
                 burst = max(1, int(self.rpm))
-                window = 60.0 * burst / self.rpm
+                window = self.period * burst / self.rpm
                 while self._starts and self._starts[0] <= now - window:
                     self._starts.popleft()
                 if len(self._starts) >= burst:
                     start = max(start, self._starts[-burst] + window)
             if self.tpm:
-                while self._tokens and self._tokens[0][0] <= now - 60:
+                while self._tokens and self._tokens[0][0] <= now - self.period:
                     self._tokens.popleft()
                 used = sum(n for _, n in self._tokens)
                 for at, n in self._tokens:
                     if used < self.tpm:
                         break
                     used -= n
-                    start = max(start, at + 60)
+                    start = max(start, at + self.period)
             self._starts.append(start)
             return start - now
 

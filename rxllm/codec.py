@@ -94,7 +94,13 @@ class StreamCodec(Codec, Protocol):
         ...
 
     def raw_event(self, data: bytes) -> Any:
-        """The SDK's own event object (`Chunk.raw`) from one event's JSON bytes."""
+        """The SDK's own event object (`Chunk.raw`) from one event's JSON bytes.
+
+        A codec whose mapper gives a text chunk an int instead of its bytes (a text delta
+        that says nothing but its text, e.g. Anthropic's: what its content block's index
+        and the text rebuild exactly) also has `text_event(index, text)`, which rebuilds
+        it: a long answer then keeps no bytes per chunk for `Response.raw`.
+        """
         ...
 
 

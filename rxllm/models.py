@@ -233,7 +233,9 @@ class _LazyRaw(BaseModel, frozen=True):
 
     _raw: Any = PrivateAttr(default=None)
     _raw_factory: Callable[[], Any] | None = PrivateAttr(default=None)
-    _raw_data: bytes | None = PrivateAttr(default=None)
+    # the event's JSON bytes; or, for a text delta that said nothing but its text, its
+    # block index: the codec rebuilds that event from it and the text (`text_event`)
+    _raw_data: bytes | int | None = PrivateAttr(default=None)
     _codec: Any = PrivateAttr(default=None)  # the call's `rxllm.codec.Codec`, if any
 
     def __init__(self, *, raw: Any = None, **data: Any) -> None:
@@ -256,8 +258,13 @@ class _LazyRaw(BaseModel, frozen=True):
             private["_raw"] = factory()
             private["_raw_factory"] = None
         elif self._raw_data is not None:
-            if self._codec is not None:  # a `StreamCodec`: the SDK's event from its bytes
-                private["_raw"] = self._codec.raw_event(self._raw_data)
+            data, codec = self._raw_data, self._codec
+            if codec is not None:  # a `StreamCodec`: the SDK's event from its bytes
+                private["_raw"] = (
+                    codec.raw_event(data)
+                    if isinstance(data, bytes)
+                    else codec.text_event(data, self.__dict__["content"])
+                )
             private["_raw_data"] = None
         return self._raw
 
@@ -406,7 +413,7 @@ def _build(
     cls: type[Chunk],
     values: dict[str, Any],
     raw_factory: Callable[[], Any] | None,
-    raw_data: bytes | None,
+    raw_data: bytes | int | None,
     codec: Any = None,
 ) -> Chunk:
     """A chunk whose `__dict__` is `values` (already of the field types), without validation."""
@@ -420,7 +427,7 @@ def _build(
     return chunk
 
 
-TextChunkMaker = Callable[[str, str | None, str | None, bytes | None], Chunk]
+TextChunkMaker = Callable[[str, str | None, str | None, bytes | int | None], Chunk]
 """`make(content, model, id, raw_data) -> Chunk`: see `text_chunk_maker`."""
 
 
@@ -441,7 +448,9 @@ def text_chunk_maker(provider: str, codec: Any = None) -> TextChunkMaker:
     template["provider"] = provider
     current: list[str | None] = [None, None]
 
-    def make(content: str, model: str | None, id: str | None, raw_data: bytes | None) -> Chunk:
+    def make(
+        content: str, model: str | None, id: str | None, raw_data: bytes | int | None
+    ) -> Chunk:
         if model != current[0] or id != current[1]:
             current[0], current[1] = model, id
             # as in `Chunk.unchecked`: a model or id of another type is left out

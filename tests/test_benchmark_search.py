@@ -44,7 +44,8 @@ def test_bisection_narrows_to_within_a_fifth_of_the_capacity(
 
 
 def test_paced_repeats_each_reader_and_reports_medians(monkeypatch: pytest.MonkeyPatch) -> None:
-    capacities = {"sdk": 90, "rxllm": 700, "floor": 1000}
+    capacities = {"sdk": 90, "rxllm": 700, "floor": 1000, "rxllm@aiohttp": 800}
+    capacities["floor@aiohttp"] = 900
     order: list[str] = []
 
     def step(
@@ -57,8 +58,9 @@ def test_paced_repeats_each_reader_and_reports_medians(monkeypatch: pytest.Monke
     rows: list[Any] = []
     cfg = config.full()
     concurrency.paced("", cfg, rows.append, None)
-    assert len(rows) == len(cfg.paced_protocols)
-    row = rows[0]
+    # per protocol: rxllm on httpx2, and on aiohttp, each against the SDK on httpx2
+    assert len(rows) == 2 * len(cfg.paced_protocols)
+    row, aiohttp = rows[0], rows[1]
     assert len(row.values["rxllm"].values) == cfg.paced_reps
     assert 600 <= row.values["rxllm"].median <= 700
     assert 75 <= row.values["sdk"].median <= 90
@@ -66,7 +68,15 @@ def test_paced_repeats_each_reader_and_reports_medians(monkeypatch: pytest.Monke
     pairs = zip(row.values["rxllm"].values, row.values["sdk"].values, strict=True)
     assert row.ratio.values == pytest.approx([rx / sdk for rx, sdk in pairs])
     assert len(row.ratio.values) == cfg.paced_reps
+    assert 700 <= aiohttp.values["rxllm on aiohttp"].median <= 800
+    assert aiohttp.values["sdk"].values == row.values["sdk"].values  # the same SDK runs
+    assert aiohttp.ratio.median == pytest.approx(
+        aiohttp.values["rxllm on aiohttp"].median / aiohttp.values["sdk"].median, rel=0.2
+    )
+    assert "floor on aiohttp (reference)" in aiohttp.values and "floor" in aiohttp.target
+    assert "steps" in row.extra and "steps" not in aiohttp.extra
     # interleaved: after the doubling, the readers take turns
-    bisections = order[-3 * cfg.paced_refine * cfg.paced_reps :]
+    readers = len(cfg.paced_readers)
+    bisections = order[-readers * cfg.paced_refine * cfg.paced_reps :]
     assert bisections[: cfg.paced_refine] == ["sdk"] * cfg.paced_refine
     assert bisections[cfg.paced_refine : 2 * cfg.paced_refine] == ["rxllm"] * cfg.paced_refine

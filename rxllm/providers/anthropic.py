@@ -48,10 +48,11 @@ class AnthropicProvider(SDKProvider):
         if asynchronous:
             # a plain http client: the SDK's own wrapper schedules an aclose() on whatever
             # loop runs when it is collected, which fails once its own loop is closed
+            http = self.async_http_client(
+                anthropic.DefaultAioHttpClient, anthropic.DefaultAsyncHttpxClient
+            )
             return anthropic.AsyncAnthropic(
-                **options,
-                http_client=anthropic.DefaultAsyncHttpxClient(),
-                **without_sdk_spans(anthropic.AsyncAnthropic),
+                **options, http_client=http, **without_sdk_spans(anthropic.AsyncAnthropic)
             )
         return anthropic.Anthropic(
             **options,
@@ -93,6 +94,10 @@ def anthropic_llm(
     `**defaults` are request parameters merged into every call (`max_tokens` defaults to
     4096), plus `stall_timeout` and `max_retries`. `temperature`, `top_p` and `top_k` are
     sent even though anthropic 2.x's `messages.create` no longer lists them.
+    `transport` (`"httpx"` or `"aiohttp"`) is the HTTP stack of the async clients rxllm
+    makes: by default the SDK's `DefaultAioHttpClient` when the SDK's aiohttp extra is
+    installed (`pip install 'rxllm[aiohttp]'`: more concurrent streams per process), else
+    its httpx2 client; sync calls always use httpx2.
 
     `api_key` (default: the `ANTHROPIC_API_KEY` environment variable; an
     `ANTHROPIC_AUTH_TOKEN` works too) and `base_url` configure the clients rxllm makes
@@ -107,6 +112,7 @@ def anthropic_llm(
     'anthropic'
     """
     max_retries = defaults.pop("max_retries", None)
+    transport = defaults.pop("transport", None)
     check_params({"max_retries": max_retries})
     provider = AnthropicProvider(
         model,
@@ -116,5 +122,6 @@ def anthropic_llm(
         client=client,
         async_client=async_client,
         max_retries=max_retries,
+        transport=transport,
     )
     return LLM(provider, **defaults)

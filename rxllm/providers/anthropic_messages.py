@@ -101,6 +101,18 @@ class MessagesCodec:
         """The SDK's `RawMessageStreamEvent` of one event's JSON."""
         return _construct_event(parse_json(data))
 
+    def text_event(self, index: int, text: str) -> Any:
+        """The SDK's event of a text delta that said nothing but its text (what its bytes
+        gave: `{"type": "content_block_delta", "index": ..., "delta": {"type":
+        "text_delta", "text": ...}}`), rebuilt without keeping them."""
+        return _construct_event(
+            {
+                "type": "content_block_delta",
+                "index": index,
+                "delta": {"type": "text_delta", "text": text},
+            }
+        )
+
     def raw_response(self, events: Sequence[Any], response: Response) -> Any:
         """The `Message` the SDK's `messages.stream()` helper ends with (`_response_raw`)."""
         return _response_raw(events, self._output_format)
@@ -229,7 +241,16 @@ class AnthropicEvents:
         if kind == "content_block_delta" and payload is not None:
             delta = data.get("delta")
             if type(delta) is dict and delta.get("type") == "text_delta":  # the bulk
-                return self._text(delta.get("text") or "", self.model, self.id, payload)
+                text = delta.get("text")
+                index = data.get("index")
+                plain = (  # says nothing but its text: rebuilt from it (`text_event`)
+                    len(delta) == 2
+                    and len(data) == 3
+                    and type(text) is str
+                    and type(index) is int
+                    and data.get("type") == "content_block_delta"
+                )
+                return self._text(text or "", self.model, self.id, index if plain else payload)
         content = thinking = ""
         tool_calls: tuple[ToolCallDelta, ...] = ()
         finish_reason = None

@@ -131,6 +131,9 @@ def map_sdk_error(
     message = (
         _status_message(error, secrets) if isinstance(status, int) and status >= 300 else ""
     ) or errors.scrub(str(getattr(error, "message", None) or error), *secrets)
+    misnamed = _connection_failure_called_a_timeout(error)
+    if misnamed is not None:
+        message = errors.scrub(str(misnamed) or type(misnamed).__name__, *secrets)
     mapped: errors.LLMError
     if isinstance(status, int) and status >= 300:
         cls = _STATUS_CLASSES.get(status)
@@ -167,12 +170,14 @@ def map_sdk_error(
         body = getattr(error, "body", None)
         inner = body.get("error") if isinstance(body, dict) else None  # pyright: ignore[reportUnknownMemberType]
         mapped = errors.stream_error_event(provider, inner or {"message": message})
-    elif isinstance(error, httpx2.TimeoutException) or "Timeout" in type(error).__name__:
+    elif (
+        isinstance(error, httpx2.TimeoutException) or "Timeout" in type(error).__name__
+    ) and misnamed is None:
         mapped = errors.StreamTimeout(
             f"{provider}: timed out{' mid-stream' if received else ''}: {message}",
             provider=provider,
         )
-    elif isinstance(error, httpx2.TransportError) or type(error).__name__ == "APIConnectionError":
+    elif isinstance(error, httpx2.TransportError) or type(error).__name__ in _CONNECTION_ERRORS:
         if received or mid_stream:
             mapped = errors.StreamInterrupted(
                 f"{provider}: the connection broke mid-stream after {received} chunks: {message}",
@@ -190,6 +195,25 @@ def map_sdk_error(
     scrub_exception(error, secrets)
     mapped.__cause__ = error
     return mapped
+
+
+_CONNECTION_ERRORS = frozenset({"APIConnectionError", "APITimeoutError"})
+
+
+def _connection_failure_called_a_timeout(error: BaseException) -> BaseException | None:
+    """The aiohttp failure under a "timeout" that was none: the openai SDK's aiohttp
+    transport maps every `aiohttp.ClientConnectionError` (a refused connection, a server
+    that hung up) to `httpx2.ConnectTimeout`, with the aiohttp exception chained under it."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        kind = type(current)
+        if kind.__module__.split(".")[0] == "aiohttp":
+            timeout = any("Timeout" in cls.__name__ for cls in kind.__mro__)
+            return None if timeout else current
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def scrub_exception(error: BaseException, secrets: tuple[str | None, ...]) -> None:

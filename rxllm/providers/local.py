@@ -194,6 +194,16 @@ class LocalProvider:
     def __repr__(self) -> str:
         return f"LocalProvider({str(self.shared.path)!r})"
 
+    def __reduce__(self) -> tuple[Any, tuple[Path | None]]:
+        """Pickled as its model file (None for the default model, found again where it is
+        unpickled: the path differs between machines); loaded there on first use."""
+        path = self.shared.path
+        try:
+            default = path == default_model_path().resolve()
+        except (ImportError, OSError):  # no default model here: a file of the user's own
+            default = False
+        return _unpickle_provider, (None if default else path,)
+
     def check(self, request: Request) -> None:
         """Reject what llama's chat completion cannot take, before anything runs."""
         unknown = sorted(set(request.params) - PARAMS)
@@ -239,6 +249,10 @@ class LocalProvider:
     def make_call(self, request: Request) -> LocalCall:
         """One generation on the shared model (runs only when subscribed)."""
         return LocalCall(self.shared, self.arguments(request), request.stall_timeout)
+
+
+def _unpickle_provider(path: Path | None) -> LocalProvider:
+    return LocalProvider(default_model_path() if path is None else path)
 
 
 class LocalCodec(InProcessCodec):

@@ -57,25 +57,39 @@ class OpenAIProvider(SDKProvider):
         if asynchronous:
             # a plain http client: the SDK's own wrapper schedules an aclose() on whatever
             # loop runs when it is collected, which fails once its own loop is closed
-            return openai.AsyncOpenAI(**options, http_client=openai.DefaultAsyncHttpxClient())
+            http = self.async_http_client(
+                openai.DefaultAioHttpClient, openai.DefaultAsyncHttpxClient
+            )
+            return openai.AsyncOpenAI(**options, http_client=http)
         return openai.OpenAI(**options, http_client=sync_http_client(openai.DefaultHttpxClient))
 
 
 def _key_provider(provider: Any, *, asynchronous: bool) -> Any:
-    """A sync client's key provider for an async client, or the other way round."""
-    if asynchronous:
+    """A sync client's key provider for an async client, or the other way round (picklable
+    when the provider is: a pickled `LLM` sends it, as a closure holding it would)."""
+    return _AsyncKey(provider) if asynchronous else _SyncKey(provider)
 
-        async def async_key() -> str:
-            key = provider()
-            return str(await key if inspect.isawaitable(key) else key)
 
-        return async_key
+class _AsyncKey:
+    """A key provider (sync or async) as the async client's."""
 
-    def sync_key() -> str:
-        key = provider()
+    def __init__(self, provider: Any) -> None:
+        self.provider = provider
+
+    async def __call__(self) -> str:
+        key = self.provider()
+        return str(await key if inspect.isawaitable(key) else key)
+
+
+class _SyncKey:
+    """A key provider (sync or async) as the sync client's."""
+
+    def __init__(self, provider: Any) -> None:
+        self.provider = provider
+
+    def __call__(self) -> str:
+        key = self.provider()
         return str(run_awaitable(key) if inspect.isawaitable(key) else key)
-
-    return sync_key
 
 
 def openai_llm(
@@ -97,6 +111,10 @@ def openai_llm(
     has them all. Compatible servers' variants are read too: `reasoning_content` /
     `reasoning` as thinking, content sent as typed parts (Mistral), tool calls sent without
     an index (Gemini), Azure's filter events (left out of `Response.raw`, as the SDK does).
+    `transport` (`"httpx"` or `"aiohttp"`) is the HTTP stack of the async clients rxllm
+    makes: by default the SDK's `DefaultAioHttpClient` when the SDK's aiohttp extra is
+    installed (`pip install 'rxllm[aiohttp]'`: more concurrent streams per process), else
+    its httpx2 client; sync calls always use httpx2.
 
     `api` is the protocol: `"chat"` (Chat Completions, the default; every OpenAI-compatible
     server speaks it) or `"responses"` (OpenAI's Responses API).
@@ -122,6 +140,7 @@ def openai_llm(
             f"Responses API), not {api!r}"
         )
     max_retries = defaults.pop("max_retries", None)
+    transport = defaults.pop("transport", None)
     check_params({"max_retries": max_retries})
     provider = OpenAIProvider(
         model,
@@ -131,5 +150,6 @@ def openai_llm(
         client=client,
         async_client=async_client,
         max_retries=max_retries,
+        transport=transport,
     )
     return LLM(provider, **defaults)

@@ -11,12 +11,14 @@ for the other kind, with its key, base URL, headers, query, timeout and retries.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import threading
 import weakref
 from typing import TYPE_CHECKING, Any
 
 from rxllm import errors
+from rxllm._loops import at_loop_end
 from rxllm.parts import UnsupportedPart
 from rxllm.providers import _sdk_private
 from rxllm.providers.http_call import HTTPCall, HTTPCodec, HTTPCodecClass
@@ -24,7 +26,16 @@ from rxllm.providers.http_call import HTTPCall, HTTPCodec, HTTPCodecClass
 if TYPE_CHECKING:
     from rxllm.request import Request
 
-__all__ = ["SDKProvider"]
+__all__ = ["TRANSPORTS", "SDKProvider"]
+
+TRANSPORTS = ("httpx", "aiohttp")
+"""The HTTP transports of the async clients rxllm makes (the SDKs' two)."""
+
+_default_transport: str | None = None
+"""The transport of providers given none (None: aiohttp when the SDK's extra is installed);
+the tests run the asyncio suite on each."""
+
+_AIOHTTP_HINT = "pip install 'rxllm[aiohttp]' (the SDKs' aiohttp extra)"
 
 
 def _credential(client: Any, name: str) -> str | None:
@@ -63,6 +74,10 @@ class SDKProvider:
     name = "http"
     env_var = ""
     key_hint = ""
+    _sent: dict[bool, dict[str, Any]] | None = None
+    """Unpickled from a provider given clients: the settings of its (sync, async) clients."""
+    _sent_credentials = False
+    """Whether `_sent` holds credentials (else the key is read here, as for `api_key=None`)."""
 
     def __init__(
         self,
@@ -77,6 +92,7 @@ class SDKProvider:
         name: str | None = None,
         env_var: str | None = None,
         label: str | None = None,
+        transport: str | None = None,
     ) -> None:
         if name is not None:
             self.name = name
@@ -100,8 +116,21 @@ class SDKProvider:
         self._async_client = async_client
         self._given = (client, async_client)  # what the user passed, never what rxllm made
         self._max_retries = max_retries
+        if transport not in (None, *TRANSPORTS):
+            raise ValueError(
+                f"transport must be one of {', '.join(map(repr, TRANSPORTS))} or None (aiohttp "
+                f"when installed), not {transport!r}"
+            )
+        if transport == "aiohttp" and importlib.util.find_spec("aiohttp") is None:
+            raise ImportError(f"transport='aiohttp' needs aiohttp: {_AIOHTTP_HINT}")
+        self.transport = transport
+        """The async clients' HTTP transport: "httpx", "aiohttp", or None (aiohttp when the
+        SDK's aiohttp extra is installed); the sync clients always send with httpx2."""
         self._lock = threading.Lock()
         self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._closers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
             weakref.WeakKeyDictionary()
         )
 
@@ -124,7 +153,7 @@ class SDKProvider:
         if key:
             return key
         given = [client for client in self._given if client is not None]
-        if any(self.has_credentials(client) for client in given):
+        if any(self.has_credentials(client) for client in given) or self._sent_credentials:
             return None  # a given client brings its own: a key, a token, a key provider
         if any(self.extra_secrets()):  # e.g. ANTHROPIC_AUTH_TOKEN, read by the SDK
             return None
@@ -138,11 +167,18 @@ class SDKProvider:
         """Every credential this provider may send (given, from the environment, or held by
         a client): none of them may appear in an error message."""
         found = [self.api_key, os.environ.get(self.env_var), *self.extra_secrets()]
+        for options in (self._sent or {}).values():
+            found.extend(options.get(name) for name in _CREDENTIALS)
         for client in (self._client, self._async_client, *self._async_clients.values()):
             found.extend(_credential(client, name) for name in ("api_key", "auth_token"))
             if client is not None:
                 found.extend(_header_credentials(client))
         return tuple({s for s in found if isinstance(s, str) and s})
+
+    def environment_credentials(self) -> dict[str, str]:
+        """The client options the SDK reads from the environment when they are not given
+        (option -> variable): a pickle leaves a credential that came from there out."""
+        return {"api_key": self.env_var}
 
     def extra_secrets(self) -> tuple[str | None, ...]:
         """Other credentials the SDK reads on its own (e.g. an auth-token variable)."""
@@ -158,7 +194,7 @@ class SDKProvider:
             _credential(client, "api_key")
             or _credential(client, "auth_token")
             or _sdk_private.api_key_provider(client)
-            or {str(name).lower() for name in headers} & {"authorization", "x-api-key", "api-key"}
+            or {str(name).lower() for name in headers} & _AUTH_HEADERS
         )
 
     def copyable(self, client: Any) -> bool:
@@ -182,27 +218,53 @@ class SDKProvider:
             given, wanted = (
                 ("client=", "async_client=") if asynchronous else ("async_client=", "client=")
             )
-            http = _sdk_private.http_client(twin)
-            if not self.copyable(twin) or type(http).__name__ not in _sdk_private.SDK_HTTP_CLIENTS:
+            if not self._can_copy(twin):
                 raise ValueError(
                     f"{self.label} was given only {given}, a client ({type(twin).__name__}"
                     f"{', with its own http_client' if self.copyable(twin) else ''}) that rxllm "
                     f"cannot copy for the other kind of call: pass {wanted} too"
                 )
-            options = {  # the given client's settings, exactly
-                "api_key": twin.api_key,
-                "base_url": str(twin.base_url),
-                "timeout": twin.timeout,
-                "max_retries": twin.max_retries,
-                "default_headers": _sdk_private.custom_headers(twin) or None,
-                "default_query": _sdk_private.custom_query(twin) or None,
-                **self.twin_options(twin, asynchronous=asynchronous),
-            }
+            options = self._copy_options(twin, asynchronous=asynchronous)
+        elif self._sent is not None:  # unpickled: the settings of the clients given there
+            options = dict(self._sent[asynchronous])
+            if not self._sent_credentials:
+                options["api_key"] = self.key()
         else:
             options = {"api_key": self.key(), "base_url": self.base_url}
         if self._max_retries is not None:
             options["max_retries"] = self._max_retries
         return options
+
+    def async_http_client(self, aiohttp_client: Any, httpx_client: Any) -> Any:
+        """The http client of an async SDK client rxllm makes: the SDK's own
+        `DefaultAioHttpClient` or `DefaultAsyncHttpxClient` (see `transport`)."""
+        chosen = self.transport or _default_transport
+        if chosen != "httpx":
+            try:
+                return aiohttp_client()
+            except RuntimeError as error:  # the SDK's stand-in when its extra is missing
+                if chosen == "aiohttp":
+                    raise ImportError(
+                        f"transport='aiohttp': the {self.name} SDK cannot use aiohttp here "
+                        f"({error}): {_AIOHTTP_HINT}"
+                    ) from error
+        return httpx_client()
+
+    def _can_copy(self, client: Any) -> bool:
+        http = _sdk_private.http_client(client)
+        return self.copyable(client) and type(http).__name__ in _sdk_private.SDK_HTTP_CLIENTS
+
+    def _copy_options(self, client: Any, *, asynchronous: bool) -> dict[str, Any]:
+        """A given client's settings, exactly, for a client of the kind `asynchronous`."""
+        return {
+            "api_key": client.api_key,
+            "base_url": str(client.base_url),
+            "timeout": client.timeout,
+            "max_retries": client.max_retries,
+            "default_headers": _sdk_private.custom_headers(client) or None,
+            "default_query": _sdk_private.custom_query(client) or None,
+            **self.twin_options(client, asynchronous=asynchronous),
+        }
 
     def sync_client(self) -> Any:
         """The sync SDK client (made once, on first use)."""
@@ -229,16 +291,20 @@ class SDKProvider:
                     options = self._options(asynchronous=True)
                     client = self.new_client(options, asynchronous=True)
                     self._async_clients[loop] = client
+                    # its connections (an aiohttp session) are closed as the loop ends
+                    self._closers[loop] = at_loop_end(client.close)
         return client
 
     def _forget_closed_loops(self) -> None:
         """Drop the clients of loops that are closed (each `asyncio.run` is a new loop): a
         client's pooled connections keep its loop alive, so the weak keys alone never let
-        go. Their sockets can no longer be closed through their loop; the garbage collector
-        closes them (the async clients rxllm makes have no finalizer that would try an
+        go. A loop ended by a runner (`asyncio.run`, ...) closed them as it ended
+        (`at_loop_end`); after a bare `loop.close()` the garbage collector closes the
+        sockets (the async clients rxllm makes have no finalizer that would try an
         `aclose()` on another loop)."""
         for old in [loop for loop in list(self._async_clients) if loop.is_closed()]:
             self._async_clients.pop(old, None)
+            self._closers.pop(old, None)
 
     def endpoint(self) -> str | None:
         """The base URL this provider's calls go to, when known without making a client:
@@ -273,3 +339,65 @@ class SDKProvider:
         """One call of this model (at subscription: may raise `AuthenticationError`)."""
         self.key()
         return HTTPCall(self, request, self.codec(request))
+
+    # --- pickling ------------------------------------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A pickle (an `LLM` sent to Ray workers, or to another process) holds the
+        configuration, never a client, lock or connection: the clients are made again where
+        it is unpickled, on first use.
+
+        Credentials: a key given as `api_key=` travels in the pickle, as it would in a
+        closure of yours that held it; a key read from the environment never does (the
+        receiving process reads its own `env_var`). A given client is sent as its settings
+        (base URL, headers, query, timeout, retries, organization/project, its key or
+        token or key provider), its credential left out when it is the environment's. A
+        client rxllm cannot copy (Azure, Bedrock, Vertex, one with its own `http_client`)
+        cannot be pickled: make the `LLM` in the process that uses it instead.
+        """
+        state = {k: v for k, v in self.__dict__.items() if k not in _NOT_PICKLED}
+        if any(client is not None for client in self._given):
+            sent = {kind: self._sent_options(asynchronous=kind) for kind in (False, True)}
+            state["_sent"] = sent
+            state["_sent_credentials"] = any(
+                options.get(name) for options in sent.values() for name in _CREDENTIALS
+            ) or any(
+                str(header).lower() in _AUTH_HEADERS
+                for options in sent.values()
+                for header in options.get("default_headers") or {}
+            )
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+        self._async_clients = weakref.WeakKeyDictionary()
+        self._closers = weakref.WeakKeyDictionary()
+        self._client = self._async_client = None
+        self._given = (None, None)
+
+    def _sent_options(self, *, asynchronous: bool) -> dict[str, Any]:
+        """The settings a pickle sends for the clients of one kind (from the given client of
+        that kind, or of the other kind as for a twin)."""
+        given_sync, given_async = self._given
+        client = (given_async or given_sync) if asynchronous else (given_sync or given_async)
+        if not self._can_copy(client):
+            raise TypeError(
+                f"cannot pickle an LLM on a {type(client).__name__} client"
+                f"{' with its own http_client' if self.copyable(client) else ''}: rxllm sends "
+                "a client as its settings and cannot copy this one; make the LLM in the "
+                "process that uses it (e.g. inside the pipeline function, made once there)"
+            )
+        options = self._copy_options(client, asynchronous=asynchronous)
+        for name, variable in self.environment_credentials().items():
+            value = options.get(name)
+            if isinstance(value, str) and value and value == os.environ.get(variable):
+                options[name] = None  # read from the environment where it is unpickled
+        return options
+
+
+_NOT_PICKLED = frozenset(
+    {"_lock", "_async_clients", "_closers", "_client", "_async_client", "_given"}
+)
+_CREDENTIALS = ("api_key", "auth_token")
+_AUTH_HEADERS = frozenset({"authorization", "x-api-key", "api-key"})

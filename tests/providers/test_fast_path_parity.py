@@ -194,6 +194,60 @@ def test_anthropic_every_chunk_raw_equals_the_sdk_event(server: Server) -> None:
     )
 
 
+def test_anthropic_text_deltas_that_say_only_their_text_keep_no_bytes(server: Server) -> None:
+    # A plain text delta is rebuilt from its block index and its text (no bytes kept per
+    # chunk: the memory of a long answer); one that says more keeps its bytes. Both give
+    # the very events, and the final Message, the SDK parses from the same body.
+    text = {"type": "text", "text": ""}
+    body = (
+        ANTHROPIC_BODY.split("event: ping")[0]
+        + anthropic_event("content_block_start", index=0, content_block=text)
+        + anthropic_event(
+            "content_block_delta", index=0, delta={"type": "text_delta", "text": "Hé "}
+        )
+        + anthropic_event(
+            "content_block_delta", index=0, delta={"type": "text_delta", "text": '"quoted"\\'}
+        )
+        + anthropic_event(
+            "content_block_delta", index=0, delta={"type": "text_delta", "text": "!", "new": 1}
+        )
+        + anthropic_event(
+            "content_block_delta", index=0, delta={"type": "text_delta", "text": "?"}, extra=2
+        )
+        + anthropic_event("content_block_delta", index=0, delta={"type": "text_delta", "text": ""})
+        + anthropic_event("content_block_stop", index=0)
+        + anthropic_event("content_block_start", index=1, content_block=text)
+        + anthropic_event("content_block_delta", index=1, delta={"type": "text_delta", "text": "B"})
+        + anthropic_event("content_block_stop", index=1)
+        + anthropic_event(
+            "message_delta", delta={"stop_reason": "end_turn"}, usage={"output_tokens": 5}
+        )
+        + anthropic_event("message_stop")
+    )
+    server.push(Script(raw_events=body))
+    client = anthropic_sdk.Anthropic(base_url=server.url, api_key=KEY, max_retries=0)
+    with client.messages.stream(
+        model="claude-x", max_tokens=10, messages=[{"role": "user", "content": "hi"}]
+    ) as helper:
+        theirs = [e for e in helper if e.type == "content_block_delta"]
+        final = helper.get_final_message()
+    server.push(Script(raw_events=body))
+    accumulator = rxllm.Accumulator()
+    llm = rxllm.anthropic("claude-x", base_url=server.url, api_key=KEY)
+    for chunk in rxllm.iterate(llm.stream("hi")):
+        accumulator.push(chunk)
+    kept = [type(ref).__name__ for ref in accumulator._raws]  # type: ignore[attr-defined]
+    # message_start, a block's start, 5 deltas (2 plain, 2 saying more, 1 plain), the
+    # next block's start, its plain delta, message_delta
+    assert kept == [*["bytes"] * 2, "int", "int", "bytes", "bytes", "int", "bytes", "int", "bytes"]
+    response = accumulator.response()
+    assert response.text == 'Hé "quoted"\\!?B'
+    assert response.raw.to_dict() == final.to_dict()
+    server.push(Script(raw_events=body))
+    ours = [c for c in rxllm.iterate(llm.stream("hi")) if c.raw.type == "content_block_delta"]
+    assert [c.raw.to_dict() for c in ours] == [e.to_dict() for e in theirs]
+
+
 def test_anthropic_error_event_raises_where_the_sdk_raises(server: Server) -> None:
     body = ANTHROPIC_BODY.split("event: content_block_stop")[0] + anthropic_event(
         "error", error={"type": "overloaded_error", "message": "Overloaded"}
