@@ -31,6 +31,9 @@ asks for them (`check_parts` in its `check`, `wire_messages` in its `arguments`)
 
 A part a protocol cannot take is an `UnsupportedPart` (a `ValueError`) that names the
 provider, the part and where it is, raised by `stream()` before anything is sent.
+
+Why ~660 lines in one module: the three part types, telling a file's type, and each
+protocol's form of each part, so a codec only asks for them.
 """
 
 from __future__ import annotations

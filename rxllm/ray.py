@@ -21,6 +21,9 @@ How a worker runs (one Ray actor, made once and reused for every Ray batch it ge
   once and starts them no faster than the worker's share of `limits`.
 
 Needs the `ray` extra: `pip install 'rxllm[ray]'` (Ray Data, pyarrow).
+
+Why ~430 lines in one module: the workers, their shared gate and rate limits, and the rows'
+Arrow types are one function's machinery (`map_batches`).
 """
 
 from __future__ import annotations

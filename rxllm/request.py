@@ -2,6 +2,9 @@
 
 Everything here runs in `stream()` itself, before anything is subscribed, so bad input is a
 `ValueError` that says what to change, never a failure later in a worker thread.
+
+Why ~420 lines in one module: every check of `stream()`'s arguments, which must all run
+before anything is subscribed and each say what to change.
 """
 
 from __future__ import annotations

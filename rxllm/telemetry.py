@@ -27,6 +27,9 @@ Message content (`gen_ai.input.messages`, `gen_ai.output.messages`,
 `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT` is `true` when the call starts, as
 the conventions' JSON, with the call's credentials scrubbed. Log records (one DEBUG line
 per call, on the `rxllm` logger) never hold a key either.
+
+Why ~560 lines in one module: a call's span from subscription to its one end, the contexts
+it is carried in, and tool spans, with the GenAI conventions' attributes.
 """
 
 from __future__ import annotations

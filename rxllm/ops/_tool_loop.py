@@ -8,6 +8,9 @@ the stream readable as steps: `accumulate()`, `to_response()` and `collect` star
 step's response after it (the finished ones go to `Response.steps`), `tool_calls()` and
 `partial()` start over, `sentences()` ends the step's last sentence, and `text()` simply
 goes on with the next call's text.
+
+Why ~470 lines in one module: the loop's steps, usage limits, pause turns and which stage a
+Stop disposes are one operator's state machine.
 """
 
 from __future__ import annotations

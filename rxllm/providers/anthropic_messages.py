@@ -7,6 +7,9 @@ content-block index), usage combined from `message_start` (input) and `message_d
 (output), stop reasons normalized. `Chunk.raw` is the SDK's `RawMessageStreamEvent`,
 `Response.raw` what the SDK's `accumulate_event` builds. A retry resumes with the delivered
 text as an assistant prefill.
+
+Why ~430 lines in one module: one wire protocol's codec — request, event mapping, the native
+objects — as CONTRIBUTING.md asks of a codec.
 """
 
 from __future__ import annotations

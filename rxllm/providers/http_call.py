@@ -7,6 +7,10 @@ their JSON with `jiter` and maps them with the call's codec (`HTTPCodec.events()
 SDK's per-event pydantic models, most of the bare SDK's cost, are built only if somebody
 reads `Chunk.raw`. The socket is registered for cancellation (`cancellation`), and a body
 that is no event stream, or ends before the provider's terminator, is an error.
+
+Why ~440 lines in one module: the sync and the asyncio read loops of one HTTP call share
+their checks (a body that is no event stream, draining, the SDK's own exceptions) and are
+tested as one.
 """
 
 from __future__ import annotations

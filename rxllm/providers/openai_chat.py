@@ -10,6 +10,9 @@ object mid-stream (also vLLM's bare one), no `[DONE]` after a finish reason;
 accumulates from the same chunks — both built only when read. The request side writes
 `chat.completions.create`'s arguments; a retry resumes with the delivered text as an
 assistant message and an instruction to continue.
+
+Why ~400 lines in one module: one wire protocol's codec — request, event mapping (with every
+compatible server's variant) and the native objects — as CONTRIBUTING.md asks of a codec.
 """
 
 from __future__ import annotations

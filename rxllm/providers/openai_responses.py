@@ -61,6 +61,9 @@ across tool calls; `tool_output_items(results)` the `function_call_output` items
 ...     "output_index": 0, "content_index": 0, "item_id": "msg_1", "sequence_number": 3})
 >>> chunk.content, chunk.provider
 ('Hi', 'openai')
+
+Why ~680 lines in one module: the Responses API's event mapping (many event families, each
+delivered once) and its native objects; the request side is `responses_input.py`.
 """
 
 from __future__ import annotations

@@ -7,6 +7,9 @@ items, tool results as `function_call_output` items, provider-native items passe
 The codec (`openai_responses.ResponsesCodec`) calls `responses_arguments`;
 `response_input_items` / `tool_output_items` give an answer's own output items for the next
 call (keeping a reasoning model's reasoning).
+
+Why ~500 lines in one module: every kind of conversation turn as Responses input items, both
+message formats in, with the checks that say what the API cannot take.
 """
 
 from __future__ import annotations

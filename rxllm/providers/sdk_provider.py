@@ -6,6 +6,9 @@ environment variable, never another provider's), one sync client and one async c
 event loop (made on first use, or given), and the wire protocol's codec class, which makes
 one `HTTPCodec` per call. A client given for one kind of call (sync or asyncio) is copied
 for the other kind, with its key, base URL, headers, query, timeout and retries.
+
+Why ~400 lines in one module: keys, the clients of both kinds, copying a given client for
+the other kind, transports and pickling are one provider's lifecycle of its clients.
 """
 
 from __future__ import annotations

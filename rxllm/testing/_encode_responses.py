@@ -23,6 +23,9 @@ What a script's items become:
   whose `error` has that `code`; a dict with `"type": "error"` is an `error` event itself
   (its `code`, `message`, `param` as given);
 - keep-alives: `keepalive` events. Audio is left out (the API streams none).
+
+Why ~440 lines in one module: one protocol's encoder of the same `Script`, every
+misbehaviour included, as `_encode.py` has for the others.
 """
 
 from __future__ import annotations
