@@ -5,7 +5,9 @@ piece is encoded with `rxllm.testing`'s encoder — the same events the project'
 tests use, which the SDKs' own parsers and accumulators accept: for OpenAI
 `data: {chat.completion.chunk}` lines, a finish chunk, a usage chunk and `data: [DONE]`;
 for Anthropic `message_start`, `content_block_start`, `content_block_delta`s,
-`content_block_stop`, `message_delta`, `message_stop`.
+`content_block_stop`, `message_delta`, `message_stop`; for OpenAI's Responses API
+(`openai-responses`) `response.created`, `response.in_progress`, the message item's
+`response.output_text.delta`s, its closing events and `response.completed`.
 
 A body is kept as "ticks": the bytes to write at each step of a paced stream. Tick 0 holds
 the head events and the first chunk, the last tick ends with the tail events, so a paced
@@ -21,7 +23,7 @@ from typing import Literal
 
 __all__ = ["Protocol", "body", "pieces", "text", "ticks"]
 
-Protocol = Literal["openai", "anthropic"]
+Protocol = Literal["openai", "anthropic", "openai-responses"]
 
 _ALPHABET = string.ascii_letters + "      .,"
 _REQUEST = {

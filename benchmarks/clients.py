@@ -5,9 +5,9 @@ returns its text, so each run can be checked against `bodies.text(n)`:
 
 - `raw`: the wire path's practical limit — `httpx2` line splitting + `json.loads`, no SDK;
 - `sdk`: bare SDK iteration, `create(stream=True)` (OpenAI) / `messages.create(stream=True)`
-  (Anthropic), joining the text deltas;
+  (Anthropic) / `responses.create(stream=True)` (OpenAI Responses), joining the text deltas;
 - `helper`: the SDKs' own stream helpers with their accumulators
-  (`chat.completions.stream()`, `messages.stream()`), for reference;
+  (`chat.completions.stream()`, `messages.stream()`, `responses.stream()`), for reference;
 - `rxllm`: `collect(llm.stream(p).pipe(accumulate(), take_until(never)))`.
 
 Clients are made once and reused (connection pools stay warm), as an application would;
@@ -40,6 +40,8 @@ __all__ = [
 ]
 
 MESSAGES = [{"role": "user", "content": "bench"}]
+INPUT: list[Any] = MESSAGES
+"""The same message as Responses API `input` items (typed for the SDK's item union)."""
 MAX_TOKENS = 4096
 STREAM_OPTIONS = {"include_usage": True}
 
@@ -51,6 +53,8 @@ def sdk_stream(clients: Any, protocol: Protocol, model: str) -> Any:
         return clients.openai.chat.completions.create(
             model=model, messages=MESSAGES, stream=True, stream_options=STREAM_OPTIONS
         )
+    if protocol == "openai-responses":
+        return clients.openai.responses.create(model=model, input=INPUT, stream=True)
     return clients.anthropic.messages.create(
         model=model, messages=MESSAGES, max_tokens=MAX_TOKENS, stream=True
     )
@@ -62,6 +66,10 @@ def sdk_streaming_response(clients: Any, protocol: Protocol, model: str) -> Any:
     if protocol == "openai":
         return clients.openai.chat.completions.with_streaming_response.create(
             model=model, messages=MESSAGES, stream=True, stream_options=STREAM_OPTIONS
+        )
+    if protocol == "openai-responses":
+        return clients.openai.responses.with_streaming_response.create(
+            model=model, input=INPUT, stream=True
         )
     return clients.anthropic.messages.with_streaming_response.create(
         model=model, messages=MESSAGES, max_tokens=MAX_TOKENS, stream=True
@@ -92,6 +100,8 @@ def _raw_request(protocol: Protocol, url: str, model: str) -> tuple[str, dict[st
             "stream_options": STREAM_OPTIONS,
         }
         return f"{url}/v1/chat/completions", body
+    if protocol == "openai-responses":
+        return f"{url}/v1/responses", {"model": model, "input": MESSAGES, "stream": True}
     body = {"model": model, "messages": MESSAGES, "max_tokens": MAX_TOKENS, "stream": True}
     return f"{url}/v1/messages", body
 
@@ -109,6 +119,9 @@ def _raw_line(protocol: Protocol, line: str, parts: list[str]) -> None:
             content = choices[0]["delta"].get("content")
             if content:
                 parts.append(content)
+    elif protocol == "openai-responses":
+        if event.get("type") == "response.output_text.delta":
+            parts.append(event["delta"])
     elif event.get("type") == "content_block_delta":
         delta = event["delta"]
         if delta.get("type") == "text_delta":
@@ -121,8 +134,12 @@ def _llm(
     """The rxllm model of `protocol` for `model` on the given SDK client, made once."""
     llm = cache.get((protocol, model))
     if llm is None:
-        make = rxllm.openai if protocol == "openai" else rxllm.anthropic
-        llm = cache[protocol, model] = make(model, **client)
+        if protocol == "anthropic":
+            llm = rxllm.anthropic(model, **client)
+        else:
+            api = "responses" if protocol == "openai-responses" else "chat"
+            llm = rxllm.openai(model, api=api, **client)
+        cache[protocol, model] = llm
     return llm
 
 
@@ -142,7 +159,7 @@ class SyncClients:
             self._llms,
             protocol,
             model,
-            client=self.openai if protocol == "openai" else self.anthropic,
+            client=self.anthropic if protocol == "anthropic" else self.openai,
         )
 
     def reader(self, kind: str, protocol: Protocol) -> Callable[[str], str]:
@@ -174,6 +191,11 @@ class SyncClients:
                     content = chunk.choices[0].delta.content
                     if content:
                         parts.append(content)
+        elif protocol == "openai-responses":
+            responses: Any = self.openai.responses.create(model=model, input=INPUT, stream=True)
+            for event in responses:
+                if event.type == "response.output_text.delta":
+                    parts.append(event.delta)
         else:
             events = self.anthropic.messages.create(
                 model=model, messages=MESSAGES, max_tokens=MAX_TOKENS, stream=True
@@ -191,6 +213,11 @@ class SyncClients:
                 for _event in stream:
                     pass
                 return stream.get_final_completion().choices[0].message.content or ""
+        if protocol == "openai-responses":
+            with self.openai.responses.stream(model=model, input=INPUT) as helper:
+                for _step in helper:
+                    pass
+                return helper.get_final_response().output_text
         with self.anthropic.messages.stream(
             model=model, messages=MESSAGES, max_tokens=MAX_TOKENS
         ) as stream:
@@ -241,7 +268,7 @@ class AsyncClients:
             self._llms,
             protocol,
             model,
-            async_client=self.openai if protocol == "openai" else self.anthropic,
+            async_client=self.anthropic if protocol == "anthropic" else self.openai,
         )
 
     def reader(self, kind: str, protocol: Protocol) -> Callable[[str], Awaitable[str]]:
@@ -272,6 +299,13 @@ class AsyncClients:
                     content = chunk.choices[0].delta.content
                     if content:
                         parts.append(content)
+        elif protocol == "openai-responses":
+            responses: Any = await self.openai.responses.create(
+                model=model, input=INPUT, stream=True
+            )
+            async for event in responses:
+                if event.type == "response.output_text.delta":
+                    parts.append(event.delta)
         else:
             events = await self.anthropic.messages.create(
                 model=model, messages=MESSAGES, max_tokens=MAX_TOKENS, stream=True

@@ -41,8 +41,13 @@ __all__ = [
 ]
 
 Emit = Callable[[Row], None]
-PROTOCOLS: tuple[Protocol, ...] = ("openai", "anthropic")
-_TARGET_SDK = {"openai": 4.0, "anthropic": 1.5}
+PROTOCOLS: tuple[Protocol, ...] = ("openai", "anthropic", "openai-responses")
+_TARGET_SDK = {"openai": 4.0, "anthropic": 1.5, "openai-responses": 4.0}
+_HELPERS = {
+    "openai": "chat.completions.stream()",
+    "anthropic": "messages.stream()",
+    "openai-responses": "responses.stream()",
+}
 _TARGET_RAW = 0.55
 _WARM = 500
 
@@ -120,7 +125,7 @@ def _throughput_rows(
         )
     )
     if "helper" in times:
-        helper = "chat.completions.stream()" if protocol == "openai" else "messages.stream()"
+        helper = _HELPERS[protocol]
         emit(
             Row(
                 section,
@@ -207,6 +212,10 @@ def _first_sync(clients: SyncClients, kind: str, protocol: Protocol, model: str)
         for chunk in sdk_stream(clients, "openai", model):
             if first is None and chunk.choices and chunk.choices[0].delta.content:
                 first = time.perf_counter()
+    elif protocol == "openai-responses":
+        for event in sdk_stream(clients, protocol, model):
+            if first is None and event.type == "response.output_text.delta":
+                first = time.perf_counter()
     else:
         for event in sdk_stream(clients, "anthropic", model):
             if first is None and event.type == "content_block_delta":
@@ -241,6 +250,11 @@ async def _first_async(clients: AsyncClients, kind: str, protocol: Protocol, mod
         stream = await sdk_stream(clients, "openai", model)
         async for chunk in stream:
             if first is None and chunk.choices and chunk.choices[0].delta.content:
+                first = time.perf_counter()
+    elif protocol == "openai-responses":
+        events = await sdk_stream(clients, protocol, model)
+        async for event in events:
+            if first is None and event.type == "response.output_text.delta":
                 first = time.perf_counter()
     else:
         events = await sdk_stream(clients, "anthropic", model)
@@ -336,6 +350,8 @@ def time_to_first_chunk(url: str, config: Config, emit: Emit) -> None:
 
 _CANCEL_AT = 30  # the stop comes with (or after) the 30th text chunk
 _CANCEL_CHUNKS = 2000
+_TEXT_EVENTS = ("content_block_delta", "response.output_text.delta")
+"""The bare SDK's text events of Anthropic and of the Responses API (their `.type`)."""
 
 
 def _recording(url: str, tag: str) -> dict[str, Any]:
@@ -415,9 +431,9 @@ def _cancel_sync(
                 stream.close()
                 break
     else:
-        events = sdk_stream(clients, "anthropic", model)
+        events = sdk_stream(clients, protocol, model)
         for event in events:
-            if event.type == "content_block_delta":
+            if event.type in _TEXT_EVENTS:
                 stopper.count += 1
             if stopper.count >= _CANCEL_AT:
                 stopper.stopped_at = time.monotonic()
@@ -459,9 +475,9 @@ async def _cancel_async(
                 await stream.close()
                 break
     else:
-        events = await sdk_stream(clients, "anthropic", model)
+        events = await sdk_stream(clients, protocol, model)
         async for event in events:
-            if event.type == "content_block_delta":
+            if event.type in _TEXT_EVENTS:
                 stopper.count += 1
             if stopper.count >= _CANCEL_AT:
                 stopper.stopped_at = time.monotonic()

@@ -13,7 +13,8 @@ SDKs, rxllm, raw httpx2) can ask for it without extra headers:
     bench?n=200&every=0.005&tag=c1
                                 ... and record every write's time and when the client left
 
-The path picks the protocol: `.../chat/completions` is OpenAI, `.../messages` Anthropic.
+The path picks the protocol: `.../chat/completions` is OpenAI, `.../messages` Anthropic,
+`.../responses` OpenAI's Responses API.
 `GET /_record?tag=...` returns a tagged stream's recording as JSON (times are
 `time.monotonic()`, which is CLOCK_MONOTONIC and so comparable across processes on Linux);
 `GET /_stats` returns and resets the pacer's lateness, the connections opened and the
@@ -337,6 +338,8 @@ class Connection(asyncio.Protocol):
             protocol: bodies.Protocol = "openai"
         elif path.endswith("/messages"):
             protocol = "anthropic"
+        elif path.endswith("/responses"):
+            protocol = "openai-responses"
         else:
             self._reply(404, {"error": {"message": f"no endpoint {path}"}})
             return
@@ -377,7 +380,7 @@ class BenchServer:
 async def _serve(port: int, prepare: list[int]) -> None:
     loop = asyncio.get_running_loop()
     for n in prepare:
-        for protocol in ("openai", "anthropic"):
+        for protocol in ("openai", "anthropic", "openai-responses"):
             _whole(protocol, n)  # type: ignore[arg-type]
     server_state = BenchServer(loop)
     server = await loop.create_server(
