@@ -28,9 +28,10 @@ def documented() -> set[str]:
 
 
 def public_names() -> set[str]:
-    """`rxllm.__all__`, and the `__all__` of its public modules (`ops`, `web`, `testing`)."""
+    """`rxllm.__all__`, and the `__all__` of its public modules (`ops`, `web`, `testing`,
+    `ray`)."""
     names = {f"rxllm.{name}" for name in rxllm.__all__}
-    for module in ("rxllm.ops", "rxllm.web", "rxllm.testing"):
+    for module in ("rxllm.ops", "rxllm.web", "rxllm.testing", "rxllm.ray"):
         names |= {f"{module}.{name}" for name in importlib.import_module(module).__all__}
     return names
 

@@ -61,7 +61,14 @@ def run_block(block: Block, namespace: dict[str, Any]) -> None:
         )
 
 
-@pytest.mark.parametrize("page", PAGES, ids=[str(p.relative_to(DOCS)) for p in PAGES])
+SLOW = {"ray.md"}  # starts a local Ray instance
+
+
+@pytest.mark.parametrize(
+    "page",
+    [pytest.param(p, marks=pytest.mark.slow) if p.name in SLOW else p for p in PAGES],
+    ids=[str(p.relative_to(DOCS)) for p in PAGES],
+)
 def test_page_snippets_run(page: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
         monkeypatch.delenv(name, raising=False)
