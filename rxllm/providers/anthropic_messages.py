@@ -31,10 +31,9 @@ from rxllm.codec import StreamCodec
 from rxllm.models import Chunk, Response, ToolCallDelta, ToolResult, Usage, text_chunk_maker
 from rxllm.parts import check_parts, wire_message
 from rxllm.providers import _sdk_private
-from rxllm.providers.http_call import BodyDecoder, parse_json
+from rxllm.providers.http_call import SDKCodec, parse_json
 from rxllm.providers.http_errors import sdk_stream_failure
 from rxllm.request import Request, check_sdk_params, with_turn
-from rxllm.sse import SSEDecoder
 from rxllm.tools import tool_schema
 
 if TYPE_CHECKING:
@@ -69,7 +68,7 @@ def _construct_event(data: dict[str, Any]) -> Any:
     return _sdk_private.anthropic_construct_event(data)
 
 
-class MessagesCodec:
+class MessagesCodec(SDKCodec):
     """The codec of one Messages call (see the module docstring)."""
 
     message_format: MessageFormat = "anthropic"
@@ -84,9 +83,7 @@ class MessagesCodec:
         name: str = "anthropic",
         secrets: Callable[[], tuple[str, ...]] = tuple,
     ) -> None:
-        self._model = model
-        self._name = name
-        self._secrets = secrets
+        super().__init__(request, model=model, name=name, secrets=secrets)
         # a pydantic response format, for Response.raw's parsed_output
         self._output_format = (
             request.response_format if inspect.isclass(request.response_format) else None
@@ -95,10 +92,6 @@ class MessagesCodec:
     def events(self) -> AnthropicEvents:
         """A fresh event mapper for this call."""
         return AnthropicEvents(self._name, self)
-
-    def decoder(self) -> BodyDecoder:
-        """A fresh decoder of the body: server-sent events."""
-        return SSEDecoder()
 
     def raw_event(self, data: bytes) -> Any:
         """The SDK's `RawMessageStreamEvent` of one event's JSON."""
@@ -119,10 +112,6 @@ class MessagesCodec:
     def raw_response(self, events: Sequence[Any], response: Response) -> Any:
         """The `Message` the SDK's `messages.stream()` helper ends with (`_response_raw`)."""
         return _response_raw(events, self._output_format)
-
-    def secrets(self) -> tuple[str, ...]:
-        """The credentials this call may send."""
-        return self._secrets()
 
     def open_stream(self, client: Any, kwargs: dict[str, Any]) -> Any:
         """`messages.with_streaming_response.create(stream=True, ...)`."""

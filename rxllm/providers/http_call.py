@@ -36,12 +36,21 @@ from rxllm.providers.http_errors import (
     sdk_stream_failure,
     shortened,
 )
+from rxllm.sse import SSEDecoder
 
 if TYPE_CHECKING:
     from rxllm.providers.sdk_provider import SDKProvider
     from rxllm.request import Request
 
-__all__ = ["BodyDecoder", "HTTPCall", "HTTPCodec", "HTTPCodecClass", "StreamResponse", "parse_json"]
+__all__ = [
+    "BodyDecoder",
+    "HTTPCall",
+    "HTTPCodec",
+    "HTTPCodecClass",
+    "SDKCodec",
+    "StreamResponse",
+    "parse_json",
+]
 
 
 class BodyDecoder(Protocol):
@@ -87,6 +96,33 @@ class HTTPCodec(StreamCodec, Protocol):
         SDK's own stream raises for the same bytes (`error.event`), or, for an event the
         SDK yields as data, the exception it would build for it."""
         ...
+
+
+class SDKCodec:
+    """What every HTTP codec shares: the model it sends, the provider's name it puts on
+    chunks and errors, the credentials it may send, and a body of server-sent events
+    (Bedrock's codec overrides `decoder`). A codec module subclasses it (see
+    `openai_chat.ChatCodec`)."""
+
+    def __init__(
+        self,
+        request: Request,
+        *,
+        model: str,
+        name: str,
+        secrets: Callable[[], tuple[str, ...]] = tuple,
+    ) -> None:
+        self._model = model
+        self._name = name  # the provider's name on every chunk and error: "openai", "groq"
+        self._secrets = secrets
+
+    def secrets(self) -> tuple[str, ...]:
+        """The credentials this call may send."""
+        return self._secrets()
+
+    def decoder(self) -> BodyDecoder:
+        """A fresh decoder of the body: server-sent events."""
+        return SSEDecoder()
 
 
 class HTTPCodecClass(Protocol):

@@ -34,10 +34,9 @@ from rxllm.codec import StreamCodec
 from rxllm.models import Chunk, Response, ToolCallDelta, ToolResult, Usage, text_chunk_maker
 from rxllm.parts import check_parts, wire_messages
 from rxllm.providers import _sdk_private
-from rxllm.providers.http_call import BodyDecoder, parse_json
+from rxllm.providers.http_call import SDKCodec, parse_json
 from rxllm.providers.http_errors import sdk_stream_failure
 from rxllm.request import Request, check_sdk_params, with_turn
-from rxllm.sse import SSEDecoder
 from rxllm.tools import tool_schema
 
 if TYPE_CHECKING:
@@ -55,7 +54,7 @@ _CREATE_PARAMS = frozenset(
 ) - {"self", "messages", "model", "stream"}
 
 
-class ChatCodec:
+class ChatCodec(SDKCodec):
     """The codec of one Chat Completions call (see the module docstring)."""
 
     message_format: MessageFormat = "openai"
@@ -70,9 +69,7 @@ class ChatCodec:
         name: str = "openai",
         secrets: Callable[[], tuple[str, ...]] = tuple,
     ) -> None:
-        self._model = model
-        self._name = name
-        self._secrets = secrets
+        super().__init__(request, model=model, name=name, secrets=secrets)
         self._tools = (
             [tool_schema(tool, "openai") for tool in request.tools] if request.tools else None
         )
@@ -87,10 +84,6 @@ class ChatCodec:
         """A fresh event mapper for this call."""
         return OpenAIEvents(self._name, self)
 
-    def decoder(self) -> BodyDecoder:
-        """A fresh decoder of the body: server-sent events."""
-        return SSEDecoder()
-
     def raw_event(self, data: bytes) -> ChatCompletionChunk:
         """The SDK's `ChatCompletionChunk` of one event's JSON."""
         return _construct_chunk(parse_json(data))
@@ -98,10 +91,6 @@ class ChatCodec:
     def raw_response(self, events: Sequence[Any], response: Response) -> Any:
         """What the SDK's `chat.completions.stream()` helper ends with (`_response_raw`)."""
         return _response_raw(events, response, self._context)
-
-    def secrets(self) -> tuple[str, ...]:
-        """The credentials this call may send."""
-        return self._secrets()
 
     def open_stream(self, client: Any, kwargs: dict[str, Any]) -> Any:
         """`chat.completions.with_streaming_response.create(stream=True, ...)`."""

@@ -91,11 +91,10 @@ from rxllm.models import (
 from rxllm.parts import check_parts
 from rxllm.providers import _sdk_private
 from rxllm.providers import openai_chat as _chat
-from rxllm.providers.http_call import BodyDecoder, parse_json
+from rxllm.providers.http_call import SDKCodec, parse_json
 from rxllm.providers.http_errors import sdk_stream_failure
 from rxllm.providers.responses_input import responses_arguments
 from rxllm.request import Request, with_turn
-from rxllm.sse import SSEDecoder
 
 if TYPE_CHECKING:
     from rxllm.messages import MessageFormat
@@ -569,7 +568,7 @@ def _replay(events: list[Any], options: dict[str, Any]) -> Any:
 # --- the codec --------------------------------------------------------------------------------
 
 
-class ResponsesCodec:
+class ResponsesCodec(SDKCodec):
     """The codec of one Responses API call (`rxllm.openai(model, api="responses")`).
 
     The same SDK clients, keys and `base_url` as Chat Completions (`OpenAIProvider`); what
@@ -597,9 +596,7 @@ class ResponsesCodec:
         name: str = "openai",
         secrets: Callable[[], tuple[str, ...]] = tuple,
     ) -> None:
-        self._model = model
-        self._name = name
-        self._secrets = secrets
+        super().__init__(request, model=model, name=name, secrets=secrets)
         self._kwargs = responses_arguments(request, model)
         # what the SDK's responses.stream() helper is given, for Response.raw to be what
         # it ends with (`output_parsed`)
@@ -626,10 +623,6 @@ class ResponsesCodec:
     def events(self) -> ResponsesEvents:
         """A fresh event mapper for this call."""
         return ResponsesEvents(self._name, self)
-
-    def decoder(self) -> BodyDecoder:
-        """A fresh decoder of the body: server-sent events."""
-        return SSEDecoder()
 
     def raw_event(self, data: bytes) -> Any:
         """The SDK's `ResponseStreamEvent` of one event's JSON."""
@@ -673,7 +666,3 @@ class ResponsesCodec:
         """The next call of a tool loop: the answer and its tools' results appended (sent
         as `function_call` / `function_call_output` items by `responses_input`)."""
         return with_turn(request, answer, results, "openai")
-
-    def secrets(self) -> tuple[str, ...]:
-        """The credentials this call may send."""
-        return self._secrets()
