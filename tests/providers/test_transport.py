@@ -201,6 +201,8 @@ def test_a_stall_is_a_stream_timeout_with_the_partial(server: Server, provider: 
 def test_the_end_of_the_loop_closes_the_client_s_connections(server: Server, provider: str) -> None:
     llm = make(provider, server.url)
     server.push(Script("Hi."))
+    gc.collect()  # what earlier tests left behind is not this test's to judge
+    port = server.url.rsplit(":", 1)[1].split("/")[0]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for _ in range(3):  # a new loop each time, as a script calling asyncio.run does
@@ -209,4 +211,6 @@ def test_the_end_of_the_loop_closes_the_client_s_connections(server: Server, pro
         assert http.is_closed  # closed on its own loop as that loop ended
         del http
         gc.collect()
-    assert [str(w.message) for w in caught if "nclosed" in str(w.message)] == []
+    unclosed = [str(w.message) for w in caught if "nclosed" in str(w.message)]
+    # a socket to this test's server, or an aiohttp session/connector (they name no peer)
+    assert [m for m in unclosed if f", {port})" in m or "socket" not in m] == []
