@@ -192,23 +192,26 @@ class BedrockProvider(AnthropicProvider):
             settings["base_url"] = options["base_url"]
         if "max_retries" in options:
             settings["max_retries"] = options["max_retries"]
-        if asynchronous:
-            return anthropic.AsyncAnthropicBedrock(
-                **settings,
-                **without_sdk_spans(anthropic.AsyncAnthropicBedrock),
-                http_client=anthropic.DefaultAsyncHttpxClient(),
-            )
-        return anthropic.AnthropicBedrock(
-            **settings,
-            **without_sdk_spans(anthropic.AnthropicBedrock),
-            http_client=sync_http_client(anthropic.DefaultHttpxClient),
-        )
+        cls = anthropic.AsyncAnthropicBedrock if asynchronous else anthropic.AnthropicBedrock
+        return _cloud_client(cls, settings, asynchronous=asynchronous)
 
     def make_call(self, request: Request) -> HTTPCall:
         """One call; AWS credentials that cannot be found fail it with a hint."""
         codec = self.codec(request)
         assert isinstance(codec, MessagesCodec)
         return _CloudCall(self, request, codec, _aws_hint)
+
+
+def _cloud_client(cls: Any, settings: dict[str, Any], *, asynchronous: bool) -> Any:
+    """A client of one of the anthropic SDK's cloud classes, as rxllm makes every client:
+    without the SDK's own spans, with a plain async http client (nothing left to close on
+    a finished loop) or the sync client whose request hook makes a cancel reach it."""
+    http = (
+        anthropic.DefaultAsyncHttpxClient()
+        if asynchronous
+        else sync_http_client(anthropic.DefaultHttpxClient)
+    )
+    return cls(**settings, **without_sdk_spans(cls), http_client=http)
 
 
 def _aws_hint(error: BaseException) -> str | None:
@@ -359,17 +362,8 @@ class VertexProvider(AnthropicProvider):
                 settings[name] = value
         if "max_retries" in options:
             settings["max_retries"] = options["max_retries"]
-        if asynchronous:
-            return anthropic.AsyncAnthropicVertex(
-                **settings,
-                **without_sdk_spans(anthropic.AsyncAnthropicVertex),
-                http_client=anthropic.DefaultAsyncHttpxClient(),
-            )
-        return anthropic.AnthropicVertex(
-            **settings,
-            **without_sdk_spans(anthropic.AnthropicVertex),
-            http_client=sync_http_client(anthropic.DefaultHttpxClient),
-        )
+        cls = anthropic.AsyncAnthropicVertex if asynchronous else anthropic.AnthropicVertex
+        return _cloud_client(cls, settings, asynchronous=asynchronous)
 
     def make_call(self, request: Request) -> HTTPCall:
         """One call; Google credentials that cannot be found fail it with a hint."""
