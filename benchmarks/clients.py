@@ -3,7 +3,8 @@
 Every reader makes one request to the benchmark server, reads the whole stream and
 returns its text, so each run can be checked against `bodies.text(n)`:
 
-- `raw`: the wire path's practical limit — `httpx2` line splitting + `json.loads`, no SDK;
+- `raw`: the wire path's practical limit — `httpx2` line splitting + `json.loads`, no SDK
+  (on the aiohttp transport: aiohttp's own line reader + `json.loads`);
 - `sdk`: bare SDK iteration, `create(stream=True)` (OpenAI) / `messages.create(stream=True)`
   (Anthropic) / `responses.create(stream=True)` (OpenAI Responses), joining the text deltas;
 - `helper`: the SDKs' own stream helpers with their accumulators
@@ -16,6 +17,7 @@ rxllm is given the very same SDK clients, so both sides have the same connection
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -33,6 +35,7 @@ from rxllm import ops
 __all__ = [
     "AsyncClients",
     "SyncClients",
+    "has_aiohttp",
     "model_name",
     "rxllm_pipeline",
     "sdk_stream",
@@ -44,6 +47,11 @@ INPUT: list[Any] = MESSAGES
 """The same message as Responses API `input` items (typed for the SDK's item union)."""
 MAX_TOKENS = 4096
 STREAM_OPTIONS = {"include_usage": True}
+
+
+def has_aiohttp() -> bool:
+    """Whether the SDKs' aiohttp transport can be measured (`rxllm[aiohttp]`)."""
+    return importlib.util.find_spec("aiohttp") is not None
 
 
 def sdk_stream(clients: Any, protocol: Protocol, model: str) -> Any:
@@ -261,6 +269,7 @@ class AsyncClients:
             base_url=url, api_key="bench", max_retries=0, http_client=http_anthropic
         )
         self._llms: dict[tuple[Protocol, str], rxllm.LLM] = {}
+        self._session: Any = None  # the raw reader's aiohttp session, on that transport
 
     def llm(self, protocol: Protocol, model: str) -> rxllm.LLM:
         """An rxllm model on the same SDK client as the bare readers (one per model name)."""
@@ -282,10 +291,26 @@ class AsyncClients:
     async def raw(self, protocol: Protocol, model: str) -> str:
         url, body = _raw_request(protocol, self.url, model)
         parts: list[str] = []
+        if self.transport == "aiohttp":
+            return await self._raw_aiohttp(protocol, url, body)
         async with self.http.stream("POST", url, json=body) as response:
             response.raise_for_status()
             async for line in response.aiter_lines():
                 _raw_line(protocol, line, parts)
+        return "".join(parts)
+
+    async def _raw_aiohttp(self, protocol: Protocol, url: str, body: dict[str, Any]) -> str:
+        import aiohttp  # the SDKs' aiohttp extra
+
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=1000), timeout=aiohttp.ClientTimeout(120)
+            )
+        parts: list[str] = []
+        async with self._session.post(url, json=body) as response:
+            response.raise_for_status()
+            async for line in response.content:  # aiohttp's line reader
+                _raw_line(protocol, line.decode().rstrip("\r\n"), parts)
         return "".join(parts)
 
     async def sdk(self, protocol: Protocol, model: str) -> str:
@@ -319,6 +344,8 @@ class AsyncClients:
         return (await rxllm.acollect(rxllm_pipeline(self.llm(protocol, model)))).text
 
     async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
         await self.http.aclose()
         await self.openai.close()
         await self.anthropic.close()

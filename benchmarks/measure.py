@@ -27,7 +27,14 @@ from reactivex.subject import Subject
 import rxllm
 from benchmarks import bodies
 from benchmarks.bodies import Protocol
-from benchmarks.clients import AsyncClients, SyncClients, model_name, rxllm_pipeline, sdk_stream
+from benchmarks.clients import (
+    AsyncClients,
+    SyncClients,
+    has_aiohttp,
+    model_name,
+    rxllm_pipeline,
+    sdk_stream,
+)
 from benchmarks.config import Config
 from benchmarks.results import Row, Sample
 from rxllm import ops
@@ -158,7 +165,10 @@ def throughput(url: str, config: Config, emit: Emit) -> None:
                         )
                 _throughput_rows(emit, protocol, "sync", n, times)
                 times = asyncio.run(_throughput_async(url, config, protocol, n))
-                _throughput_rows(emit, protocol, "async", n, times)
+                default = {kind: ts for kind, ts in times.items() if "@" not in kind}
+                _throughput_rows(emit, protocol, "async", n, default)
+                if "rxllm@aiohttp" in times:
+                    _throughput_aiohttp_rows(emit, protocol, n, times)
     finally:
         clients.close()
 
@@ -166,13 +176,20 @@ def throughput(url: str, config: Config, emit: Emit) -> None:
 async def _throughput_async(
     url: str, config: Config, protocol: Protocol, n: int
 ) -> dict[str, list[float]]:
-    clients = AsyncClients(url)
+    """Each asyncio reader's times; on the SDKs' aiohttp transport too (`kind@aiohttp`)
+    when their aiohttp extra is installed."""
+    transports = [AsyncClients(url)]
+    if has_aiohttp():
+        transports.append(AsyncClients(url, transport="aiohttp"))
     try:
-        kinds = ["raw", "sdk", "rxllm"]
-        readers = {kind: clients.reader(kind, protocol) for kind in kinds}
+        readers: dict[str, Callable[[str], Awaitable[str]]] = {}
+        for clients in transports:
+            suffix = "@aiohttp" if clients.transport == "aiohttp" else ""
+            for kind in ("raw", "sdk", "rxllm"):
+                readers[kind + suffix] = clients.reader(kind, protocol)
         for read in readers.values():
             await read(model_name(_WARM))
-        times: dict[str, list[float]] = {kind: [] for kind in kinds}
+        times: dict[str, list[float]] = {kind: [] for kind in readers}
         model = model_name(n)
         for _ in range(config.reps):
             for kind, read in readers.items():
@@ -181,7 +198,53 @@ async def _throughput_async(
                 )
         return times
     finally:
-        await clients.close()
+        for clients in transports:
+            await clients.close()
+
+
+def _throughput_aiohttp_rows(
+    emit: Emit, protocol: Protocol, n: int, times: dict[str, list[float]]
+) -> None:
+    """rxllm on the SDKs' aiohttp transport against the user's baseline (the bare SDK on
+    its default transport) and against the raw wire on aiohttp (issue 5's targets)."""
+    section = "1 throughput"
+    label = f"{protocol} async on aiohttp {_k(n)} chunks"
+    values = {kind: _per_chunk_us(ts, n) for kind, ts in times.items()}
+    sdk_target = _TARGET_SDK[protocol]
+    ratio = _ratios(times["sdk"], times["rxllm@aiohttp"])
+    emit(
+        Row(
+            section,
+            f"{label}: rxllm on aiohttp vs bare SDK (default transport)",
+            {kind: values[kind] for kind in ("sdk", "sdk@aiohttp", "rxllm@aiohttp")},
+            ratio,
+            "throughput ratio",
+            f">= {sdk_target}x",
+            ratio.median >= sdk_target,
+            extra={"protocol": protocol, "mode": "async aiohttp", "n": n},
+        )
+    )
+    emit(
+        Row(
+            section,
+            f"{label}: rxllm vs bare SDK, both on aiohttp (reference)",
+            {"sdk@aiohttp": values["sdk@aiohttp"], "rxllm@aiohttp": values["rxllm@aiohttp"]},
+            _ratios(times["sdk@aiohttp"], times["rxllm@aiohttp"]),
+            "throughput ratio",
+        )
+    )
+    raw_ratio = _ratios(times["raw@aiohttp"], times["rxllm@aiohttp"])
+    emit(
+        Row(
+            section,
+            f"{label}: rxllm vs raw wire (aiohttp lines + json.loads)",
+            {"raw@aiohttp": values["raw@aiohttp"], "rxllm@aiohttp": values["rxllm@aiohttp"]},
+            raw_ratio,
+            "throughput ratio",
+            f">= {_TARGET_RAW}x",
+            raw_ratio.median >= _TARGET_RAW,
+        )
+    )
 
 
 # --- 2. time to first chunk ------------------------------------------------------------------
@@ -286,11 +349,15 @@ def _ttfc_row(
     rx = Sample.of([t * 1000 for t in times["rxllm"]], "ms")
     difference = rx.median - sdk.median
     reuse = ", ".join(f"{kind} {per_call:.1f}" for kind, per_call in connections.items())
+    values: dict[str, Sample | str] = {"sdk": sdk, "rxllm": rx}
+    if "sdk@aiohttp" in times:  # the bare SDK on aiohttp too, for reference
+        values["sdk@aiohttp"] = Sample.of([t * 1000 for t in times["sdk@aiohttp"]], "ms")
+    values["new connections per call"] = reuse
     emit(
         Row(
             "2 first chunk",
             f"{protocol} {mode}: time to first text chunk",
-            {"sdk": sdk, "rxllm": rx, "new connections per call": reuse},
+            values,
             f"{difference:+.3f} ms",
             "rxllm - SDK (medians)",
             "within 1 ms",
@@ -323,27 +390,45 @@ def time_to_first_chunk(url: str, config: Config, emit: Emit) -> None:
     finally:
         clients.close()
 
-    async def run_async(protocol: Protocol) -> tuple[dict[str, list[float]], dict[str, float]]:
-        clients = AsyncClients(url)
+    async def run_async(
+        protocol: Protocol, transport: str
+    ) -> tuple[dict[str, list[float]], dict[str, float]]:
+        clients = AsyncClients(url, transport=transport)
         try:
             times: dict[str, list[float]] = {"sdk": [], "rxllm": []}
-            for kind in times:
-                await _first_async(clients, kind, protocol, model)
+            if transport == "aiohttp":  # rxllm on aiohttp against the user's baseline
+                baseline = AsyncClients(url)
+                readers = {"sdk": baseline, "rxllm": clients, "sdk@aiohttp": clients}
+                times["sdk@aiohttp"] = []
+            else:
+                baseline = clients
+                readers = {"sdk": clients, "rxllm": clients}
+            for kind, on in readers.items():
+                await _first_async(on, kind.partition("@")[0], protocol, model)
             for _ in range(config.ttfc_reps):
                 for kind, values in times.items():
-                    values.append(await _first_async(clients, kind, protocol, model))
+                    values.append(
+                        await _first_async(readers[kind], kind.partition("@")[0], protocol, model)
+                    )
             connections = {}
             for kind in times:
                 _server_stats(url)  # blocking, but nothing else runs on this loop
                 for _ in range(_CONNECTION_PROBE):
-                    await _first_async(clients, kind, protocol, model)
+                    await _first_async(readers[kind], kind.partition("@")[0], protocol, model)
                 connections[kind] = _server_stats(url)["connections"] / _CONNECTION_PROBE
             return times, connections
         finally:
             await clients.close()
+            if baseline is not clients:
+                await baseline.close()
 
     for protocol in PROTOCOLS:
-        _ttfc_row(emit, protocol, "async", *asyncio.run(run_async(protocol)))
+        _ttfc_row(emit, protocol, "async", *asyncio.run(run_async(protocol, "httpx")))
+    if has_aiohttp():
+        for protocol in PROTOCOLS:
+            _ttfc_row(
+                emit, protocol, "async on aiohttp", *asyncio.run(run_async(protocol, "aiohttp"))
+            )
 
 
 # --- 3. cancellation -------------------------------------------------------------------------

@@ -28,13 +28,19 @@ _SECTIONS = {
         "`collect(llm.stream(p).pipe(accumulate(), take_until(never())))` "
         "(`acollect` in asyncio) on the same SDK client. The ratio is throughput "
         "(= the other's time / rxllm's time), per repetition. The raw path is measured in "
-        "the same run, so the >= 0.55x target follows this machine's wire speed.",
+        "the same run, so the >= 0.55x target follows this machine's wire speed. The "
+        "rows *async on aiohttp* read with rxllm on the SDKs' aiohttp transport "
+        "(`rxllm[aiohttp]`, the default of the clients rxllm makes when installed) against "
+        "the bare SDK on its default httpx2 transport (the user's baseline), and against "
+        "the raw wire on aiohttp (aiohttp's line reader + `json.loads`).",
     ),
     "2 first chunk": (
         "2. Time to first chunk",
         "From the call to the first text chunk, warm connection pool, a 20-chunk stream "
         "written at once. rxllm is the same pipeline as in 1, timed at its first "
-        "`on_next` with text.",
+        "`on_next` with text. In the rows *async on aiohttp*, rxllm reads on the SDKs' "
+        "aiohttp transport and **sdk** is still the bare SDK on its default one "
+        "(**sdk@aiohttp**, the bare SDK on aiohttp, for reference).",
     ),
     "3 cancellation": (
         "3. Cancellation",
