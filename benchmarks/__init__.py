@@ -1,6 +1,6 @@
 """rxllm's performance harness (issue 5): not unit tests, a program that measures.
 
-    python -m benchmarks            # full: the issue's sizes, 5 repetitions, ~22 minutes
+    python -m benchmarks            # full: the issue's sizes, 5 repetitions, ~50 minutes
     python -m benchmarks --quick    # smaller sizes, fewer repetitions, about 2 minutes
     python -m benchmarks --only 1,3 # some sections only (1-6, 5a, 5b)
 

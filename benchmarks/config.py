@@ -90,7 +90,7 @@ def quick() -> Config:
 
 
 def full() -> Config:
-    """The issue's sizes, 5 repetitions: about 22 minutes on 2 cores."""
+    """The issue's sizes, 5 repetitions: about 50 minutes on 2 cores."""
     return Config(
         name="full",
         reps=5,
