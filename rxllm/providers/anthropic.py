@@ -16,8 +16,7 @@ import anthropic
 from rxllm.llm import LLM
 from rxllm.providers.anthropic_messages import MessagesCodec
 from rxllm.providers.cancellation import sync_http_client
-from rxllm.providers.sdk_provider import SDKProvider
-from rxllm.request import check_params
+from rxllm.providers.sdk_provider import SDKProvider, client_options
 
 __all__ = ["AnthropicProvider", "anthropic_llm", "without_sdk_spans"]
 
@@ -111,9 +110,6 @@ def anthropic_llm(
     >>> rxllm.anthropic("claude-sonnet-4-5", api_key="sk-ant-...").provider
     'anthropic'
     """
-    max_retries = defaults.pop("max_retries", None)
-    transport = defaults.pop("transport", None)
-    check_params({"max_retries": max_retries})
     provider = AnthropicProvider(
         model,
         MessagesCodec,
@@ -121,7 +117,6 @@ def anthropic_llm(
         base_url=base_url,
         client=client,
         async_client=async_client,
-        max_retries=max_retries,
-        transport=transport,
+        **client_options(defaults),
     )
     return LLM(provider, **defaults)

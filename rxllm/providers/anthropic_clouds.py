@@ -36,7 +36,7 @@ from rxllm.providers.anthropic import AnthropicProvider, without_sdk_spans
 from rxllm.providers.anthropic_messages import MessagesCodec
 from rxllm.providers.cancellation import sync_http_client
 from rxllm.providers.http_call import HTTPCall
-from rxllm.request import check_params
+from rxllm.providers.sdk_provider import client_options
 from rxllm.sse import ServerEvent
 
 if TYPE_CHECKING:
@@ -135,7 +135,40 @@ def _names(error: BaseException) -> str:
     return " ".join(f"{cls.__module__}.{cls.__name__}" for cls in type(error).__mro__)
 
 
-class BedrockProvider(AnthropicProvider):
+class _CloudProvider(AnthropicProvider):
+    """What Bedrock and Vertex share: clients made from the provider's own settings (a
+    given client is never copied), and calls whose missing credentials say where to put
+    them (`credentials_hint`)."""
+
+    def copyable(self, client: Any) -> bool:
+        """A cloud client is never copied (give both, or let rxllm make them)."""
+        return False
+
+    def credentials_hint(self, error: BaseException) -> str | None:
+        """Where to put the credentials `error` says are missing; None for other errors."""
+        return None
+
+    def cloud_client(self, cls: Any, settings: dict[str, Any], *, asynchronous: bool) -> Any:
+        """A client of one of the anthropic SDK's cloud classes, as rxllm makes every
+        client: without the SDK's own spans, on the async transport chosen (`transport`),
+        or the sync client whose request hook makes a cancel reach it."""
+        http = (
+            self.async_http_client(
+                anthropic.DefaultAioHttpClient, anthropic.DefaultAsyncHttpxClient
+            )
+            if asynchronous
+            else sync_http_client(anthropic.DefaultHttpxClient)
+        )
+        return cls(**settings, **without_sdk_spans(cls), http_client=http)
+
+    def make_call(self, request: Request) -> HTTPCall:
+        """One call; credentials that cannot be found fail it with a hint."""
+        codec = self.codec(request)
+        assert isinstance(codec, MessagesCodec)
+        return _CloudCall(self, request, codec, self.credentials_hint)
+
+
+class BedrockProvider(_CloudProvider):
     """A Claude model on Amazon Bedrock (`anthropic.AnthropicBedrock`)."""
 
     name = "bedrock"
@@ -151,6 +184,7 @@ class BedrockProvider(AnthropicProvider):
         client: Any = None,
         async_client: Any = None,
         max_retries: int | None = None,
+        transport: str | None = None,
     ) -> None:
         super().__init__(
             model,
@@ -160,6 +194,7 @@ class BedrockProvider(AnthropicProvider):
             client=client,
             async_client=async_client,
             max_retries=max_retries,
+            transport=transport,
             label=f'rxllm.model("bedrock:{model}")',
         )
         self._aws = aws  # aws_region, aws_access_key, aws_secret_key, ...
@@ -179,10 +214,6 @@ class BedrockProvider(AnthropicProvider):
             os.environ.get("AWS_BEARER_TOKEN_BEDROCK"),
         )
 
-    def copyable(self, client: Any) -> bool:
-        """A Bedrock client is never copied (give both, or let rxllm make them)."""
-        return False
-
     def new_client(self, options: dict[str, Any], *, asynchronous: bool) -> Any:
         """A new `AnthropicBedrock` / `AsyncAnthropicBedrock` from this provider's settings."""
         settings: dict[str, Any] = {k: v for k, v in self._aws.items() if v is not None}
@@ -193,25 +224,11 @@ class BedrockProvider(AnthropicProvider):
         if "max_retries" in options:
             settings["max_retries"] = options["max_retries"]
         cls = anthropic.AsyncAnthropicBedrock if asynchronous else anthropic.AnthropicBedrock
-        return _cloud_client(cls, settings, asynchronous=asynchronous)
+        return self.cloud_client(cls, settings, asynchronous=asynchronous)
 
-    def make_call(self, request: Request) -> HTTPCall:
-        """One call; AWS credentials that cannot be found fail it with a hint."""
-        codec = self.codec(request)
-        assert isinstance(codec, MessagesCodec)
-        return _CloudCall(self, request, codec, _aws_hint)
-
-
-def _cloud_client(cls: Any, settings: dict[str, Any], *, asynchronous: bool) -> Any:
-    """A client of one of the anthropic SDK's cloud classes, as rxllm makes every client:
-    without the SDK's own spans, with a plain async http client (nothing left to close on
-    a finished loop) or the sync client whose request hook makes a cancel reach it."""
-    http = (
-        anthropic.DefaultAsyncHttpxClient()
-        if asynchronous
-        else sync_http_client(anthropic.DefaultHttpxClient)
-    )
-    return cls(**settings, **without_sdk_spans(cls), http_client=http)
+    def credentials_hint(self, error: BaseException) -> str | None:
+        """Where AWS credentials go, when the SDK or botocore could not find them."""
+        return _aws_hint(error)
 
 
 def _aws_hint(error: BaseException) -> str | None:
@@ -263,8 +280,6 @@ def bedrock_llm(
     given = client is not None or async_client is not None
     if not given and aws_region is None:
         aws_region = _aws_region(aws_profile, label)
-    max_retries = defaults.pop("max_retries", None)
-    check_params({"max_retries": max_retries})
     provider = BedrockProvider(
         model,
         aws={
@@ -278,7 +293,7 @@ def bedrock_llm(
         base_url=base_url,
         client=client,
         async_client=async_client,
-        max_retries=max_retries,
+        **client_options(defaults),
     )
     return LLM(provider, **defaults)
 
@@ -303,7 +318,7 @@ def _aws_region(profile: str | None, label: str) -> str:
 # --- Vertex AI -------------------------------------------------------------------------------
 
 
-class VertexProvider(AnthropicProvider):
+class VertexProvider(_CloudProvider):
     """A Claude model on Google Vertex AI (`anthropic.AnthropicVertex`)."""
 
     name = "vertex"
@@ -321,6 +336,7 @@ class VertexProvider(AnthropicProvider):
         client: Any = None,
         async_client: Any = None,
         max_retries: int | None = None,
+        transport: str | None = None,
     ) -> None:
         super().__init__(
             model,
@@ -329,6 +345,7 @@ class VertexProvider(AnthropicProvider):
             client=client,
             async_client=async_client,
             max_retries=max_retries,
+            transport=transport,
             label=f'rxllm.model("vertex:{model}")',
         )
         self._region = region
@@ -345,10 +362,6 @@ class VertexProvider(AnthropicProvider):
         """The access token given, and the one the credentials hold."""
         return (self._access_token, getattr(self._credentials, "token", None))
 
-    def copyable(self, client: Any) -> bool:
-        """A Vertex client is never copied (give both, or let rxllm make them)."""
-        return False
-
     def new_client(self, options: dict[str, Any], *, asynchronous: bool) -> Any:
         """A new `AnthropicVertex` / `AsyncAnthropicVertex` from this provider's settings."""
         settings: dict[str, Any] = {"region": self._region}
@@ -363,13 +376,11 @@ class VertexProvider(AnthropicProvider):
         if "max_retries" in options:
             settings["max_retries"] = options["max_retries"]
         cls = anthropic.AsyncAnthropicVertex if asynchronous else anthropic.AnthropicVertex
-        return _cloud_client(cls, settings, asynchronous=asynchronous)
+        return self.cloud_client(cls, settings, asynchronous=asynchronous)
 
-    def make_call(self, request: Request) -> HTTPCall:
-        """One call; Google credentials that cannot be found fail it with a hint."""
-        codec = self.codec(request)
-        assert isinstance(codec, MessagesCodec)
-        return _CloudCall(self, request, codec, _google_hint)
+    def credentials_hint(self, error: BaseException) -> str | None:
+        """Where Google credentials go, when the SDK or google-auth could not find them."""
+        return _google_hint(error)
 
 
 def _google_hint(error: BaseException) -> str | None:
@@ -425,8 +436,6 @@ def vertex_llm(
             )
         if access_token is None and credentials is None:
             _require("google.auth", "vertex", label)
-    max_retries = defaults.pop("max_retries", None)
-    check_params({"max_retries": max_retries})
     provider = VertexProvider(
         model,
         region=region,
@@ -436,6 +445,6 @@ def vertex_llm(
         base_url=base_url,
         client=client,
         async_client=async_client,
-        max_retries=max_retries,
+        **client_options(defaults),
     )
     return LLM(provider, **defaults)

@@ -20,7 +20,7 @@ from rxllm.llm import LLM
 from rxllm.providers.cancellation import sync_http_client
 from rxllm.providers.openai import OpenAIProvider
 from rxllm.providers.openai_chat import ChatCodec
-from rxllm.request import check_params
+from rxllm.providers.sdk_provider import client_options
 
 __all__ = ["AzureProvider", "azure_llm"]
 
@@ -45,6 +45,7 @@ class AzureProvider(OpenAIProvider):
         client: Any = None,
         async_client: Any = None,
         max_retries: int | None = None,
+        transport: str | None = None,
     ) -> None:
         super().__init__(
             deployment,
@@ -54,6 +55,7 @@ class AzureProvider(OpenAIProvider):
             client=client,
             async_client=async_client,
             max_retries=max_retries,
+            transport=transport,
             label=f'rxllm.model("azure:{deployment}")',
         )
         self._endpoint = azure_endpoint
@@ -108,7 +110,10 @@ class AzureProvider(OpenAIProvider):
         if "max_retries" in options:
             settings["max_retries"] = options["max_retries"]
         if asynchronous:
-            return openai.AsyncAzureOpenAI(**settings, http_client=openai.DefaultAsyncHttpxClient())
+            http = self.async_http_client(
+                openai.DefaultAioHttpClient, openai.DefaultAsyncHttpxClient
+            )
+            return openai.AsyncAzureOpenAI(**settings, http_client=http)
         return openai.AzureOpenAI(
             **settings, http_client=sync_http_client(openai.DefaultHttpxClient)
         )
@@ -175,8 +180,6 @@ def azure_llm(
             f"{label} got a client and azure_endpoint/api_version/credentials: those configure "
             "the clients rxllm makes; set them on your client"
         )
-    max_retries = defaults.pop("max_retries", None)
-    check_params({"max_retries": max_retries})
     provider = AzureProvider(
         deployment,
         azure_endpoint=azure_endpoint,
@@ -187,6 +190,6 @@ def azure_llm(
         base_url=base_url,
         client=client,
         async_client=async_client,
-        max_retries=max_retries,
+        **client_options(defaults),
     )
     return LLM(provider, **defaults)

@@ -22,7 +22,8 @@ import openai
 from rxllm.llm import LLM
 from rxllm.providers.openai import OpenAIProvider
 from rxllm.providers.openai_chat import ChatCodec
-from rxllm.request import Request, check_params
+from rxllm.providers.sdk_provider import client_options
+from rxllm.request import Request
 
 __all__ = ["SERVICES", "CompatibleProvider", "NoStreamOptionsCodec", "Service", "compatible_llm"]
 
@@ -142,6 +143,7 @@ class CompatibleProvider(OpenAIProvider):
         client: Any = None,
         async_client: Any = None,
         max_retries: int | None = None,
+        transport: str | None = None,
     ) -> None:
         self.service = service
         super().__init__(
@@ -152,6 +154,7 @@ class CompatibleProvider(OpenAIProvider):
             client=client,
             async_client=async_client,
             max_retries=max_retries,
+            transport=transport,
             name=service.name,
             env_var=service.env_var,
             label=f'rxllm.model("{service.name}:{model}")',
@@ -223,8 +226,6 @@ def compatible_llm(
                 f"{spec.name} server's OpenAI-compatible API, e.g. "
                 f'base_url="http://localhost:8000/v1"'
             )
-    max_retries = defaults.pop("max_retries", None)
-    check_params({"max_retries": max_retries})
     provider = CompatibleProvider(
         spec,
         model,
@@ -232,6 +233,6 @@ def compatible_llm(
         base_url=base_url,
         client=client,
         async_client=async_client,
-        max_retries=max_retries,
+        **client_options(defaults),
     )
     return LLM(provider, **defaults)

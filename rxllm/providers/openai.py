@@ -19,8 +19,7 @@ from rxllm.providers.cancellation import sync_http_client
 from rxllm.providers.http_call import HTTPCodecClass
 from rxllm.providers.openai_chat import ChatCodec
 from rxllm.providers.openai_responses import ResponsesCodec
-from rxllm.providers.sdk_provider import SDKProvider
-from rxllm.request import check_params
+from rxllm.providers.sdk_provider import SDKProvider, client_options
 
 __all__ = ["OpenAIProvider", "openai_llm"]
 
@@ -139,9 +138,6 @@ def openai_llm(
             f"rxllm.openai(api=...) is 'chat' (Chat Completions) or 'responses' (the "
             f"Responses API), not {api!r}"
         )
-    max_retries = defaults.pop("max_retries", None)
-    transport = defaults.pop("transport", None)
-    check_params({"max_retries": max_retries})
     provider = OpenAIProvider(
         model,
         codec,
@@ -149,7 +145,6 @@ def openai_llm(
         base_url=base_url,
         client=client,
         async_client=async_client,
-        max_retries=max_retries,
-        transport=transport,
+        **client_options(defaults),
     )
     return LLM(provider, **defaults)

@@ -25,11 +25,12 @@ from rxllm._loops import at_loop_end
 from rxllm.parts import UnsupportedPart
 from rxllm.providers import _sdk_private
 from rxllm.providers.http_call import HTTPCall, HTTPCodec, HTTPCodecClass
+from rxllm.request import check_params
 
 if TYPE_CHECKING:
     from rxllm.request import Request
 
-__all__ = ["TRANSPORTS", "SDKProvider"]
+__all__ = ["TRANSPORTS", "SDKProvider", "client_options"]
 
 TRANSPORTS = ("httpx", "aiohttp")
 """The HTTP transports of the async clients rxllm makes (the SDKs' two)."""
@@ -62,6 +63,20 @@ def _header_credentials(client: Any) -> list[str]:
             if token and scheme.isalpha():
                 found.append(token.strip())
     return found
+
+
+def client_options(defaults: dict[str, Any]) -> dict[str, Any]:
+    """Take what configures a provider's SDK clients (`max_retries`, `transport`) out of the
+    keyword arguments a provider's factory got, checked; what is left are the `LLM`'s
+    default request parameters.
+
+    >>> defaults = {"max_retries": 2, "temperature": 0.5}
+    >>> client_options(defaults), defaults
+    ({'max_retries': 2, 'transport': None}, {'temperature': 0.5})
+    """
+    max_retries = defaults.pop("max_retries", None)
+    check_params({"max_retries": max_retries})
+    return {"max_retries": max_retries, "transport": defaults.pop("transport", None)}
 
 
 class SDKProvider:

@@ -100,6 +100,35 @@ def test_an_unknown_transport_is_refused_at_once() -> None:
         rxllm.openai("m", api_key=KEY, transport="requests")
 
 
+# Every HTTP provider `rxllm.model()` names takes `transport=` (was: only rxllm.openai and
+# rxllm.anthropic; a compatible service refused it as a request parameter, and Azure's,
+# Bedrock's and Vertex's async clients were always httpx2).
+MODELS: dict[str, Any] = {
+    "groq": lambda url, **kw: rxllm.model("groq:m", api_key=KEY, base_url=f"{url}/v1", **kw),
+    "azure": lambda url, **kw: rxllm.model(
+        "azure:d", azure_endpoint=url, api_key=KEY, api_version="2024-10-21", **kw
+    ),
+    "bedrock": lambda url, **kw: rxllm.model(
+        "bedrock:anthropic.claude-m", api_key=KEY, aws_region="us-east-1", base_url=url, **kw
+    ),
+    "vertex": lambda url, **kw: rxllm.model(
+        "vertex:claude-m", region="us-east5", project_id="p", access_token=KEY, base_url=url, **kw
+    ),
+}
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_model_string_takes_the_transport(server: Server, name: str, transport: str) -> None:
+    if name == "bedrock":
+        pytest.importorskip("botocore")
+    llm = MODELS[name](server.url, max_retries=0, transport=transport)
+    server.push(Script("Hi."))
+    assert asyncio_call(llm.stream("hi")).text == "Hi."
+    assert (type(http_client_of(llm)).__name__ in AIOHTTP_CLIENTS) is (transport == "aiohttp")
+    with pytest.raises(ValueError, match="'httpx', 'aiohttp'"):
+        MODELS[name](server.url, transport="requests")
+
+
 # --- every guarantee, on each transport -------------------------------------------------------
 
 
