@@ -32,7 +32,7 @@ import reactivex
 from pydantic import BaseModel
 from reactivex import abc
 from reactivex import operators as rx
-from reactivex.disposable import SingleAssignmentDisposable
+from reactivex.disposable import CompositeDisposable, Disposable, SingleAssignmentDisposable
 
 from rxllm._checks import is_int, is_number
 from rxllm._loops import timer_scheduler
@@ -202,6 +202,14 @@ class _Checkpoint:
                     with path.open("ab") as out:
                         out.write(b"\n")
         self._lock = threading.Lock()
+        self._closed = False  # the batch was disposed: its file is final
+
+    def close(self) -> None:
+        """No more records: a call finishing as its batch is disposed (`iterate(...).close()`,
+        a `take`) is not written after the dispose returns, so the file a caller reads then
+        is the checkpoint a resume will read (that item is simply done again)."""
+        with self._lock:
+            self._closed = True
 
     def _read(self, number: int, line: bytes) -> None:
         if not line.strip():
@@ -242,8 +250,12 @@ class _Checkpoint:
                     "retryable": outcome.retryable,
                 },
             }
-        with self._lock, self.path.open("ab") as out:
-            out.write(json.dumps(record).encode() + b"\n")
+        line = json.dumps(record).encode() + b"\n"
+        with self._lock:
+            if self._closed:
+                return
+            with self.path.open("ab") as out:
+                out.write(line)
 
 
 def batch(
@@ -365,7 +377,10 @@ def batch(
         merged = reactivex.from_iterable(range(len(items))).pipe(
             rx.map(run), rx.merge(max_concurrent=concurrency)
         )
-        return merged.subscribe(observer, scheduler=scheduler)
+        subscription = merged.subscribe(observer, scheduler=scheduler)
+        if store is None:
+            return subscription
+        return CompositeDisposable(Disposable(store.close), subscription)  # in this order
 
     return reactivex.create(subscribe)
 

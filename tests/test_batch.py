@@ -6,6 +6,7 @@ import importlib
 import io
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -370,3 +371,29 @@ def test_a_pipeline_s_own_bug_keeps_its_traceback() -> None:
     assert isinstance(failure, rxllm.LLMError)
     assert isinstance(failure.__cause__, ZeroDivisionError)
     assert failure.__cause__.__traceback__ is not None  # where the user's code failed
+
+
+def test_the_checkpoint_is_final_once_the_batch_is_closed(tmp_path: Path) -> None:
+    # Calls finish on their own threads; one finishing as the consumer closes the batch was
+    # written a few ms after close() returned, so a resume read a shorter file than the
+    # final one (and `docs/operators/batch.md`'s count was flaky).
+    for attempt in range(20):
+        checkpoint = tmp_path / f"run{attempt}.jsonl"
+        prompts = [f"q{i}" for i in range(200)]
+        run = rxllm.iterate(
+            rxllm.batch(
+                prompts,
+                lambda p: rxllm.scripted(f"A {p}.", delay=0.001).stream(p),
+                concurrency=32,
+                checkpoint=checkpoint,
+                progress=False,
+            )
+        )
+        for n, _ in enumerate(run, start=1):
+            if n == 40:
+                break
+        run.close()
+        at_close = checkpoint.read_bytes()
+        time.sleep(0.05)
+        assert checkpoint.read_bytes() == at_close, f"attempt {attempt}"
+        assert at_close.count(b"\n") >= 40
