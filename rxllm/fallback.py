@@ -110,13 +110,7 @@ def fallback(
             observer.on_completed()
 
         def on_error(error: Exception) -> None:
-            try:
-                splice.flush()  # what was held back was received: deliver it
-            except Exception as subscriber_error:
-                observer.on_error(subscriber_error)
-                return
-            if error is splice.subscriber_error:
-                observer.on_error(error)
+            if splice.settled_by(error):
                 return
             if isinstance(error, LLMError):
                 attempts.append(error)

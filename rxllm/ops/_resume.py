@@ -96,6 +96,21 @@ class Splice:
         for ready in self._seam.release():
             self._deliver(ready)
 
+    def settled_by(self, error: Exception) -> bool:
+        """A call failed with `error`: deliver what the seam held (it was received). True
+        when that is the end of it — the subscriber's `on_next` raised now, or `error` is
+        what it raised before — and the subscriber was told; False when the operator
+        decides (retry, fall back, or fail)."""
+        try:
+            self.flush()
+        except Exception as subscriber_error:
+            self._observer.on_error(subscriber_error)
+            return True
+        if error is self.subscriber_error:
+            self._observer.on_error(error)
+            return True
+        return False
+
     def _deliver(self, chunk: Chunk) -> None:
         if chunk.content:
             self._delivered.append(chunk.content)

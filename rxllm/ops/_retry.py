@@ -187,13 +187,7 @@ class _Retrying:
 
     def on_error(self, error: Exception) -> None:
         splice, observer = self.splice, self.observer
-        try:
-            splice.flush()  # what was held back was received: deliver it
-        except Exception as subscriber_error:
-            observer.on_error(subscriber_error)
-            return
-        if error is splice.subscriber_error:
-            observer.on_error(error)
+        if splice.settled_by(error):
             return
         if (
             self.rules.resumable
