@@ -32,7 +32,6 @@ from rxllm.models import Chunk, Response, ToolCallDelta, ToolResult, Usage, text
 from rxllm.parts import check_parts, wire_message
 from rxllm.providers import _sdk_private
 from rxllm.providers.http_call import SDKCodec, parse_json
-from rxllm.providers.http_errors import sdk_stream_failure
 from rxllm.request import Request, check_sdk_params, with_turn
 from rxllm.tools import tool_schema
 
@@ -116,14 +115,6 @@ class MessagesCodec(SDKCodec):
     def open_stream(self, client: Any, kwargs: dict[str, Any]) -> Any:
         """`messages.with_streaming_response.create(stream=True, ...)`."""
         return client.messages.with_streaming_response.create(stream=True, **kwargs)
-
-    def error_cause(
-        self, error: errors.StreamError, client: Any, http: httpx2.Response
-    ) -> BaseException | None:
-        """What the SDK's own stream raises for this error event (an `APIStatusError`)."""
-        if error.event is None:
-            return None
-        return sdk_stream_failure(*self.sdk_stream, client, http, error.event)
 
     def follow_up(
         self, request: Request, answer: Response, results: Sequence[ToolResult]

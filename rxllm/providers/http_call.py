@@ -120,9 +120,22 @@ class SDKCodec:
         """The credentials this call may send."""
         return self._secrets()
 
+    sdk_stream: tuple[Any, Any]
+    """The SDK's own stream class and event type (`HTTPCodec.sdk_stream`): a subclass's."""
+
     def decoder(self) -> BodyDecoder:
         """A fresh decoder of the body: server-sent events."""
         return SSEDecoder()
+
+    def error_cause(
+        self, error: errors.StreamError, client: Any, http: httpx2.Response
+    ) -> BaseException | None:
+        """What the installed SDK's own stream raises for this error event (its
+        `APIStatusError` / `APIError`); a codec whose SDK yields some error events as data
+        overrides it (`ResponsesCodec`)."""
+        if error.event is None:
+            return None
+        return sdk_stream_failure(*self.sdk_stream, client, http, error.event)
 
 
 class HTTPCodecClass(Protocol):
