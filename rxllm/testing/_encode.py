@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from rxllm.models import Chunk, ToolCallDelta, Usage
 from rxllm.testing._encode_responses import ResponsesEncoder, check_responses
-from rxllm.testing._script import Script
+from rxllm.testing._script import Script, check_contiguous_calls
 
 __all__ = [
     "Ending",
@@ -437,27 +437,12 @@ def _interruption(script: Script, chunks: int) -> tuple[int, str] | None:
 def _check_anthropic(items: Sequence[str | Chunk]) -> None:
     # A tool_use block is closed for good when the next block starts, so the fragments of
     # one call must be contiguous, as the real API sends them.
-    current: int | None = None
-    closed: set[int] = set()
-    for item in items:
-        if isinstance(item, str) or item.thinking or item.content or item.refusal:
-            if current is not None:
-                closed.add(current)
-                current = None
-            if isinstance(item, str):
-                continue
-        for call in item.tool_calls:
-            if call.index == current:
-                continue
-            if call.index in closed:
-                raise ValueError(
-                    f"this script cannot be streamed as Anthropic events: the deltas of tool "
-                    f"call {call.index} are not contiguous (Anthropic streams each call as one "
-                    "content block, so script all of a call's fragments before the next)"
-                )
-            if current is not None:
-                closed.add(current)
-            current = call.index
+    check_contiguous_calls(
+        items,
+        "Anthropic",
+        "Anthropic streams each call as one content block, so script all of a call's "
+        "fragments before the next",
+    )
 
 
 def plan(

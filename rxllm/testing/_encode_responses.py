@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rxllm.models import Chunk, ToolCallDelta, Usage
-from rxllm.testing._script import Script
+from rxllm.testing._script import Script, check_contiguous_calls
 
 __all__ = ["ResponsesEncoder", "check_responses"]
 
@@ -420,25 +420,9 @@ def check_responses(items: Sequence[str | Chunk]) -> None:
     ...
     ValueError: this script cannot be streamed as Responses events: the deltas of tool call 0 ...
     """
-    current: int | None = None
-    closed: set[int] = set()
-    for item in items:
-        if isinstance(item, str) or item.thinking or item.content or item.refusal:
-            if current is not None:
-                closed.add(current)
-                current = None
-            if isinstance(item, str):
-                continue
-        for call in item.tool_calls:
-            if call.index == current:
-                continue
-            if call.index in closed:
-                raise ValueError(
-                    f"this script cannot be streamed as Responses events: the deltas of tool "
-                    f"call {call.index} are not contiguous (the Responses API streams each "
-                    "call as one output item, so script all of a call's fragments before the "
-                    "next item)"
-                )
-            if current is not None:
-                closed.add(current)
-            current = call.index
+    check_contiguous_calls(
+        items,
+        "Responses",
+        "the Responses API streams each call as one output item, so script all of a call's "
+        "fragments before the next item",
+    )

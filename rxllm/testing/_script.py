@@ -18,7 +18,33 @@ from rxllm._checks import is_int
 from rxllm.models import Chunk, Usage
 from rxllm.providers.scripted import split_text
 
-__all__ = ["Script"]
+__all__ = ["Script", "check_contiguous_calls"]
+
+
+def check_contiguous_calls(items: Sequence[str | Chunk], protocol: str, why: str) -> None:
+    """Raise `ValueError` when the fragments of one tool call are not contiguous in a
+    script: a protocol that streams each call as one block (an Anthropic content block, a
+    Responses output item) closes it for good when the next block starts."""
+    current: int | None = None
+    closed: set[int] = set()
+    for item in items:
+        if isinstance(item, str) or item.thinking or item.content or item.refusal:
+            if current is not None:
+                closed.add(current)
+                current = None
+            if isinstance(item, str):
+                continue
+        for call in item.tool_calls:
+            if call.index == current:
+                continue
+            if call.index in closed:
+                raise ValueError(
+                    f"this script cannot be streamed as {protocol} events: the deltas of tool "
+                    f"call {call.index} are not contiguous ({why})"
+                )
+            if current is not None:
+                closed.add(current)
+            current = call.index
 
 
 def _carries_content(chunk: Chunk) -> bool:
