@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from reactivex import operators as rx
 
 import rxllm
 from rxllm import ops
 from rxllm.models import Chunk, Usage
 from rxllm.testing import Script, Server
+
+from .anthropic_events import block, message
 
 SEARCH = {"type": "web_search_20250305", "name": "web_search"}  # the provider runs it
 USE = {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {}}
@@ -33,44 +33,11 @@ def weather(city: str) -> str:
     return f"sunny in {city}"
 
 
-def _message(*blocks: list[dict[str, Any]], reason: str, tokens: tuple[int, int]) -> Script:
-    start = {
-        "type": "message_start",
-        "message": {
-            "id": "msg_1",
-            "type": "message",
-            "role": "assistant",
-            "model": "claude-x",
-            "content": [],
-            "stop_reason": None,
-            "stop_sequence": None,
-            "usage": {"input_tokens": tokens[0], "output_tokens": 1},
-        },
-    }
-    end = [
-        {
-            "type": "message_delta",
-            "delta": {"stop_reason": reason},
-            "usage": {"output_tokens": tokens[1]},
-        },
-        {"type": "message_stop"},
-    ]
-    return Script(raw_events=[start, *(event for block in blocks for event in block), *end])
-
-
-def _block(index: int, block: dict[str, Any], *deltas: dict[str, Any]) -> list[dict[str, Any]]:
-    return [
-        {"type": "content_block_start", "index": index, "content_block": block},
-        *({"type": "content_block_delta", "index": index, "delta": d} for d in deltas),
-        {"type": "content_block_stop", "index": index},
-    ]
-
-
 def _paused(tokens: tuple[int, int] = (10, 5)) -> Script:
-    return _message(
-        _block(0, {"type": "text", "text": ""}, {"type": "text_delta", "text": "Searching. "}),
-        _block(1, USE, {"type": "input_json_delta", "partial_json": '{"query": "oslo"}'}),
-        _block(2, RESULT),
+    return message(
+        block(0, {"type": "text", "text": ""}, {"type": "text_delta", "text": "Searching. "}),
+        block(1, USE, {"type": "input_json_delta", "partial_json": '{"query": "oslo"}'}),
+        block(2, RESULT),
         reason="pause_turn",
         tokens=tokens,
     )
@@ -83,8 +50,8 @@ def _llm(server: Server) -> rxllm.LLM:
 def test_a_paused_turn_goes_back_as_it_is_and_is_continued(server: Server) -> None:
     server.push(_paused(tokens=(10, 5)))
     server.push(
-        _message(
-            _block(0, {"type": "text", "text": ""}, {"type": "text_delta", "text": "Sunny."}),
+        message(
+            block(0, {"type": "text", "text": ""}, {"type": "text_delta", "text": "Sunny."}),
             reason="end_turn",
             tokens=(40, 3),
         )
@@ -108,8 +75,8 @@ def test_a_paused_turn_goes_back_as_it_is_and_is_continued(server: Server) -> No
 def test_client_tools_after_a_paused_turn_run_and_the_loop_goes_on(server: Server) -> None:
     server.push(_paused())
     server.push(
-        _message(
-            _block(
+        message(
+            block(
                 0,
                 {"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {}},
                 {"type": "input_json_delta", "partial_json": '{"city": "Oslo"}'},
@@ -119,8 +86,8 @@ def test_client_tools_after_a_paused_turn_run_and_the_loop_goes_on(server: Serve
         )
     )
     server.push(
-        _message(
-            _block(0, {"type": "text", "text": ""}, {"type": "text_delta", "text": "Sunny."}),
+        message(
+            block(0, {"type": "text", "text": ""}, {"type": "text_delta", "text": "Sunny."}),
             reason="end_turn",
             tokens=(60, 2),
         )

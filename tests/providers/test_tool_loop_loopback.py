@@ -19,6 +19,8 @@ from rxllm import ops
 from rxllm.models import Chunk, ToolCallDelta, Usage
 from rxllm.testing import Script, Server
 
+from .anthropic_events import block, message
+
 KEY = "sk-tool-loop"
 PROVIDERS = ["openai", "anthropic"]
 
@@ -399,48 +401,19 @@ def test_an_async_tool_whose_await_is_cancelled_is_a_failed_result() -> None:
 # --- found by a re-audit of the fixes; each failed before them ------------------------------
 
 
-def _anthropic(*events: dict[str, Any], reason: str = "end_turn") -> Script:
-    start = {
-        "type": "message_start",
-        "message": {
-            "id": "msg_1",
-            "type": "message",
-            "role": "assistant",
-            "model": "claude-x",
-            "content": [],
-            "stop_reason": None,
-            "stop_sequence": None,
-            "usage": {"input_tokens": 10, "output_tokens": 1},
-        },
-    }
-    end = [
-        {"type": "message_delta", "delta": {"stop_reason": reason}, "usage": {"output_tokens": 5}},
-        {"type": "message_stop"},
-    ]
-    return Script(raw_events=[start, *events, *end])
-
-
-def _block(index: int, block: dict[str, Any], *deltas: dict[str, Any]) -> list[dict[str, Any]]:
-    return [
-        {"type": "content_block_start", "index": index, "content_block": block},
-        *({"type": "content_block_delta", "index": index, "delta": d} for d in deltas),
-        {"type": "content_block_stop", "index": index},
-    ]
-
-
 def test_an_anthropic_answer_cut_inside_a_tool_call_goes_back_as_sent(server: Server) -> None:
     # the arguments cannot be parsed, so the fields cannot be compared: the API's blocks,
     # thinking signature included, go back (message() raised ValueError)
     thinking = {"type": "thinking", "thinking": "", "signature": ""}
-    cut = _anthropic(
-        *_block(
+    cut = message(
+        block(
             0,
             thinking,
             {"type": "thinking_delta", "thinking": "Plan."},
             {"type": "signature_delta", "signature": "SIG"},
         ),
-        *_block(1, {"type": "text", "text": ""}, {"type": "text_delta", "text": "Writing."}),
-        *_block(
+        block(1, {"type": "text", "text": ""}, {"type": "text_delta", "text": "Writing."}),
+        block(
             2,
             {"type": "tool_use", "id": "toolu_1", "name": "write", "input": {}},
             {"type": "input_json_delta", "partial_json": '{"path": "a.txt", "text": "hel'},
@@ -475,13 +448,13 @@ def test_an_anthropic_turn_of_server_tool_blocks_only_is_kept(server: Server) ->
         ],
     }
     server.push(
-        _anthropic(
-            *_block(
+        message(
+            block(
                 0,
                 {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {}},
                 {"type": "input_json_delta", "partial_json": '{"query": "oslo"}'},
             ),
-            *_block(1, result),
+            block(1, result),
             reason="pause_turn",
         )
     )
