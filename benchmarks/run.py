@@ -87,6 +87,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--paced-reps", type=int, help="repetitions of 5b's bisection")
     parser.add_argument("--paced-protocols", help="providers of 5b, e.g. anthropic,openai")
     parser.add_argument(
+        "--paced-steps",
+        help="5b's numbers of streams tried in turn until one fails (default: 25,50,...,1600), "
+        "e.g. 1600,2000,2400 to look for a floor above the default's last step",
+    )
+    parser.add_argument(
         "--paced-readers",
         help="readers of 5b (default: sdk,rxllm,floor,rxllm@aiohttp,floor@aiohttp; "
         "sdk@aiohttp is the bare SDK on aiohttp)",
@@ -108,6 +113,8 @@ def main(argv: list[str] | None = None) -> None:
         overrides["many_reps"] = args.reps
     if args.paced_reps:
         overrides["paced_reps"] = args.paced_reps
+    if args.paced_steps:
+        overrides["paced_steps"] = tuple(int(n) for n in args.paced_steps.split(","))
     if args.paced_protocols:
         overrides["paced_protocols"] = tuple(args.paced_protocols.split(","))
     if args.concurrency_protocols:
